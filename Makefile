@@ -1,0 +1,29 @@
+# Two commands for a fresh machine (Python 3.10+ with venv; everything else comes from PyPI):
+#   make demo   set up .venv and run the end-to-end inference demo
+#   make test   set up .venv and run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export AMARANTH_USE_YOSYS := builtin
+
+.PHONY: demo test verilog regmap clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/neurram demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+verilog: $(VENV)/.installed
+	$(VENV)/bin/neurram verilog --out build/verilog
+
+regmap: $(VENV)/.installed
+	$(VENV)/bin/neurram regmap --write
+
+clean:
+	rm -rf build sim_build .pytest_cache

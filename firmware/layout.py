@@ -1,0 +1,82 @@
+"""Host-side layouts of the chip's buffers (docs/registers.md, "Buffers").
+
+Input and output vectors travel as bit-planes: plane p of a vector holds bit p of every line's
+code, 32 lines per word. Ternary registers travel as 16 two-bit entries per word. These helpers
+convert between numpy arrays and the word lists the bus carries; they know nothing about
+transports.
+"""
+
+import numpy as np
+
+__all__ = ["bits_to_words", "words_to_bits", "codes_to_planes", "planes_to_codes", "input_words",
+           "output_bytes_from_words", "ternary_to_words", "words_to_ternary"]
+
+
+def bits_to_words(bits: np.ndarray, n_words: int) -> np.ndarray:
+    """(..., lines) bools -> (..., n_words) uint32, line 32w+i in bit i of word w."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    lines = bits.shape[-1]
+    padded = np.zeros(bits.shape[:-1] + (32 * n_words,), np.uint8)
+    padded[..., :lines] = bits
+    packed = np.packbits(padded, axis=-1, bitorder="little")
+    return packed.view("<u4").astype(np.uint32) if packed.flags.c_contiguous else \
+        np.ascontiguousarray(packed).view("<u4").astype(np.uint32)
+
+
+def words_to_bits(words, lines: int) -> np.ndarray:
+    w = np.ascontiguousarray(np.asarray(words, dtype="<u4"))
+    return np.unpackbits(w.view(np.uint8), axis=-1, bitorder="little")[..., :lines].astype(bool)
+
+
+def codes_to_planes(codes: np.ndarray, planes: int, signed: bool) -> np.ndarray:
+    """(B, lines) integer codes -> (B, planes, lines) bools: magnitude bits then the sign plane.
+
+    Unsigned codes use planes 0..planes-2 for their bits. Signed codes are sign-magnitude: the
+    magnitude in the low planes, plane planes-1 set for negative codes.
+    """
+    codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+    mag = np.abs(codes) if signed else codes
+    if (codes < 0).any() and not signed:
+        raise ValueError("negative input codes need signed inputs")
+    out = np.zeros(codes.shape[:1] + (planes,) + codes.shape[1:], dtype=bool)
+    for p in range(planes - 1):
+        out[:, p] = (mag >> p) & 1
+    out[:, planes - 1] = codes < 0
+    return out
+
+
+def planes_to_codes(planes: np.ndarray, signed: bool) -> np.ndarray:
+    planes = np.asarray(planes, dtype=np.int64)
+    n = planes.shape[1]
+    mag = sum(planes[:, p] << p for p in range(n - 1))
+    return np.where(planes[:, n - 1].astype(bool), -mag, mag) if signed else mag
+
+
+def input_words(codes: np.ndarray, config, signed: bool) -> np.ndarray:
+    """The INPUT buffer words for a batch of codes (B, lines), vector after vector."""
+    planes = codes_to_planes(codes, config.input_planes, signed)
+    return bits_to_words(planes, config.words_per_line_vector).reshape(-1)
+
+
+def output_bytes_from_words(words, config, batch: int) -> np.ndarray:
+    """OUTPUT buffer words (batch x 8 planes x words_per_line_vector) -> (batch, lines) uint8."""
+    w = np.asarray(words, dtype=np.uint32).reshape(batch, 8, config.words_per_line_vector)
+    bits = words_to_bits(w, config.lines).astype(np.uint8)          # (B, 8, lines)
+    return np.einsum("bkl,k->bl", bits, 1 << np.arange(8, dtype=np.int64)).astype(np.uint8)
+
+
+def ternary_to_words(values: np.ndarray, n_words: int) -> np.ndarray:
+    """Ternary values {-1, 0, +1} -> words of 16 two-bit entries (0b01 = +1, 0b11 = -1)."""
+    v = np.asarray(values, dtype=np.int64)
+    codes = np.where(v > 0, 1, np.where(v < 0, 3, 0)).astype(np.uint64)
+    padded = np.zeros(16 * n_words, np.uint64)
+    padded[: v.size] = codes
+    shifts = (2 * np.arange(16, dtype=np.uint64))
+    return (padded.reshape(n_words, 16) << shifts).sum(axis=1).astype(np.uint32)
+
+
+def words_to_ternary(words, lines: int) -> np.ndarray:
+    w = np.asarray(words, dtype=np.uint64)
+    codes = (w[:, None] >> (2 * np.arange(16, dtype=np.uint64))) & 3
+    codes = codes.reshape(-1)[:lines]
+    return np.where(codes == 1, 1, np.where(codes == 3, -1, 0)).astype(np.int8)

@@ -1,0 +1,1 @@
+"""neurram.models"""

@@ -1,0 +1,190 @@
+"""The analog half of one compute-in-memory core: RRAM array, crossbar sensing, neurons.
+
+This is the one analog model of the project (DESIGN.md contract 5). The cocotb co-simulation
+attaches it to each core's black-box ``neurram_analog_array`` and calls the *event* methods as
+the RTL's strobes arrive; the fast chip model calls the *batch* methods for whole batches. Both
+paths share every line of arithmetic, so with the same seed they agree bit for bit.
+
+Randomness comes from three independent streams spawned from the core's seed, so that the order
+in which a backend interleaves cell operations and MVMs cannot change any draw:
+``device`` (programming, cell reads, relaxation), ``mvm`` (fresh read noise, two standard
+normals per output line per MVM, drawn at initialise) and ``static`` (per-neuron mismatch,
+drawn once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .crossbar import BACKWARD, FORWARD, Crossbar, CrossbarParams
+from .neuron import NeuronBank, NeuronParams
+
+__all__ = ["AnalogParams", "AnalogCore", "READ_LSB_uS", "FORWARD", "BACKWARD", "pulse_counts"]
+
+#: Conductance per LSB of a cell read result (CELL_RESULT.g_10nS).
+READ_LSB_uS = 0.01
+
+
+@dataclass(frozen=True)
+class AnalogParams:
+    """Everything analog about a core. ``AnalogParams.ideal()`` switches every noise off."""
+    device: object = None            # models.device.RRAMParams (None: its defaults)
+    crossbar: CrossbarParams = field(default_factory=CrossbarParams)
+    neuron: NeuronParams = field(default_factory=NeuronParams)
+    #: σ of the relative input-driver amplitude mismatch between cores (0 = ideal).
+    driver_mismatch_sigma: float = 0.0
+
+    @classmethod
+    def ideal(cls) -> "AnalogParams":
+        from .device import RRAMParams
+        return cls(device=RRAMParams.noise_free(), crossbar=CrossbarParams(read_noise=False),
+                   neuron=NeuronParams())
+
+    def device_params(self):
+        from .device import RRAMParams
+        return self.device if self.device is not None else RRAMParams()
+
+
+def pulse_counts(codes: np.ndarray, bits: int, signed: bool, multiplier: int,
+                 negate: np.ndarray | None = None):
+    """Per-line counts of +1 and -1 pulses of a whole bit-serial MVM (NEURRAM.md §2).
+
+    Bit k of every line is applied as two phases of ``multiplier · 2^k`` pulses each. Unsigned bit
+    b: (2b-1) then (+1). Signed (sign-magnitude, bits-1 magnitude bits) digit t: [t>0 ? +1 : -1]
+    then [t>=0 ? +1 : -1]. Lines in ``negate`` (the G- rows of differential pairs) get every pulse
+    inverted. Returns (n_plus, n_minus) as int64 arrays shaped like ``codes``.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    m = int(multiplier)
+    if signed:
+        full = (1 << (bits - 1)) - 1
+        mag = np.abs(codes)
+        n_plus = np.where(codes >= 0, m * (mag + full), m * (full - mag))
+        n_minus = np.where(codes >= 0, m * (full - mag), m * (full + mag))
+    else:
+        full = (1 << bits) - 1
+        n_plus = m * (codes + full)
+        n_minus = m * (full - codes)
+    if negate is not None:
+        n_plus, n_minus = np.where(negate, n_minus, n_plus), np.where(negate, n_plus, n_minus)
+    return n_plus, n_minus
+
+
+class AnalogCore:
+    """Analog state and behaviour of one core (rows x cols cells, max(rows, cols) neurons)."""
+
+    def __init__(self, rows: int, cols: int, params: AnalogParams | None = None, seed: int = 0):
+        from .device import RRAMArray
+        self.rows, self.cols = rows, cols
+        self.params = params if params is not None else AnalogParams()
+        self.seed = seed
+        ss = np.random.SeedSequence(seed)
+        dev_ss, mvm_ss, static_ss = ss.spawn(3)
+        self.device = RRAMArray(rows, cols, self.params.device_params(), np.random.default_rng(dev_ss))
+        self.crossbar = Crossbar(rows, cols, lambda: self.device.g_uS, self.device.read_noise_sigma_uS,
+                                 self.params.crossbar)
+        static = np.random.default_rng(static_ss)
+        self.driver_gain = 1.0 + self.params.driver_mismatch_sigma * static.standard_normal()
+        self.neurons = NeuronBank(max(rows, cols), self.params.neuron, static)
+        self.mvm_rng = np.random.default_rng(mvm_ss)
+        # Event-API state of the MVM in progress.
+        self._direction = FORWARD
+        self._n_plus = self._n_minus = None
+        self._v = (0.0, 0.0)
+        self._z = None
+
+    # -- geometry --------------------------------------------------------------------------------
+    def n_inputs(self, direction: int) -> int:
+        return self.rows if direction == FORWARD else self.cols
+
+    def n_outputs(self, direction: int) -> int:
+        return self.cols if direction == FORWARD else self.rows
+
+    # -- weights and time ------------------------------------------------------------------------
+    def set_conductance(self, g_uS: np.ndarray) -> None:
+        self.device.set_conductance(g_uS)
+        self.crossbar.invalidate()
+
+    def program_pulse(self, row, col, polarity, amplitude_mV, width_ns, gate_mV) -> None:
+        self.device.apply_pulses(row, col, polarity, np.asarray(amplitude_mV) * 1e-3, width_ns,
+                                 np.asarray(gate_mV) * 1e-3)
+        self.crossbar.invalidate()
+
+    def read_cell(self, row, col, read_mV=150):
+        """Cell read as the chip reports it: conductance in READ_LSB_uS units, 16-bit saturating."""
+        g = self.device.read(row, col, np.asarray(read_mV) * 1e-3)
+        return np.clip(np.rint(np.asarray(g) / READ_LSB_uS), 0, 0xFFFF).astype(np.int64)
+
+    def relax(self, seconds: float) -> None:
+        self.device.relax(seconds)
+        self.crossbar.invalidate()
+
+    def _volts(self, v_pos_mV, v_neg_mV):
+        return v_pos_mV * 1e-3 * self.driver_gain, v_neg_mV * 1e-3 * self.driver_gain
+
+    def _draw_z(self, batch_shape, direction):
+        n = self.n_outputs(direction)
+        if not self.crossbar.has_read_noise():
+            return None
+        return self.mvm_rng.standard_normal(tuple(batch_shape) + (2, n))
+
+    # -- event API (co-simulation) ---------------------------------------------------------------
+    def initialise(self, direction: int) -> None:
+        """Neuron initialise: discharge integrators; a new MVM starts (fresh read noise)."""
+        self.neurons.initialise()
+        self._direction = direction
+        n_in = self.n_inputs(direction)
+        self._n_plus = np.zeros(n_in, np.int64)
+        self._n_minus = np.zeros(n_in, np.int64)
+        self._z = self._draw_z((), direction)
+
+    def integrate(self, drive: np.ndarray, n_pulses: int, v_pos_mV: float, v_neg_mV: float) -> None:
+        """A burst of ``n_pulses`` identical pulses with ternary ``drive`` on the input lines."""
+        if self._n_plus is None:
+            raise RuntimeError("integrate before initialise")
+        if self._v != (v_pos_mV, v_neg_mV) and (self._n_plus.any() or self._n_minus.any()):
+            self._flush()
+        self._v = (v_pos_mV, v_neg_mV)
+        drive = np.asarray(drive)[: self._n_plus.size]
+        self._n_plus += n_pulses * (drive > 0)
+        self._n_minus += n_pulses * (drive < 0)
+
+    def _flush(self) -> None:
+        if self._n_plus is None or not (self._n_plus.any() or self._n_minus.any()):
+            return
+        d = self._direction
+        vp, vn = self._volts(*self._v)
+        dev = self.crossbar.integrate_counts(d, self._n_plus, self._n_minus, vp, vn, self._z)
+        self.neurons.integrate(dev, slice(0, self.n_outputs(d)))
+        self._n_plus[:] = 0
+        self._n_minus[:] = 0
+        self._z = None  # read noise is per MVM: pulses after a compare see the same sample-free array
+
+    def compare(self, noise_nV: np.ndarray | None = None) -> np.ndarray:
+        """Comparator outputs of all neurons (True = positive)."""
+        self._flush()
+        return self.neurons.compare(noise_nV)
+
+    def step(self, enable: np.ndarray, latched_positive: np.ndarray, packet_uV: float,
+             shift: int = 0) -> None:
+        self._flush()
+        self.neurons.step(enable, latched_positive, packet_uV, shift)
+
+    # -- batch API (fast model) ------------------------------------------------------------------
+    def mvm_charge(self, direction: int, n_plus: np.ndarray, n_minus: np.ndarray,
+                   v_pos_mV: float, v_neg_mV: float) -> np.ndarray:
+        """Integrator voltages (nV) after whole MVMs for a batch of pulse counts (B, inputs).
+
+        Draws the read noise of each MVM from the same stream, in the same order, as a sequence
+        of :meth:`initialise` calls would.
+        """
+        n_plus = np.atleast_2d(n_plus)
+        n_minus = np.atleast_2d(n_minus)
+        z = self._draw_z((n_plus.shape[0],), direction)
+        vp, vn = self._volts(v_pos_mV, v_neg_mV)
+        dev = self.crossbar.integrate_counts(direction, n_plus, n_minus, vp, vn, z)
+        n_out = self.n_outputs(direction)
+        q0 = np.zeros((n_plus.shape[0], n_out), np.int64)
+        return self.neurons.charge_nV(q0, dev, slice(0, n_out))

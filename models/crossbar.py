@@ -1,0 +1,129 @@
+"""Crossbar with voltage-mode sensing (NEURRAM.md §2).
+
+During an MVM the output lines are precharged to V_ref and left floating. Each settles to the
+conductance-weighted average of the input line voltages::
+
+    V_j - V_ref = Σ_i u_i G_ij / Σ_i G_ij          u_i = +V_pos, -V_neg or 0 (ternary drive)
+
+so the array computes a normalised dot product with no static output current. The map from
+input voltages to output voltages is linear for fixed conductances, so a whole bit-serial MVM
+(many pulses with different drive patterns) integrates to the same charge as one evaluation with
+the per-line pulse counts: Σ_pulses Σ_i u_i(p) K_ij = Σ_i (Σ_p u_i(p)) K_ij. Both the cocotb
+co-simulation (which sees the pulses one burst at a time) and the fast model (which sees whole
+batches) call :meth:`Crossbar.integrate_counts` with those counts.
+
+Exactness. The normalised coupling K_ij = G_ij / Σ_i G_ij is held as integers on a 2^-24 grid
+(``coupling_frac_bits``), so Σ_i n_i K_ij is an exact integer in float64 for every summation order
+(counts < 2^17, 2^24 grid, ≤ 4096 lines: < 2^53). The co-simulation and the fast model therefore
+produce bit-identical charges whatever BLAS does. The grid is 6e-8 of full scale, far below
+every physical effect modelled.
+
+Read noise. Every MVM sees fresh read noise E_ij ~ N(0, σ_ij²) on each conductance (σ from the
+device model). The output of one MVM is then (N_j + n1_j) / (D_j + n2_j) with N_j = Σ_i a_i G_ij,
+D_j = Σ_i G_ij and (n1, n2) jointly Gaussian: Var n1 = Σ a_i² σ_ij², Var n2 = Σ σ_ij²,
+Cov = Σ a_i σ_ij². Sampling (n1, n2) from two standard normals per output is exact in distribution
+and costs two extra matrix products instead of one matrix per MVM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CrossbarParams", "Crossbar", "FORWARD", "BACKWARD"]
+
+FORWARD = 0
+BACKWARD = 1
+
+
+@dataclass(frozen=True)
+class CrossbarParams:
+    #: Reference (precharge) voltage of every line, V. NEURRAM.md §2.
+    v_ref_V: float = 0.9
+    #: Fraction bits of the integer coupling grid (see module docstring).
+    coupling_frac_bits: int = 24
+    #: Fresh read noise on every conductance in every MVM.
+    read_noise: bool = True
+
+
+class Crossbar:
+    """The voltage-mode MVM of one core's array, over a device model's conductances.
+
+    ``conductance`` is a callable returning the (rows, cols) conductance matrix in µS now;
+    ``read_sigma`` maps conductances to the σ of one read in µS. Call :meth:`invalidate` after
+    anything changes the conductances (the core model does this after programming and relaxation).
+    """
+
+    def __init__(self, rows: int, cols: int, conductance, read_sigma=None,
+                 params: CrossbarParams = CrossbarParams()):
+        self.rows, self.cols = rows, cols
+        self.params = params
+        self._conductance = conductance
+        self._read_sigma = read_sigma
+        self._cache: dict = {}
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+    # -- derived matrices, cached per direction ------------------------------------------------
+    def _oriented(self, direction: int) -> np.ndarray:
+        g = np.asarray(self._conductance(), dtype=np.float64)
+        return g if direction == FORWARD else g.T
+
+    def coupling(self, direction: int) -> np.ndarray:
+        """Integer coupling matrix k (inputs x outputs), K = k · 2^-frac_bits."""
+        key = ("k", direction)
+        if key not in self._cache:
+            g = self._oriented(direction)
+            colsum = g.sum(axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                frac = np.where(colsum > 0, g / np.where(colsum > 0, colsum, 1.0), 0.0)
+            self._cache[key] = np.rint(frac * (1 << self.params.coupling_frac_bits))
+        return self._cache[key]
+
+    def _noise_terms(self, direction: int):
+        key = ("noise", direction)
+        if key not in self._cache:
+            g = self._oriented(direction)
+            var = np.asarray(self._read_sigma(g), dtype=np.float64) ** 2
+            self._cache[key] = (g, g.sum(axis=0), var, var.sum(axis=0))
+        return self._cache[key]
+
+    def has_read_noise(self) -> bool:
+        return bool(self.params.read_noise and self._read_sigma is not None)
+
+    # -- the MVM ---------------------------------------------------------------------------------
+    def integrate_counts(self, direction: int, n_plus: np.ndarray, n_minus: np.ndarray,
+                         v_pos_V: float, v_neg_V: float, z: np.ndarray | None = None) -> np.ndarray:
+        """Summed output-line deviation V_j - V_ref over all pulses of an MVM, in V·pulses.
+
+        ``n_plus``/``n_minus``: (..., inputs) counts of +1 and -1 pulses per input line.
+        ``z``: (..., 2, outputs) standard normals for this MVM's read noise, or None for none.
+        Returns (..., outputs) float64.
+        """
+        k = self.coupling(direction)
+        s_plus = np.asarray(n_plus, dtype=np.float64) @ k
+        s_minus = np.asarray(n_minus, dtype=np.float64) @ k
+        scale = 2.0 ** -self.params.coupling_frac_bits
+        out = (v_pos_V * s_plus - v_neg_V * s_minus) * scale
+        if z is not None and self.has_read_noise():
+            out = out + self._read_noise(direction, n_plus, n_minus, v_pos_V, v_neg_V, out, z)
+        return out
+
+    def _read_noise(self, direction, n_plus, n_minus, v_pos_V, v_neg_V, ideal, z):
+        g, den, var, var_den = self._noise_terms(direction)
+        a = v_pos_V * np.asarray(n_plus, np.float64) - v_neg_V * np.asarray(n_minus, np.float64)
+        var_num = (a * a) @ var
+        cov = a @ var
+        z = np.asarray(z, dtype=np.float64)
+        z1, z2 = z[..., 0, :], z[..., 1, :]
+        sd_den = np.sqrt(var_den)
+        safe = np.where(sd_den > 0, sd_den, 1.0)
+        n2 = sd_den * z2
+        rho_term = np.where(sd_den > 0, cov / (safe * safe), 0.0)
+        resid = np.sqrt(np.maximum(var_num - rho_term * cov, 0.0))
+        n1 = rho_term * n2 + resid * z1
+        den_noisy = den + n2
+        den_safe = np.where(den_noisy > 0, den_noisy, np.inf)
+        return (n1 - ideal * n2) / den_safe

@@ -1,0 +1,140 @@
+"""The integrate-and-convert neuron (NEURRAM.md §2).
+
+Four operations: initialise (discharge the integration capacitor), sample-and-integrate (once
+per input pulse: the output line's deviation from V_ref, sampled on C_sample, is added to the
+integrator through the ratio C_sample/C_integ), compare (the amplifier becomes a comparator), and
+charge decrement (add or remove a fixed packet according to the latched sign).
+
+The integrator voltage is held as an integer number of nanovolts. All later arithmetic
+(offsets, packets, steps) is then exact, so the iterative conversion the RTL performs and the
+closed forms the fast model uses (:func:`decrement_closed_form`) agree bit for bit. 1 nV is far
+below the comparator noise of any real neuron.
+
+Every parameter has its unit in its name; static mismatch is drawn once per neuron from the
+core's seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["NeuronParams", "NeuronBank", "decrement_closed_form", "sar_closed_form"]
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    #: Sampling capacitor, fF (estimate; sets the integration gain with c_integ_fF).
+    c_sample_fF: float = 25.0
+    #: Integration capacitor, fF (estimate). Gain C_sample/C_integ = 1/16.
+    c_integ_fF: float = 400.0
+    #: Integrator swing limit around V_ref, V (estimate: rail-to-rail at 1.8 V with V_ref 0.9 V).
+    v_sat_V: float = 0.9
+    #: σ of the relative mismatch of C_sample/C_integ between neurons (0 = ideal).
+    gain_mismatch_sigma: float = 0.0
+    #: σ of the comparator input offset, µV (0 = ideal).
+    comparator_offset_sigma_uV: float = 0.0
+    #: σ of the relative mismatch of the charge packet, positive and negative branches drawn
+    #: independently (0 = ideal).
+    packet_mismatch_sigma: float = 0.0
+    #: Systematic relative gain of the negative-branch packet against the positive one.
+    packet_neg_gain: float = 1.0
+
+    @property
+    def gain(self) -> float:
+        return self.c_sample_fF / self.c_integ_fF
+
+
+class NeuronBank:
+    """The ``n`` neurons of one core (neuron i serves bitline i and source line i)."""
+
+    def __init__(self, n: int, params: NeuronParams = NeuronParams(),
+                 rng: np.random.Generator | None = None):
+        self.n = n
+        self.params = params
+        rng = rng if rng is not None else np.random.default_rng(0)
+        # Static mismatch, drawn once (always the same number of draws, whatever the sigmas).
+        z = rng.standard_normal((4, n))
+        self.gain = params.gain * (1.0 + params.gain_mismatch_sigma * z[0])
+        self.offset_nV = np.rint(params.comparator_offset_sigma_uV * 1e3 * z[1]).astype(np.int64)
+        self.packet_pos_rel = 1.0 + params.packet_mismatch_sigma * z[2]
+        self.packet_neg_rel = params.packet_neg_gain * (1.0 + params.packet_mismatch_sigma * z[3])
+        self.v_sat_nV = int(round(params.v_sat_V * 1e9))
+        self.q_nV = np.zeros(n, dtype=np.int64)
+
+    # -- event API (the co-simulation drives these one at a time) ------------------------------
+    def initialise(self) -> None:
+        self.q_nV[:] = 0
+
+    def integrate(self, line_deviation_V: np.ndarray, neurons: slice | np.ndarray = slice(None)) -> None:
+        """Add summed output-line deviations (V·pulses) of the sensed lines."""
+        self.q_nV[neurons] = self.charge_nV(self.q_nV[neurons], line_deviation_V, neurons)
+
+    def compare(self, noise_nV: np.ndarray | None = None) -> np.ndarray:
+        """Comparator outputs: True where the integrator (plus offset and noise) is above 0."""
+        v = self.q_nV + self.offset_nV
+        if noise_nV is not None:
+            v = v + noise_nV
+        return v > 0
+
+    def step(self, enable: np.ndarray, latched_positive: np.ndarray, packet_uV: float,
+             shift: int = 0) -> None:
+        """One charge packet toward zero on enabled neurons, signed by the latched comparator."""
+        pos, neg = self.packets_nV(packet_uV, shift)
+        delta = np.where(latched_positive, -pos, neg)
+        self.q_nV += np.where(enable, delta, 0)
+
+    # -- shared arithmetic (both backends) -------------------------------------------------------
+    def charge_nV(self, q0_nV, line_deviation_V, neurons=slice(None)) -> np.ndarray:
+        """Integrator after adding deviations: round(gain · ΔV · 1e9), saturated at ±v_sat."""
+        add = np.rint(self.gain[neurons] * np.asarray(line_deviation_V) * 1e9).astype(np.int64)
+        return np.clip(q0_nV + add, -self.v_sat_nV, self.v_sat_nV)
+
+    def packets_nV(self, packet_uV: float, shift: int = 0):
+        base = packet_uV * 1e3 * (1 << shift)
+        pos = np.maximum(np.rint(base * self.packet_pos_rel), 1).astype(np.int64)
+        neg = np.maximum(np.rint(base * self.packet_neg_rel), 1).astype(np.int64)
+        return pos, neg
+
+
+def decrement_closed_form(q_nV: np.ndarray, offset_nV: np.ndarray, packet_pos_nV: np.ndarray,
+                          packet_neg_nV: np.ndarray, tracked: np.ndarray, max_steps: int):
+    """Charge-decrement conversion of a batch without iterating.
+
+    Equals the RTL's loop: latch the initial sign s = (q + off > 0); then repeat up to
+    ``max_steps`` times {move q one packet toward zero; compare}; a neuron's output is the number
+    of steps until its comparator flips (``max_steps`` when it never does). Untracked neurons
+    do no steps. Returns (negative: bool, steps: int) arrays of q's shape.
+    """
+    v = q_nV + offset_nV
+    positive = v > 0
+    # Positive: flips at the first k with v - k·p <= 0, i.e. k = ceil(v / p).
+    k_pos = -((-v) // packet_pos_nV)
+    # Negative (v <= 0): flips at the first k with v + k·p > 0, i.e. k = floor(-v / p) + 1.
+    k_neg = (-v) // packet_neg_nV + 1
+    steps = np.where(positive, k_pos, k_neg)
+    steps = np.minimum(steps, max_steps)
+    steps = np.where(tracked, steps, 0)
+    return ~positive, steps.astype(np.int64)
+
+
+def sar_closed_form(q_nV: np.ndarray, offset_nV: np.ndarray, packet_pos_nV_of_shift,
+                    packet_neg_nV_of_shift, tracked: np.ndarray, bits: int):
+    """Non-restoring SAR conversion of a batch, as the RTL performs it.
+
+    Compare (digit d_{n-1}); then for i = n-2 .. 0: move q by one packet · 2^i against the
+    latched sign (toward zero) and compare (digit d_i). Digits are 1 for positive. The code
+    c = Σ d_i 2^i is offset binary: the value is (c - (2^n - 1)/2) packets.
+    ``packet_*_nV_of_shift(i)`` give the per-neuron packets for a step of 2^i.
+    Untracked neurons keep only their sign digit (code = d_{n-1} · 2^{n-1}).
+    Returns the code array (int64).
+    """
+    v = q_nV + offset_nV
+    d = v > 0
+    code = d.astype(np.int64) << (bits - 1)
+    for i in range(bits - 2, -1, -1):
+        v = v + np.where(tracked, np.where(d, -packet_pos_nV_of_shift(i), packet_neg_nV_of_shift(i)), 0)
+        d = v > 0
+        code = code | (np.where(tracked, d, False).astype(np.int64) << i)
+    return code

@@ -1,0 +1,1 @@
+"""cocotb co-simulation of the generated Verilog, with the analog array from neurram.models."""

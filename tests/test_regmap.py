@@ -1,0 +1,508 @@
+"""The register map and everything generated from it (hdl/regmap.py -> hdl/regmap_gen.py)."""
+
+import os
+
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+
+import pytest
+from amaranth.sim import Simulator
+
+from neurram import cli
+from neurram.config import ChipConfig
+from neurram.hdl import regmap as rm
+from neurram.hdl import regmap_gen
+from neurram.hdl import registers as R
+
+ROOT = regmap_gen.repo_root()
+FW_REGS = ROOT / "firmware" / "regs.py"
+HEADER = ROOT / "firmware" / "include" / "neurram_regs.h"
+
+ID_REGS = ("CHIP_ID", "VERSION", "GEOMETRY", "PRECISION", "BUFFERS", "FEATURES", "CLOCK")
+
+
+def _load_fw():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_neurram_fw_regs", FW_REGS)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses need the module registered
+    spec.loader.exec_module(mod)
+    return mod
+
+
+fw = _load_fw()
+
+
+# -- generated files are up to date ------------------------------------------------------------
+
+@pytest.mark.parametrize("path", sorted(regmap_gen.OUTPUTS))
+def test_committed_file_is_fresh(path):
+    p = ROOT / path
+    assert p.exists(), f"{path} is missing: run `neurram regmap --write`"
+    assert p.read_text(encoding="utf-8") == regmap_gen.OUTPUTS[path](), \
+        f"{path} is stale: run `neurram regmap --write`"
+
+
+def test_write_and_check_all(tmp_path):
+    assert sorted(regmap_gen.check_all(tmp_path)) == sorted(regmap_gen.OUTPUTS)
+    assert sorted(regmap_gen.write_all(tmp_path)) == sorted(regmap_gen.OUTPUTS)
+    assert regmap_gen.check_all(tmp_path) == []
+    assert regmap_gen.write_all(tmp_path) == []
+    (tmp_path / "docs" / "registers.md").write_text("edited\n")
+    assert regmap_gen.check_all(tmp_path) == ["docs/registers.md"]
+
+
+# -- the Amaranth register block -------------------------------------------------------------
+
+SMALL = ChipConfig.small()
+# A 2 x 2 grid with non-default options, so that every ID register differs from its reset.
+QUAD = ChipConfig.small(cores=(2, 2), n=24).replace(
+    input_bits_max=6, output_bits_max=5, max_steps_limit=90, pulse_multiplier_max=100,
+    batch_depth=12, conversions=("sign", "sar"), stochastic_neurons=False, clock_gating=False,
+    clock_hz=50e6)
+CONFIGS = pytest.mark.parametrize("config", [SMALL, QUAD], ids=["1core", "2x2"])
+
+
+def expected_id(config):
+    """ID register values computed here, independently of the generated code."""
+    cr, cc = config.core_grid
+    conv = config.conversions
+    return {
+        "CHIP_ID": 0x4E524D31,
+        "VERSION": (rm.VERSION[0] << 16) | (rm.VERSION[1] << 8) | rm.VERSION[2],
+        "GEOMETRY": cr | (cc << 4) | (config.rows << 8) | (config.cols << 20),
+        "PRECISION": (config.input_bits_max | (config.output_bits_max << 4)
+                      | (config.max_steps_limit << 8) | (config.pulse_multiplier_max << 16)),
+        "BUFFERS": config.batch_depth,
+        "FEATURES": (("sign" in conv) | (("decrement" in conv) << 1) | (("sar" in conv) << 2)
+                     | (1 << 3) | (1 << 4) | (config.stochastic_neurons << 5)
+                     | (config.clock_gating << 6) | (1 << 7)),
+        "CLOCK": round(config.clock_hz / 1000),
+    }
+
+
+def port(dut, r):
+    return getattr(dut, r.name.lower())
+
+
+def mask(r):
+    return sum(f.mask for f in r.fields)
+
+
+def word_mask(n, i):
+    return (1 << max(0, min(32, n - 32 * i))) - 1
+
+
+class Bus:
+    def __init__(self, ctx, dut):
+        self.ctx, self.bus = ctx, dut.bus
+
+    async def write(self, addr, data):
+        ctx, bus = self.ctx, self.bus
+        ctx.set(bus.addr, addr)
+        ctx.set(bus.w_data, data)
+        ctx.set(bus.w_en, 1)
+        await ctx.tick()
+        ctx.set(bus.w_en, 0)
+
+    async def read(self, addr):
+        ctx, bus = self.ctx, self.bus
+        ctx.set(bus.addr, addr)
+        ctx.set(bus.r_en, 1)
+        await ctx.tick()
+        ctx.set(bus.r_en, 0)
+        return ctx.get(bus.r_data)
+
+
+def simulate(config, body):
+    dut = R.RegisterFile(config)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    done = []
+
+    async def tb(ctx):
+        await body(ctx, Bus(ctx, dut), dut)
+        done.append(True)
+
+    sim.add_testbench(tb)
+    sim.run()
+    assert done, "testbench did not finish"
+
+
+def instances(r, config):
+    """(address, index) of every instance a bus could address, existing or not."""
+    return [(r.address(i), i) for i in range(r.count)]
+
+
+def exists(r, i, config):
+    return r.index != "core" or i < config.n_cores
+
+
+@CONFIGS
+def test_reset_values(config):
+    ident = expected_id(config)
+
+    async def body(ctx, bus, dut):
+        for r in rm.REGISTERS:
+            for addr, i in instances(r, config):
+                got = await bus.read(addr)
+                if r.name in ident:
+                    want = ident[r.name]
+                elif r.access != rm.Access.RW or not exists(r, i, config):
+                    want = 0
+                else:
+                    want = r.reset
+                assert got == want, f"{r.name}[{i}] @ {addr:#x} reads {got:#x}, want {want:#x}"
+                if r.access == rm.Access.RW and exists(r, i, config):
+                    p = port(dut, r)
+                    value = ctx.get((p[i] if r.count > 1 else p).as_value())
+                    assert value == r.reset, f"{r.name}[{i}] port resets to {value:#x}"
+        assert ctx.get(dut.ctrl.as_value()) == 0
+        # Unmapped addresses, including the holes of the per-core block.
+        for addr in (0x007, 0x00E, 0x00F, 0x014, 0x01A, 0x024, 0x0FF, 0x103, 0x107, 0x10F,
+                     0x100 + 0x10 * config.n_cores, 0x4FF, 0x500, 0x8000, 0xFFFF):
+            assert await bus.read(addr) == 0, f"unmapped {addr:#x} reads non-zero"
+
+    simulate(config, body)
+
+
+@CONFIGS
+def test_rw_registers(config):
+    rng = random.Random(1)
+    n = config.n_cores
+    rw = [r for r in rm.REGISTERS if r.access == rm.Access.RW]
+
+    async def body(ctx, bus, dut):
+        written = {}
+        for r in rw:
+            for addr, i in instances(r, config):
+                value = rng.getrandbits(32)
+                await bus.write(addr, value)
+                if r.index == "word":
+                    want = value & mask(r) & word_mask(n, i)
+                elif exists(r, i, config):
+                    want = value & mask(r)
+                else:
+                    want = 0
+                written[(r.name, i)] = want
+                if exists(r, i, config):
+                    p = port(dut, r)
+                    got = ctx.get((p[i] if r.count > 1 else p).as_value())
+                    assert got == want, f"{r.name}[{i}] port is {got:#x} after writing {value:#x}"
+        # Read everything back after all writes: instances and registers are independent.
+        for r in rw:
+            for addr, i in instances(r, config):
+                got = await bus.read(addr)
+                assert got == written[(r.name, i)], f"{r.name}[{i}] reads {got:#x}"
+        # The port fields carry the written field values (struct layout positions).
+        mvm = fw.unpack("MVM_CONFIG", written[("MVM_CONFIG", 0)])
+        assert ctx.get(dut.mvm_config.input_bits) == mvm["input_bits"]
+        assert ctx.get(dut.mvm_config.direction).value == mvm["direction"]
+        assert ctx.get(dut.core_bias[n - 1].v_neg_mV) == \
+            fw.unpack("CORE_BIAS", written[("CORE_BIAS", n - 1)])["v_neg_mV"]
+
+    simulate(config, body)
+
+
+@CONFIGS
+def test_ro_registers(config):
+    rng = random.Random(2)
+    n = config.n_cores
+    ro = [r for r in rm.REGISTERS if r.access == rm.Access.RO and r.name not in ID_REGS]
+    ident = expected_id(config)
+
+    async def body(ctx, bus, dut):
+        driven = {}
+        for r in ro:
+            p = port(dut, r)
+            for _, i in instances(r, config):
+                if exists(r, i, config):
+                    value = rng.getrandbits(32)  # pad bits too: they must read 0
+                    ctx.set((p[i] if r.count > 1 else p).as_value(), value)
+                    driven[(r.name, i)] = value & mask(r)
+        for r in ro:
+            for addr, i in instances(r, config):
+                want = driven.get((r.name, i), 0)
+                assert await bus.read(addr) == want, f"{r.name}[{i}]"
+                # Writes to RO registers are ignored.
+                await bus.write(addr, ~want & 0xFFFFFFFF)
+                assert await bus.read(addr) == want, f"{r.name}[{i}] changed by a write"
+        for name in ID_REGS:
+            addr = rm.register(name).address()
+            await bus.write(addr, ~ident[name] & 0xFFFFFFFF)
+            assert await bus.read(addr) == ident[name], f"{name} changed by a write"
+        # Hardware updates are visible on the next read.
+        ctx.set(dut.count_mvm[n - 1].count, 12345)
+        assert await bus.read(rm.register("COUNT_MVM").address(n - 1)) == 12345
+
+    simulate(config, body)
+
+
+@CONFIGS
+def test_write_strobe_pulses_one_cycle(config):
+    ctrl = rm.register("CTRL")
+
+    async def body(ctx, bus, dut):
+        for value in (0xFFFFFFFF, 0b00001, 0b10100):
+            assert ctx.get(dut.ctrl.as_value()) == 0
+            await bus.write(ctrl.address(), value)
+            assert ctx.get(dut.ctrl.as_value()) == value & mask(ctrl), "no pulse after the write"
+            if value & 1:
+                assert ctx.get(dut.ctrl.start) == 1
+            await ctx.tick()
+            assert ctx.get(dut.ctrl.as_value()) == 0, "pulse longer than one cycle"
+            await ctx.tick().repeat(2)
+            assert ctx.get(dut.ctrl.as_value()) == 0
+        # Back-to-back writes pulse in consecutive cycles; reads of CTRL return 0.
+        await bus.write(ctrl.address(), 0b01)
+        assert ctx.get(dut.ctrl.as_value()) == 0b01
+        await bus.write(ctrl.address(), 0b10)
+        assert ctx.get(dut.ctrl.as_value()) == 0b10
+        assert await bus.read(ctrl.address()) == 0
+        assert ctx.get(dut.ctrl.as_value()) == 0
+        # A write elsewhere does not pulse.
+        await bus.write(rm.register("BATCH").address(), 0xFFFFFFFF)
+        assert ctx.get(dut.ctrl.as_value()) == 0
+
+    simulate(config, body)
+
+
+@CONFIGS
+def test_per_core_instances(config):
+    n = config.n_cores
+    bias = rm.register("CORE_BIAS")
+    neuron = rm.register("CORE_NEURON")
+
+    async def body(ctx, bus, dut):
+        for c in range(n):
+            await bus.write(bias.address(c), fw.pack("CORE_BIAS", v_pos_mV=10 + c, v_neg_mV=500 + c))
+            await bus.write(neuron.address(c), 1000 + c)
+        # Writes to absent cores change nothing.
+        for c in range(n, bias.count):
+            await bus.write(bias.address(c), 0xFFFFFFFF)
+            await bus.write(neuron.address(c), 0xFFFFFFFF)
+        for c in range(bias.count):
+            got = fw.unpack("CORE_BIAS", await bus.read(bias.address(c)))
+            want = {"v_pos_mV": 10 + c, "v_neg_mV": 500 + c} if c < n else {"v_pos_mV": 0, "v_neg_mV": 0}
+            assert got == want, f"CORE_BIAS[{c}]"
+            assert await bus.read(neuron.address(c)) == (1000 + c if c < n else 0), f"CORE_NEURON[{c}]"
+        for c in range(n):
+            assert ctx.get(dut.core_bias[c].v_pos_mV) == 10 + c
+            assert ctx.get(dut.core_neuron[c].packet_uV) == 1000 + c
+        # RO per-core registers: each instance reads its own port.
+        for c in range(n):
+            ctx.set(dut.count_busy[c].count, 7 * c + 1)
+            ctx.set(dut.core_status[c].batch_index, c + 3)
+        for c in range(n):
+            assert await bus.read(rm.register("COUNT_BUSY").address(c)) == 7 * c + 1
+            assert fw.unpack("CORE_STATUS", await bus.read(rm.register("CORE_STATUS").address(c))) \
+                == {"busy": 0, "enabled": 0, "batch_index": c + 3}
+
+    simulate(config, body)
+
+
+@pytest.mark.parametrize("config", [SMALL, QUAD, ChipConfig.small(n=8, cores=(6, 6))],
+                         ids=["1core", "2x2", "6x6"])
+def test_core_enable_bits_beyond_n_cores(config):
+    n = config.n_cores
+    assert n <= 36
+
+    async def body(ctx, bus, dut):
+        for name in ("CORE_ENABLE", "CORE_SELECT"):
+            r = rm.register(name)
+            p = port(dut, r)
+            for i in range(r.count):
+                await bus.write(r.address(i), 0xFFFFFFFF)
+            for i in range(r.count):
+                want = word_mask(n, i)
+                assert await bus.read(r.address(i)) == want, f"{name}[{i}]"
+                assert ctx.get(p[i].mask) == want, f"{name}[{i}] port"
+            assert (ctx.get(p.as_value()) >> n) == 0, f"{name}: bits of absent cores set"
+
+    simulate(config, body)
+
+
+def test_identification_matches_config():
+    for config in (ChipConfig(), SMALL, QUAD):
+        assert R.identification(config) == expected_id(config)
+    # The default configuration reports exactly the reset values of the description.
+    ident = R.identification(ChipConfig())
+    for name in ID_REGS:
+        assert ident[name] == rm.register(name).reset, name
+
+
+def test_amaranth_layouts_match_regmap():
+    from amaranth.lib import data
+    for r in rm.REGISTERS:
+        layout = data.Layout.cast(getattr(R, regmap_gen.camel(r.name)))
+        assert layout.size == 32, r.name
+        for f in r.fields:
+            lf = layout[f.name]
+            assert (lf.offset, lf.width) == (f.lsb, f.width), (r.name, f.name)
+        assert getattr(R, f"{r.name}_ADDR") == r.offset
+        assert getattr(R, f"{r.name}_MASK") == mask(r)
+        assert getattr(R, regmap_gen.camel(r.name)).const({}).as_bits() == r.reset, r.name
+    for e in rm.ENUMS:
+        cls = getattr(R, e.name)
+        assert cls.as_shape().width == e.width
+        assert {m.name: m.value for m in cls} == {v.name: v.value for v in e.values}
+
+
+def test_default_config_converts_to_verilog():
+    from amaranth.back import verilog
+    text = verilog.convert(R.RegisterFile(ChipConfig()), name="neurram_regs")
+    assert "module neurram_regs" in text
+    assert "core_bias" in text and "bus__r_data" in text
+
+
+# -- firmware/regs.py --------------------------------------------------------------------------
+
+def test_firmware_agrees_with_regmap():
+    assert fw.SPACE_SHIFT == rm.SPACE_SHIFT and fw.CORE_SHIFT == rm.CORE_SHIFT
+    assert fw.OFFSET_BITS == rm.OFFSET_BITS and fw.BROADCAST_CORE == rm.BROADCAST_CORE
+    assert fw.CHIP_ID_MAGIC == rm.CHIP_ID_MAGIC and fw.VERSION == tuple(rm.VERSION)
+    assert list(fw.REGISTERS) == [r.name for r in rm.REGISTERS]
+    for r in rm.REGISTERS:
+        fr = fw.REGISTERS[r.name]
+        assert fr is getattr(fw.REGISTERS, r.name)
+        assert (fr.offset, fr.access, fr.count, fr.stride, fr.index) == \
+            (r.offset, r.access, r.count, r.stride, r.index), r.name
+        assert fr.reset == r.reset and fr.mask == mask(r), r.name
+        assert getattr(fw, f"{r.name}_ADDR") == r.offset
+        assert [fr.address(i) for i in range(r.count)] == [r.address(i) for i in range(r.count)]
+        with pytest.raises(IndexError):
+            fr.address(r.count)
+        assert [f.name for f in fr.fields] == [f.name for f in r.fields], r.name
+        for f in r.fields:
+            ff = fr[f.name]
+            assert (ff.lsb, ff.width, ff.reset, ff.unit, ff.mask) == \
+                (f.lsb, f.width, f.reset, f.unit, f.mask), (r.name, f.name)
+            if f.enum:
+                assert ff.enum.__name__ == f.enum
+                assert {m.name: int(m) for m in ff.enum} == \
+                    {v.name: v.value for v in rm.enum(f.enum).values}
+            else:
+                assert ff.enum is None
+    assert {b.name: b.space for b in fw.BUFFERS.values()} == {b.name: b.space for b in rm.BUFFERS}
+    assert {s.name: int(s) for s in fw.Space} == {"REGISTERS": 0, **{b.name: b.space for b in rm.BUFFERS}}
+    for config in (ChipConfig(), QUAD):
+        for b in rm.BUFFERS:
+            assert fw.BUFFERS[b.name].words_per_core(config) == rm.buffer_words(b, config), b.name
+    assert fw.address(fw.Space.INPUT, 5, 17) == rm.address(1, 5, 17)
+
+
+def test_pack_unpack_round_trip():
+    rng = random.Random(3)
+    for r in rm.REGISTERS:
+        assert fw.pack(r.name) == r.reset, r.name
+        assert fw.unpack(r.name, r.reset) == {f.name: f.reset for f in r.fields}
+        for _ in range(5):
+            values = {f.name: (rng.choice(rm.enum(f.enum).values).value if f.enum
+                               else rng.getrandbits(f.width)) for f in r.fields}
+            word = fw.pack(r.name, **values)
+            assert word & ~mask(r) == 0
+            assert fw.unpack(r.name, word) == values, r.name
+            # The same bits as the Amaranth layout of the register.
+            layout = getattr(R, regmap_gen.camel(r.name))
+            hdl_fields = {f.name: getattr(R, f.enum)(values[f.name]) if f.enum else values[f.name]
+                          for f in r.fields}
+            assert layout.const(hdl_fields).as_bits() == word, r.name
+            # Bits outside the fields are ignored by unpack.
+            assert fw.unpack(r.name, word | (~mask(r) & 0xFFFFFFFF)) == values
+    word = fw.pack("MVM_CONFIG", direction=fw.Direction.BACKWARD, conversion=fw.Conversion.SAR)
+    out = fw.unpack("MVM_CONFIG", word)
+    assert out["direction"] is fw.Direction.BACKWARD and out["conversion"] is fw.Conversion.SAR
+    assert out["output_bits"] == rm.register("MVM_CONFIG").fields[5].reset  # others keep reset
+    with pytest.raises(ValueError):
+        fw.pack("BATCH", count=1 << 13)
+    with pytest.raises(ValueError):
+        fw.pack("BATCH", count=-1)
+    with pytest.raises(KeyError):
+        fw.pack("BATCH", nonsense=1)
+    with pytest.raises(KeyError):
+        fw.pack("NO_SUCH_REGISTER")
+
+
+def test_firmware_constants_do_not_import_amaranth_or_hdl():
+    text = FW_REGS.read_text(encoding="utf-8")
+    assert "amaranth" not in text.split('"""', 2)[2] and "neurram.hdl" not in text
+    code = ("import runpy, sys; runpy.run_path(sys.argv[1]); "
+            "bad = [m for m in sys.modules if m.startswith(('amaranth', 'neurram'))]; "
+            "sys.exit(1 if bad else 0)")
+    assert subprocess.run([sys.executable, "-c", code, str(FW_REGS)]).returncode == 0
+
+
+# -- the C header -------------------------------------------------------------------------------
+
+GCC = shutil.which("gcc")
+
+
+@pytest.mark.skipif(GCC is None, reason="no gcc")
+def test_c_header_compiles(tmp_path):
+    flags = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+    subprocess.run([GCC, *flags, "-fsyntax-only", "-x", "c", str(HEADER)], check=True)
+    src = tmp_path / "t.c"
+    src.write_text(
+        '#include <stdio.h>\n#include "neurram_regs.h"\n#include "neurram_regs.h"\n'
+        "int main(void) {\n"
+        '    printf("%u %u %u %u %u %u\\n", (unsigned)NEURRAM_CHIP_ID_ADDR, (unsigned)NEURRAM_CHIP_ID_RESET,\n'
+        "           (unsigned)NEURRAM_CORE_BIAS_ADDR_OF(3),\n"
+        "           (unsigned)NEURRAM_FIELD_PREP(NEURRAM_MVM_CONFIG_CONVERSION, NEURRAM_CONVERSION_SAR),\n"
+        "           (unsigned)NEURRAM_FIELD_GET(NEURRAM_CELL_PULSE_GATE_MV, NEURRAM_CELL_PULSE_RESET),\n"
+        "           (unsigned)NEURRAM_ADDRESS(NEURRAM_SPACE_OUTPUT, 5, 17));\n"
+        "    return 0;\n}\n")
+    exe = tmp_path / "t"
+    subprocess.run([GCC, *flags, "-I", str(HEADER.parent), str(src), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
+    assert [int(x) for x in out] == [
+        rm.register("CHIP_ID").offset,
+        rm.CHIP_ID_MAGIC,
+        rm.register("CORE_BIAS").address(3),
+        fw.pack("MVM_CONFIG", direction=0, input_bits=0, output_bits=0, conversion=fw.Conversion.SAR),
+        rm.register("CELL_PULSE").fields[2].reset,
+        rm.address(rm.buffer("OUTPUT").space, 5, 17),
+    ]
+
+
+# -- JSON and Markdown --------------------------------------------------------------------------
+
+def test_json_lists_every_register():
+    doc = json.loads((ROOT / "docs" / "registers.json").read_text(encoding="utf-8"))
+    assert [r["name"] for r in doc["registers"]] == [r.name for r in rm.REGISTERS]
+    for jr, r in zip(doc["registers"], rm.REGISTERS):
+        assert (jr["offset"], jr["access"], jr["count"], jr["reset"]) == (r.offset, r.access, r.count, r.reset)
+        assert [(f["name"], f["lsb"], f["width"]) for f in jr["fields"]] == \
+            [(f.name, f.lsb, f.width) for f in r.fields]
+    assert [b["name"] for b in doc["buffers"]] == [b.name for b in rm.BUFFERS]
+    assert [e["name"] for e in doc["enums"]] == [e.name for e in rm.ENUMS]
+    assert doc["addressing"]["space_shift"] == rm.SPACE_SHIFT
+
+
+def test_cli_prints_markdown(capsys):
+    assert cli.main(["regmap", "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    assert out == regmap_gen.gen_markdown()
+    assert out.startswith("<!--") and "# NeuRRAM register map" in out
+    for r in rm.REGISTERS:
+        assert f"### {r.name}\n" in out, r.name
+    for b in rm.BUFFERS:
+        assert f"### {b.name}\n" in out, b.name
+
+
+def test_cli_write_and_check(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(regmap_gen, "repo_root", lambda: tmp_path)
+    assert cli.main(["regmap", "--check"]) == 1
+    assert "stale: hdl/registers.py" in capsys.readouterr().out
+    assert cli.main(["regmap", "--write"]) == 0
+    assert (tmp_path / "firmware" / "include" / "neurram_regs.h").read_text() == regmap_gen.gen_c()
+    assert cli.main(["regmap", "--check"]) == 0
+    (tmp_path / "docs" / "registers.json").write_text("{}\n")
+    assert cli.main(["regmap", "--check"]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "stale: docs/registers.json"
+    with pytest.raises(SystemExit):
+        cli.main(["regmap"])  # one of --format/--write/--check is required
