@@ -45,7 +45,7 @@ class _CoreIO:
     def __init__(self, config, i):
         self.settings = Signal(CoreSettings, name=f"core{i}_settings")
         self.start = Signal(name=f"core{i}_start")
-        self.abort = Signal(name=f"core{i}_abort")
+        self.abort_batch = Signal(name=f"core{i}_abort")
         self.busy = Signal(name=f"core{i}_busy")
         self.batch_index = Signal(13, name=f"core{i}_batch_index")
         self.v_pos_mV = Signal(10, name=f"core{i}_v_pos_mV")
@@ -59,7 +59,7 @@ class _CoreIO:
     def instance_ports(self):
         """Instance keyword arguments, named as verilog.convert names CimCore's ports."""
         kw = {}
-        for name in ("settings", "start", "abort", "v_pos_mV", "v_neg_mV", "packet_uV", "clear_counters"):
+        for name in ("settings", "start", "abort_batch", "v_pos_mV", "v_neg_mV", "packet_uV", "clear_counters"):
             kw[f"i_{name}"] = getattr(self, name)
         for name in ("busy", "batch_index", "counters"):
             kw[f"o_{name}"] = getattr(self, name)
@@ -208,7 +208,7 @@ class _ChipLogic(wiring.Component):
             io = _CoreIO(cfg, i)
             ios.append(io)
             m.d.comb += [
-                io.settings.eq(settings), io.start.eq(start_q[i]), io.abort.eq(abort_q),
+                io.settings.eq(settings), io.start.eq(start_q[i]), io.abort_batch.eq(abort_q),
                 io.v_pos_mV.eq(regs.core_bias[i].v_pos_mV), io.v_neg_mV.eq(regs.core_bias[i].v_neg_mV),
                 io.packet_uV.eq(regs.core_neuron[i].packet_uV),
                 io.bus.space.eq(b_space), io.bus.offset.eq(b_offset), io.bus.w_data.eq(b_wdata),

@@ -93,7 +93,7 @@ class CoreController(wiring.Component):
         super().__init__({
             "settings": In(CoreSettings),
             "start": In(1),
-            "abort": In(1),
+            "abort_batch": In(1),
             "busy": Out(1),
             "batch_index": Out(13),
             "v_pos_mV": In(10),
@@ -298,7 +298,7 @@ class CoreController(wiring.Component):
         strobe = arr.strobe
         m.d.comb += in_rd.addr.eq(vec_base + bit)
 
-        with m.If(self.abort):
+        with m.If(self.abort_batch):
             m.d.sync += abort_pending.eq(1)
 
         with m.FSM(name="ctrl") as fsm:
@@ -457,7 +457,7 @@ class CoreController(wiring.Component):
                 with m.If(out_k == 7):
                     count("mvm")
                     m.d.sync += vec.eq(vec + 1)
-                    with m.If(abort_pending | self.abort | (vec + 1 >= cfg.batch_count)):
+                    with m.If(abort_pending | self.abort_batch | (vec + 1 >= cfg.batch_count)):
                         m.next = "IDLE"
                     with m.Else():
                         m.d.sync += vec_base.eq(vec_base + P)

