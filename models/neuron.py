@@ -105,7 +105,8 @@ def decrement_closed_form(q_nV: np.ndarray, offset_nV: np.ndarray, packet_pos_nV
     Equals the RTL's loop: latch the initial sign s = (q + off > 0); then repeat up to
     ``max_steps`` times {move q one packet toward zero; compare}; a neuron's output is the number
     of steps until its comparator flips (``max_steps`` when it never does). Untracked neurons
-    do no steps. Returns (negative: bool, steps: int) arrays of q's shape.
+    do no steps. Returns (negative, steps, flipped): the initial sign, the output step count and
+    whether the comparator flipped within ``max_steps`` (bool, int, bool arrays of q's shape).
     """
     v = q_nV + offset_nV
     positive = v > 0
@@ -113,10 +114,10 @@ def decrement_closed_form(q_nV: np.ndarray, offset_nV: np.ndarray, packet_pos_nV
     k_pos = -((-v) // packet_pos_nV)
     # Negative (v <= 0): flips at the first k with v + k·p > 0, i.e. k = floor(-v / p) + 1.
     k_neg = (-v) // packet_neg_nV + 1
-    steps = np.where(positive, k_pos, k_neg)
-    steps = np.minimum(steps, max_steps)
-    steps = np.where(tracked, steps, 0)
-    return ~positive, steps.astype(np.int64)
+    k = np.where(positive, k_pos, k_neg)
+    flipped = tracked & (k <= max_steps)
+    steps = np.where(tracked, np.minimum(k, max_steps), 0)
+    return ~positive, steps.astype(np.int64), flipped
 
 
 def sar_closed_form(q_nV: np.ndarray, offset_nV: np.ndarray, packet_pos_nV_of_shift,

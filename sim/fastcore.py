@@ -40,6 +40,8 @@ class MvmSettings:
 class BatchResult:
     outputs: np.ndarray               # (B, lines) uint8 output bytes
     counts: dict                      # event counts of the batch, as the RTL counts them
+    steps: np.ndarray                 # (B,) conversion steps the controller ran per MVM
+    final_negative: np.ndarray        # (B, lines) comparators latched in the output-side register
 
 
 def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, mask, polarity,
@@ -81,12 +83,18 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
         n_steps = max(bits - 1, 0)
         counts["step"] = B * n_steps
         counts["compare"] += B * n_steps
-        return BatchResult(out, counts)
-    negative, steps = decrement_closed_form(q, nb.offset_nV, pos_nV, neg_nV, tracked, s.max_steps)
+        sign_neg = ~((code >> (bits - 1)) & 1).astype(bool)
+        last_neg = ~(code & 1).astype(bool) if bits > 1 else sign_neg
+        final = np.where(tracked, last_neg, sign_neg) if bits > 1 else sign_neg
+        return BatchResult(out, counts, np.full(B, n_steps, np.int64), final)
+    negative, steps, flipped = decrement_closed_form(q, nb.offset_nV, pos_nV, neg_nV, tracked, s.max_steps)
+    per_mvm = np.zeros(B, np.int64)
+    final = negative
     if s.conversion == DECREMENT:
-        per_mvm = steps.max(axis=1) if L else np.zeros(B, np.int64)
+        per_mvm = steps.max(axis=1) if L else per_mvm
         counts["step"] = int(per_mvm.sum())
         counts["compare"] += int(per_mvm.sum())
+        final = negative ^ flipped
         if s.activation == ACT_CLIPPED:
             steps = np.minimum(steps, s.clip)
         byte = (negative.astype(np.int64) << 7) | steps
@@ -94,7 +102,7 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
         byte = negative.astype(np.int64) << 7
     if s.activation != ACT_NONE:
         byte = np.where(negative, 0, byte)
-    return BatchResult(byte.astype(np.uint8), counts)
+    return BatchResult(byte.astype(np.uint8), counts, per_mvm, final)
 
 
 def decode_outputs(bytes_: np.ndarray, conversion: int, output_bits: int = 8) -> np.ndarray:

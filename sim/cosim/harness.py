@@ -13,7 +13,7 @@ import os
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
 from neurram.config import ChipConfig
 from neurram.firmware import regs as R
@@ -111,6 +111,8 @@ class ChipHarness:
             status = R.unpack("STATUS", await self.read_reg("STATUS"))
             if not status["busy"]:
                 return waited
-            await ClockCycles(self.dut.clk, poll_cycles)
+            # One timer callback, not one Python wake-up per cycle as ClockCycles would cost.
+            await Timer(poll_cycles * CLOCK_PERIOD_NS, unit="ns")
+            await RisingEdge(self.dut.clk)
             waited += poll_cycles
         raise TimeoutError("chip still busy")

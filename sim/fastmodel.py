@@ -1,0 +1,392 @@
+"""The fast transaction-level chip model.
+
+:class:`FastChip` executes the chip's bus semantics exactly as the RTL does (``hdl/chip.py``,
+``hdl/core.py``, the generated register file): the same registers with the same access rules,
+the same buffers in the same layouts, the same start checks, the same event counters (busy
+cycles included), with every analog behaviour from ``neurram.models``. A batch of MVMs on a
+core is one vectorised call (:func:`neurram.sim.fastcore.run_batch`), so full test sets run in
+seconds. Batches complete instantly in host time; the chip's own time is kept in cycles
+(:attr:`FastChip.cycles`) from the same timing the RTL has.
+
+The host reaches it through the framed protocol: :meth:`FastChip.handle_bytes` is the chip side
+of the byte protocol (``docs/protocol.md``), and :meth:`FastChip.request` is the same engine
+without serialisation, which the in-process link uses with numpy arrays as payloads.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurram.config import ChipConfig
+from neurram.firmware import regs as R
+from neurram.models.core import AnalogCore, AnalogParams
+
+from .fastcore import MvmSettings, run_batch
+
+__all__ = ["FastChip", "busy_cycles_per_mvm", "BusError"]
+
+IDENT = ("CHIP_ID", "VERSION", "GEOMETRY", "PRECISION", "BUFFERS", "FEATURES", "CLOCK")
+_COUNTERS = ("mvm", "pulse", "compare", "step", "program", "read", "busy")
+_MASK32 = 0xFFFFFFFF
+
+
+class BusError(Exception):
+    """A request the protocol engine refuses (status code in ``.status``)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def busy_cycles_per_mvm(s: MvmSettings, steps: np.ndarray) -> np.ndarray:
+    """Busy cycles the RTL core controller spends per MVM (hdl/core.py state machine).
+
+    Bit-serial input: INIT, INIT_SIGN, per magnitude bit {LOAD, LATCH_PLANE, 2 x (DRIVE, BURST,
+    HOLD x m·2^k)}, COMPARE, LATCH_SIGN, the conversion, and WRITE (8 planes). Decrement: one
+    STEP_CHECK plus 3 cycles per step; SAR: 2 cycles per bit after the sign.
+    """
+    m = s.pulse_multiplier
+    if s.input_source == 1:
+        integrate = 1 + m
+    else:
+        nb = s.input_bits - int(bool(s.input_signed))
+        integrate = 6 * nb + 2 * m * ((1 << nb) - 1)
+    base = 2 + integrate + 2 + 8
+    if s.conversion == 1:
+        return base + 1 + 3 * np.asarray(steps)
+    if s.conversion == 2:
+        return base + 2 * max(s.output_bits - 1, 0) + 0 * np.asarray(steps)
+    return base + 0 * np.asarray(steps)
+
+
+@dataclass
+class _Core:
+    model: AnalogCore
+    input_words: np.ndarray
+    output_words: np.ndarray
+    bl_act: np.ndarray
+    bl_neg: np.ndarray
+    sl_act: np.ndarray
+    sl_neg: np.ndarray
+    mask: np.ndarray
+    polarity: np.ndarray
+    counters: dict
+    cell_result: int = 0
+    cell_valid: int = 0
+    batch_index: int = 0
+
+
+class FastChip:
+    """A chip instance in this process. ``params`` selects the analog behaviour (default: the
+    calibrated noise model); cores are seeded ``seed * 1000 + index`` like the co-simulation."""
+
+    def __init__(self, config: ChipConfig | None = None, params: AnalogParams | None = None, seed: int = 0):
+        self.config = config or ChipConfig()
+        self.params = params if params is not None else AnalogParams()
+        self.seed = seed
+        self.cycles = 0
+        self._regs = {}
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------------
+    def core_seed(self, i: int) -> int:
+        return self.seed * 1000 + i
+
+    def reset(self) -> None:
+        """Power-on reset: registers to their reset values, buffers cleared, fresh analog cores."""
+        c = self.config
+        self._regs = {}
+        for reg in R.REGISTERS.values():
+            if reg.access == "RW":
+                n = c.n_cores if reg.index == "core" else reg.count
+                for i in range(n):
+                    self._regs[reg.address(i)] = reg.reset
+        self._status = dict(busy=0, done=0, cell_busy=0, cell_done=0, config_error=0)
+        L = c.lines
+        wplv = c.words_per_line_vector
+        self.cores = []
+        for i in range(c.n_cores):
+            self.cores.append(_Core(
+                model=AnalogCore(c.rows, c.cols, self.params, seed=self.core_seed(i)),
+                input_words=np.zeros(c.batch_depth * c.input_planes * wplv, np.uint32),
+                output_words=np.zeros(c.batch_depth * 8 * wplv, np.uint32),
+                bl_act=np.zeros(c.rows, bool), bl_neg=np.zeros(c.rows, bool),
+                sl_act=np.zeros(c.cols, bool), sl_neg=np.zeros(c.cols, bool),
+                mask=np.ones(L, bool), polarity=np.zeros(L, bool),
+                counters={k: 0 for k in _COUNTERS}))
+
+    def _reg(self, name: str, i: int = 0) -> dict:
+        return R.unpack(name, self._regs[R.REGISTERS[name].address(i)])
+
+    def _mask_bits(self, name: str) -> np.ndarray:
+        bits = np.zeros(self.config.n_cores, bool)
+        for i in range(self.config.n_cores):
+            word = self._regs[R.REGISTERS[name].address(i // 32)]
+            bits[i] = (word >> (i % 32)) & 1
+        return bits
+
+    # -- identification -------------------------------------------------------------------------
+    def _ident(self, name: str) -> int:
+        c = self.config
+        values = {
+            "CHIP_ID": dict(magic=R.CHIP_ID_MAGIC),
+            "VERSION": dict(major=R.VERSION[0], minor=R.VERSION[1], patch=R.VERSION[2]),
+            "GEOMETRY": dict(core_rows=c.core_grid[0], core_cols=c.core_grid[1], rows=c.rows, cols=c.cols),
+            "PRECISION": dict(input_bits_max=c.input_bits_max, output_bits_max=c.output_bits_max,
+                              max_steps_limit=c.max_steps_limit, pulse_multiplier_max=c.pulse_multiplier_max),
+            "BUFFERS": dict(batch_depth=c.batch_depth),
+            "FEATURES": dict(conv_sign=int("sign" in c.conversions), conv_decrement=int("decrement" in c.conversions),
+                             conv_sar=int("sar" in c.conversions), backward=1, recurrent=1,
+                             stochastic=int(c.stochastic_neurons), clock_gating=int(c.clock_gating), cell_access=1),
+            "CLOCK": dict(freq_kHz=int(round(c.clock_hz / 1000))),
+        }[name]
+        return R.pack(name, **values)
+
+    # -- the word bus ----------------------------------------------------------------------------
+    def read(self, addr: int) -> int:
+        space, core, offset = addr >> R.SPACE_SHIFT, (addr >> R.CORE_SHIFT) & 63, addr & ((1 << R.OFFSET_BITS) - 1)
+        if space == 0:
+            return self._read_reg(offset & 0xFFFF)
+        return int(self._buffer_read(space, core, offset, 1)[0])
+
+    def write(self, addr: int, data: int) -> None:
+        space, core, offset = addr >> R.SPACE_SHIFT, (addr >> R.CORE_SHIFT) & 63, addr & ((1 << R.OFFSET_BITS) - 1)
+        if space == 0:
+            self._write_reg(offset & 0xFFFF, int(data) & _MASK32)
+        else:
+            self._buffer_write(space, core, offset, np.asarray([data], np.uint32))
+
+    def _find_reg(self, offset: int):
+        for reg in R.REGISTERS.values():
+            n = self.config.n_cores if reg.index == "core" else reg.count
+            if reg.count == 1:
+                if offset == reg.offset:
+                    return reg, 0
+            elif reg.offset <= offset < reg.offset + n * reg.stride and (offset - reg.offset) % reg.stride == 0:
+                return reg, (offset - reg.offset) // reg.stride
+        return None, 0
+
+    def _read_reg(self, offset: int) -> int:
+        reg, i = self._find_reg(offset)
+        if reg is None or reg.access == "WS":
+            return 0
+        if reg.name in IDENT:
+            return self._ident(reg.name)
+        if reg.access == "RW":
+            return self._regs[offset]
+        core = self.cores[i] if reg.index == "core" else None
+        if reg.name == "STATUS":
+            return R.pack("STATUS", **self._status)
+        if reg.name == "CELL_RESULT":
+            cc = self.cores[self._cell_core()] if self._cell_core() < self.config.n_cores else None
+            return R.pack("CELL_RESULT", g_10nS=cc.cell_result if cc else 0, valid=cc.cell_valid if cc else 0)
+        if reg.name == "CORE_STATUS":
+            return R.pack("CORE_STATUS", busy=0, enabled=int(self._mask_bits("CORE_ENABLE")[i]),
+                          batch_index=core.batch_index)
+        if reg.name.startswith("COUNT_"):
+            return core.counters[reg.name[6:].lower()] & _MASK32
+        return 0
+
+    def _write_reg(self, offset: int, data: int) -> None:
+        reg, i = self._find_reg(offset)
+        if reg is None or reg.access == "RO" or reg.name in IDENT:
+            return
+        if reg.access == "RW":
+            value = data & reg.mask
+            if reg.index == "word":          # enables/selects of cores that do not exist stay 0
+                n = self.config.n_cores - 32 * i
+                value &= (1 << max(0, min(32, n))) - 1
+            self._regs[offset] = value
+            return
+        fields = R.unpack(reg.name, data)          # CTRL
+        if fields["clear_counters"]:
+            for core in self.cores:
+                core.counters = {k: 0 for k in _COUNTERS}
+        if fields["cell_program"] or fields["cell_read"]:
+            self._cell_command(bool(fields["cell_program"]))
+        if fields["start"]:
+            self._start()
+
+    # -- buffers ---------------------------------------------------------------------------------
+    def _buffer_read(self, space: int, core: int, offset: int, count: int) -> np.ndarray:
+        c = self.config
+        if core >= c.n_cores:
+            return np.zeros(count, np.uint32)
+        k = self.cores[core]
+        name = R.Space(space).name
+        if name == "INPUT":
+            src = k.input_words
+        elif name == "OUTPUT":
+            src = k.output_words
+        elif name in ("BL_REG", "SL_REG"):
+            from neurram.firmware.layout import ternary_to_words
+            act, neg = (k.bl_act, k.bl_neg) if name == "BL_REG" else (k.sl_act, k.sl_neg)
+            src = ternary_to_words(np.where(act, np.where(neg, -1, 1), 0), c.words_per_ternary_vector)
+        else:
+            from neurram.firmware.layout import bits_to_words
+            src = bits_to_words(k.mask if name == "NEURON_MASK" else k.polarity, c.words_per_line_vector)
+        out = np.zeros(count, np.uint32)
+        avail = src[offset:offset + count]
+        out[:avail.size] = avail
+        return out
+
+    def _buffer_write(self, space: int, core: int, offset: int, words: np.ndarray) -> None:
+        c = self.config
+        if core == R.BROADCAST_CORE:
+            targets = [i for i in range(c.n_cores) if self._mask_bits("CORE_SELECT")[i]]
+        elif core < c.n_cores:
+            targets = [core]
+        else:
+            return
+        from neurram.firmware import layout
+        name = R.Space(space).name
+        for i in targets:
+            k = self.cores[i]
+            if name == "INPUT":
+                k.input_words[offset:offset + words.size] = words[: max(0, k.input_words.size - offset)]
+            elif name in ("BL_REG", "SL_REG"):
+                act, neg = (k.bl_act, k.bl_neg) if name == "BL_REG" else (k.sl_act, k.sl_neg)
+                cur = layout.ternary_to_words(np.where(act, np.where(neg, -1, 1), 0), c.words_per_ternary_vector)
+                cur[offset:offset + words.size] = words[: max(0, cur.size - offset)]
+                t = layout.words_to_ternary(cur, act.size)
+                act[:] = t != 0
+                neg[:] = t < 0
+            elif name in ("NEURON_MASK", "POLARITY"):
+                dst = k.mask if name == "NEURON_MASK" else k.polarity
+                cur = layout.bits_to_words(dst, c.words_per_line_vector)
+                cur[offset:offset + words.size] = words[: max(0, cur.size - offset)]
+                dst[:] = layout.words_to_bits(cur, dst.size)
+
+    def write_buffer(self, space: int, core: int, offset: int, words) -> None:
+        """Bulk write (the in-process link's fast path): same semantics as word-by-word writes."""
+        self._buffer_write(int(space), core, offset, np.asarray(words, np.uint32).reshape(-1))
+
+    def read_buffer(self, space: int, core: int, offset: int, count: int) -> np.ndarray:
+        return self._buffer_read(int(space), core, offset, count)
+
+    # -- commands --------------------------------------------------------------------------------
+    def _cell_core(self) -> int:
+        return self._reg("CELL_ADDR")["core"]
+
+    def _cell_command(self, program: bool) -> None:
+        i = self._cell_core()
+        enabled = i < self.config.n_cores and self._mask_bits("CORE_ENABLE")[i]
+        self._status["config_error"] = int(not enabled)
+        if not enabled:
+            self._status.update(cell_busy=0, cell_done=1)
+            return
+        k = self.cores[i]
+        a, p, t = self._reg("CELL_ADDR"), self._reg("CELL_PULSE"), self._reg("CELL_TIMING")
+        if a["row"] >= self.config.rows or a["col"] >= self.config.cols:
+            # The RTL's array ignores out-of-range cells; reads return 0.
+            if not program:
+                k.cell_result, k.cell_valid = 0, 1
+                k.counters["read"] += 1
+            else:
+                k.counters["program"] += 1
+        elif program:
+            k.model.program_pulse(a["row"], a["col"], int(p["polarity"]), p["amplitude_mV"], t["width_ns"], p["gate_mV"])
+            k.counters["program"] += 1
+        else:
+            k.cell_result = int(k.model.read_cell(a["row"], a["col"], t["read_mV"]))
+            k.cell_valid = 1
+            k.counters["read"] += 1
+        self._status.update(cell_busy=0, cell_done=1)
+
+    def settings(self) -> MvmSettings:
+        mc, tm, nc = self._reg("MVM_CONFIG"), self._reg("MVM_TIMING"), self._reg("NEURON_CONFIG")
+        return MvmSettings(direction=int(mc["direction"]), input_source=int(mc["input_source"]),
+                           input_bits=mc["input_bits"], input_signed=bool(mc["input_signed"]),
+                           conversion=int(mc["conversion"]), output_bits=mc["output_bits"],
+                           activation=int(mc["activation"]), stochastic=bool(mc["stochastic"]),
+                           pulse_multiplier=tm["pulse_multiplier"], max_steps=nc["max_steps"], clip=nc["clip"])
+
+    def config_ok(self) -> bool:
+        """The RTL's start check (hdl/chip.py, config_ok)."""
+        c = self.config
+        s = self.settings()
+        count = self._reg("BATCH")["count"]
+        supported = {"sign": 0, "decrement": 1, "sar": 2}
+        conv_ok = s.conversion in {supported[k] for k in c.conversions}
+        bits_ok = (s.input_bits >= (2 if s.input_signed else 1)) and s.input_bits <= c.input_bits_max
+        out_ok = s.conversion != 2 or 1 <= s.output_bits <= c.output_bits_max
+        sel = self._mask_bits("CORE_SELECT") & self._mask_bits("CORE_ENABLE")
+        return bool(conv_ok and bits_ok and out_ok and s.direction != 3 and 1 <= count <= c.batch_depth
+                    and s.pulse_multiplier >= 1 and s.max_steps >= 1 and sel.any())
+
+    def _start(self) -> None:
+        ok = self.config_ok()
+        self._status.update(done=0, config_error=int(not ok))
+        if not ok:
+            return
+        sel = np.flatnonzero(self._mask_bits("CORE_SELECT") & self._mask_bits("CORE_ENABLE"))
+        s = self.settings()
+        count = self._reg("BATCH")["count"]
+        longest = 0
+        for i in sel:
+            longest = max(longest, self._run_core(int(i), s, count))
+        self.cycles += longest
+        self._status.update(busy=0, done=1)
+
+    def _run_core(self, i: int, s: MvmSettings, count: int) -> int:
+        from neurram.firmware import layout
+        c = self.config
+        k = self.cores[i]
+        bias, neuron = self._reg("CORE_BIAS", i), self._reg("CORE_NEURON", i)
+        wplv, P = c.words_per_line_vector, c.input_planes
+        direction = 1 if s.direction == 1 else 0
+        if s.input_source == 1:
+            act, neg = (k.bl_act, k.bl_neg) if direction == 0 else (k.sl_act, k.sl_neg)
+            ternary = np.where(act, np.where(neg, -1, 1), 0)
+            res = run_batch(k.model, s, codes=np.zeros((count, 1), np.int64), ternary=ternary, mask=k.mask,
+                            polarity=k.polarity, v_pos_mV=bias["v_pos_mV"], v_neg_mV=bias["v_neg_mV"],
+                            packet_uV=neuron["packet_uV"])
+        else:
+            words = k.input_words[: count * P * wplv].reshape(count, P, wplv)
+            planes = layout.words_to_bits(words, c.lines)                      # (B, P, lines)
+            n_bits = s.input_bits - int(s.input_signed)
+            weights = (1 << np.arange(n_bits, dtype=np.int64))
+            mag = np.einsum("bpl,p->bl", planes[:, :n_bits].astype(np.int64), weights)
+            codes = np.where(planes[:, P - 1], -mag, mag) if s.input_signed else mag
+            res = run_batch(k.model, s, codes=codes, mask=k.mask, polarity=k.polarity,
+                            v_pos_mV=bias["v_pos_mV"], v_neg_mV=bias["v_neg_mV"], packet_uV=neuron["packet_uV"])
+        out_planes = ((res.outputs[:, None, :].astype(np.uint16) >> np.arange(8)[None, :, None]) & 1).astype(bool)
+        k.output_words[: count * 8 * wplv] = layout.bits_to_words(out_planes, wplv).reshape(-1)
+        # The input-side register keeps the last phase driven: phase 1 of the top magnitude bit
+        # of the last vector (every line driven; -1 where not positive, inverted by polarity).
+        if s.input_source == 0:
+            L = c.lines
+            if s.input_signed:
+                top = planes[-1, n_bits - 1] if n_bits > 0 else np.zeros(L, bool)
+                positive = ~(top & planes[-1, P - 1])
+            else:
+                positive = np.ones(L, bool)
+            drive_neg = ~(positive ^ k.polarity)
+            if direction == 0:
+                k.bl_act[:] = True
+                k.bl_neg[:] = drive_neg[: c.rows]
+            else:
+                k.sl_act[:] = True
+                k.sl_neg[:] = drive_neg[: c.cols]
+        # The output-side register holds the comparators latched last (last MVM of the batch).
+        latch_neg = res.final_negative[-1]
+        if direction == 0:
+            k.sl_act[:] = True
+            k.sl_neg[:] = latch_neg[: c.cols]
+        else:
+            k.bl_act[:] = True
+            k.bl_neg[:] = latch_neg[: c.rows]
+        for key, v in res.counts.items():
+            k.counters[key] += int(v)
+        cycles = int(busy_cycles_per_mvm(s, res.steps).sum())
+        k.counters["busy"] += cycles
+        k.batch_index = count
+        return cycles
+
+    # -- protocol ---------------------------------------------------------------------------------
+    def handle_bytes(self, data: bytes) -> bytes:
+        """Chip side of the byte protocol: requests in, replies out (docs/protocol.md)."""
+        from .fastlink import ChipProtocolEngine
+        if not hasattr(self, "_engine"):
+            self._engine = ChipProtocolEngine(self)
+        return self._engine.feed(data)
