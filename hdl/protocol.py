@@ -17,7 +17,7 @@ its read data arrives. The engine is half-duplex: while it replies it does not a
 bytes (``rx.ready`` is low), so a transport in front of it buffers them.
 """
 
-from amaranth import C, Cat, Const, Module, Mux, Signal
+from amaranth import C, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -112,8 +112,8 @@ class ProtocolEngine(wiring.Component):
     """
 
     def __init__(self, config, max_words: int = 256, timeout_cycles: int = 100_000):
-        if not 1 <= max_words <= 0x3FFF:
-            raise ValueError(f"max_words={max_words} must be within 1..16383 (len is a u16)")
+        if not 1 <= max_words <= 16382:
+            raise ValueError(f"max_words={max_words} must be within 1..16382 (4 + 4·max_words must fit the u16 len)")
         if timeout_cycles < 2:
             raise ValueError(f"timeout_cycles={timeout_cycles} must be at least 2")
         self.config = config
@@ -216,7 +216,7 @@ class ProtocolEngine(wiring.Component):
             m.d.comb += verdict.eq(STATUS["BAD_LENGTH"])
         with m.Elif((op == OP["READ_BURST"]) & (count > self.max_words)):
             m.d.comb += verdict.eq(STATUS["OVERSIZE"])
-        with m.Elif(~in_range):
+        with m.Elif(~in_range & (op != OP["STATUS"])):
             m.d.comb += verdict.eq(STATUS["ADDR_RANGE"])
         with m.Else():
             m.d.comb += verdict.eq(STATUS["OK"])
@@ -235,8 +235,8 @@ class ProtocolEngine(wiring.Component):
         status_payload = Cat(frames_ok, frames_bad, last_error, C(0, 8), C(self.max_words, 16))
 
         def fault(code):
-            """Count a faulty frame and record its status (to be replied)."""
-            return [status.eq(code), frames_bad.eq(frames_bad + 1), last_error.eq(code)]
+            """Count a faulty frame, record its status and get ready to reply."""
+            return [status.eq(code), frames_bad.eq(frames_bad + 1), last_error.eq(code), cnt.eq(0)]
 
         # ---- timeout in the middle of a frame ----------------------------------------------------
         receiving = Signal()
