@@ -15,28 +15,18 @@ nothing to simulate, and a disabled core keeps its state and resumes when enable
 
 from amaranth import C, Cat, ClockDomain, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.hdl import DomainRenamer
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import regmap
+from .bus import chip_bus_signature
 from .core import CimCore, CoreCounters, CoreSettings, Space, cell_port_signature, core_bus_signature
+from .protocol import ProtocolEngine
 from .registers import RegisterFile
 
 __all__ = ["chip_bus_signature", "NeurramChip", "CORE_MODULE"]
 
 CORE_MODULE = "neurram_core"
-
-
-def chip_bus_signature() -> wiring.Signature:
-    """The host's word bus (seen from the host: Out = host drives). Reads answer with r_valid."""
-    return wiring.Signature({
-        "addr": Out(32),
-        "w_data": Out(32),
-        "w_en": Out(1),
-        "r_en": Out(1),
-        "r_data": In(32),
-        "r_valid": In(1),
-    })
 
 
 class _CoreIO:
@@ -74,13 +64,24 @@ class _CoreIO:
 
 
 class NeurramChip(wiring.Component):
-    """The whole chip for a ChipConfig. ``hierarchical=False`` elaborates the cores inline
-    (for the Amaranth simulator, which cannot run Verilog instances)."""
+    """The whole chip for a ChipConfig.
 
-    def __init__(self, config, hierarchical: bool = True):
+    Host ports: ``rx``/``tx``, the byte streams of the framed protocol (docs/protocol.md), which a
+    UART or the co-simulation's socket server carries; and ``bus``, the word bus itself, for
+    testbenches that skip the protocol. Use one host port at a time.
+    ``hierarchical=False`` elaborates the cores inline (for the Amaranth simulator, which cannot
+    run Verilog instances).
+    """
+
+    def __init__(self, config, hierarchical: bool = True, max_words: int = 256):
         self.config = config
         self.hierarchical = hierarchical
-        super().__init__({"bus": In(chip_bus_signature())})
+        self.max_words = max_words
+        super().__init__({
+            "bus": In(chip_bus_signature()),
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -93,7 +94,26 @@ class NeurramChip(wiring.Component):
                      ClockSignal("main").eq(ClockSignal("sync")), ResetSignal("main").eq(rst_q)]
         m.d.pad += rst_q.eq(ResetSignal("sync"))
         m.submodules.logic = logic = DomainRenamer("main")(_ChipLogic(self.config, self.hierarchical, rst_q))
-        wiring.connect(m, wiring.flipped(self.bus), logic.bus)
+        m.submodules.protocol = engine = DomainRenamer("main")(ProtocolEngine(self.config, self.max_words))
+        # Request bytes enter through a one-entry register, so the engine hangs off no top input.
+        rx_data = Signal(8)
+        rx_full = Signal()
+        m.d.comb += [self.rx.ready.eq(~rx_full), engine.rx.payload.eq(rx_data), engine.rx.valid.eq(rx_full)]
+        with m.If(engine.rx.ready & rx_full):
+            m.d.main += rx_full.eq(0)
+        with m.If(self.rx.valid & ~rx_full):
+            m.d.main += [rx_data.eq(self.rx.payload), rx_full.eq(1)]
+        wiring.connect(m, wiring.flipped(self.tx), engine.tx)
+        # Two masters on the word bus: the direct port wins in a cycle where it is active.
+        direct = self.bus.w_en | self.bus.r_en
+        m.d.comb += [
+            logic.bus.addr.eq(Mux(direct, self.bus.addr, engine.bus.addr)),
+            logic.bus.w_data.eq(Mux(direct, self.bus.w_data, engine.bus.w_data)),
+            logic.bus.w_en.eq(self.bus.w_en | engine.bus.w_en),
+            logic.bus.r_en.eq(self.bus.r_en | engine.bus.r_en),
+            self.bus.r_data.eq(logic.bus.r_data), self.bus.r_valid.eq(logic.bus.r_valid),
+            engine.bus.r_data.eq(logic.bus.r_data), engine.bus.r_valid.eq(logic.bus.r_valid),
+        ]
         return m
 
 

@@ -23,7 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import regmap
-from .chip import chip_bus_signature
+from .bus import chip_bus_signature
 
 __all__ = [
     "Crc16", "ProtocolEngine", "REQUEST_SYNC", "REPLY_SYNC", "OP", "STATUS",
@@ -83,7 +83,7 @@ class Crc16(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        crc = Signal(16, init=self.init)
+        crc = Signal(16, init=self.init, name="state")
         src = {"c": crc, "d": self.data}
         nxt = []
         for terms in self._next_terms():

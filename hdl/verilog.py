@@ -28,7 +28,8 @@ __all__ = ["TOP_MODULE", "GeneratedVerilog", "generate", "verilator_control", "L
 TOP_MODULE = "neurram_chip"
 
 #: Top-level ports of the chip (Amaranth names them after the component signature).
-TOP_PORTS = ("clk", "rst", "bus__addr", "bus__w_data", "bus__w_en", "bus__r_en", "bus__r_data", "bus__r_valid")
+TOP_PORTS = ("clk", "rst", "bus__addr", "bus__w_data", "bus__w_en", "bus__r_en", "bus__r_data", "bus__r_valid",
+             "rx__payload", "rx__valid", "rx__ready", "tx__payload", "tx__valid", "tx__ready")
 
 #: Verilator warning classes waived for Amaranth-generated code, and why each is harmless.
 LINT_WAIVERS = {
@@ -60,6 +61,9 @@ def verilator_control(lint_waivers: bool = True) -> str:
     for port in TOP_PORTS:
         lines.append(f'public_flat_rw -module "{TOP_MODULE}" -var "{port}"')
     lines.append(f'public_flat_rd -module "{STUB_MODULE}" -var "*"')
+    # One C++ class for the core, instantiated per grid position, instead of 48 inlined copies:
+    # the build no longer grows with the core count.
+    lines.append(f'no_inline -module "{CORE_MODULE}"')
     for var in ("cmp_r", "read_g_r"):
         lines.append(f'public_flat_rw -module "{STUB_MODULE}" -var "{var}"')
     if lint_waivers:
