@@ -1,7 +1,7 @@
 """Host-side layouts of the chip's buffers (docs/registers.md, "Buffers").
 
 Input and output vectors travel as bit-planes: plane p of a vector holds bit p of every line's
-code, 32 lines per word. Ternary registers travel as 16 two-bit entries per word. These helpers
+code, 32 lines per word. Ternary registers travel as two such planes (non-zero, negative). These helpers
 convert between numpy arrays and the word lists the bus carries; they know nothing about
 transports.
 """
@@ -66,17 +66,16 @@ def output_bytes_from_words(words, config, batch: int) -> np.ndarray:
 
 
 def ternary_to_words(values: np.ndarray, n_words: int) -> np.ndarray:
-    """Ternary values {-1, 0, +1} -> words of 16 two-bit entries (0b01 = +1, 0b11 = -1)."""
+    """Ternary values {-1, 0, +1} -> the register's two bit-planes (non-zero, negative) as words.
+
+    ``n_words`` is the whole register (2 x words_per_line_vector)."""
     v = np.asarray(values, dtype=np.int64)
-    codes = np.where(v > 0, 1, np.where(v < 0, 3, 0)).astype(np.uint64)
-    padded = np.zeros(16 * n_words, np.uint64)
-    padded[: v.size] = codes
-    shifts = (2 * np.arange(16, dtype=np.uint64))
-    return (padded.reshape(n_words, 16) << shifts).sum(axis=1).astype(np.uint32)
+    half = n_words // 2
+    return np.concatenate([bits_to_words(v != 0, half), bits_to_words(v < 0, half)])
 
 
 def words_to_ternary(words, lines: int) -> np.ndarray:
-    w = np.asarray(words, dtype=np.uint64)
-    codes = (w[:, None] >> (2 * np.arange(16, dtype=np.uint64))) & 3
-    codes = codes.reshape(-1)[:lines]
-    return np.where(codes == 1, 1, np.where(codes == 3, -1, 0)).astype(np.int8)
+    w = np.asarray(words, dtype=np.uint32)
+    half = w.size // 2
+    act, neg = words_to_bits(w[:half], lines), words_to_bits(w[half:], lines)
+    return np.where(act, np.where(neg, -1, 1), 0).astype(np.int8)

@@ -388,8 +388,8 @@ REGISTERS = Table((r.name, r) for r in (
 BUFFERS = Table((b.name, b) for b in (
     Buffer("INPUT", 1, "RW", "batch_depth * input_planes * words_per_line_vector"),
     Buffer("OUTPUT", 2, "RO", "batch_depth * 8 * words_per_line_vector"),
-    Buffer("BL_REG", 3, "RW", "words_per_ternary_vector"),
-    Buffer("SL_REG", 4, "RW", "words_per_ternary_vector"),
+    Buffer("BL_REG", 3, "RW", "2 * words_per_line_vector"),
+    Buffer("SL_REG", 4, "RW", "2 * words_per_line_vector"),
     Buffer("NEURON_MASK", 5, "RW", "words_per_line_vector"),
     Buffer("POLARITY", 6, "RW", "words_per_line_vector"),
 ))

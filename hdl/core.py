@@ -229,49 +229,34 @@ class CoreController(wiring.Component):
         with m.If(bus.w_en & (bus.space == Space.INPUT)):
             m.d.comb += in_wr.en.eq((C(1, wplv) << bus.offset[:lw]) if wplv > 1 else 1)
 
-        def interleave(act, neg_, lo):
-            bits = []
-            for i in range(lo, lo + 16):
-                bits += [act[i], neg_[i]] if i < len(act) else [C(0, 1), C(0, 1)]
-            return Cat(*bits)
-
+        # Host access: BL/SL registers as two planes (non-zero, negative), masks as one plane.
+        planes = {Space.BL_REG: (bl_act, bl_neg), Space.SL_REG: (sl_act, sl_neg),
+                  Space.NEURON_MASK: (mask,), Space.POLARITY: (polarity,)}
         r_word = Signal(32)
+
+        def words_of(sigs):
+            for p, sig in enumerate(sigs):
+                for w in range(wplv):
+                    if 32 * w < len(sig):
+                        yield p * wplv + w, sig[32 * w:min(32 * w + 32, len(sig))]
+
+        sel = bus.offset[:tw]
         with m.If(bus.w_en):
             with m.Switch(bus.space):
-                for space, (act, neg_) in ((Space.BL_REG, (bl_act, bl_neg)), (Space.SL_REG, (sl_act, sl_neg))):
+                for space, sigs in planes.items():
                     with m.Case(space):
-                        with m.Switch(bus.offset[:tw]):
-                            for w in range(wptv):
-                                if 16 * w >= len(act):
-                                    continue
-                                with m.Case(w):
-                                    n = min(16, len(act) - 16 * w)
-                                    m.d.sync += [act[16 * w + i].eq(bus.w_data[2 * i]) for i in range(n)]
-                                    m.d.sync += [neg_[16 * w + i].eq(bus.w_data[2 * i + 1]) for i in range(n)]
-                for space, sig in ((Space.NEURON_MASK, mask), (Space.POLARITY, polarity)):
-                    with m.Case(space):
-                        with m.Switch(bus.offset[:lw]):
-                            for w in range(wplv):
-                                if 32 * w >= L:
-                                    continue
-                                with m.Case(w):
-                                    m.d.sync += sig[32 * w:min(32 * w + 32, L)].eq(bus.w_data)
+                        with m.Switch(sel):
+                            for idx, part in words_of(sigs):
+                                with m.Case(idx):
+                                    m.d.sync += part.eq(bus.w_data)
         with m.If(bus.r_en):
             with m.Switch(bus.space):
-                for space, (act, neg_) in ((Space.BL_REG, (bl_act, bl_neg)), (Space.SL_REG, (sl_act, sl_neg))):
+                for space, sigs in planes.items():
                     with m.Case(space):
-                        with m.Switch(bus.offset[:tw]):
-                            for w in range(wptv):
-                                if 16 * w < len(act):
-                                    with m.Case(w):
-                                        m.d.sync += r_word.eq(interleave(act, neg_, 16 * w))
-                for space, sig in ((Space.NEURON_MASK, mask), (Space.POLARITY, polarity)):
-                    with m.Case(space):
-                        with m.Switch(bus.offset[:lw]):
-                            for w in range(wplv):
-                                if 32 * w < L:
-                                    with m.Case(w):
-                                        m.d.sync += r_word.eq(sig[32 * w:min(32 * w + 32, L)])
+                        with m.Switch(sel):
+                            for idx, part in words_of(sigs):
+                                with m.Case(idx):
+                                    m.d.sync += r_word.eq(part)
         r_space = Signal(Space)
         r_lane = Signal(lw)
         m.d.sync += [r_space.eq(bus.space), r_lane.eq(bus.offset[:lw])]

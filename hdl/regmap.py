@@ -297,13 +297,14 @@ BUFFERS: tuple[Buffer, ...] = (
            "batch_depth * 8 * words_per_line_vector"),
     Buffer("BL_REG", 3, A.RW,
            "The bitline-side ternary register (drives BLs forward, latches BL neurons backward).",
-           "16 two-bit entries per word, entry i of word w is line 16w+i in bits 2i+1:2i: 0b00 = 0, "
-           "0b01 = +1, 0b11 = -1.",
-           "words_per_ternary_vector"),
+           "two bit-planes of words_per_line_vector words each: words 0.. hold the non-zero plane, "
+           "words words_per_line_vector.. the negative plane (bit i of word w is line 32w+i); "
+           "entry = non-zero ? (negative ? -1 : +1) : 0.",
+           "2 * words_per_line_vector"),
     Buffer("SL_REG", 4, A.RW,
            "The source-line-side ternary register (latches SL neurons forward, drives SLs backward).",
            "As BL_REG.",
-           "words_per_ternary_vector"),
+           "2 * words_per_line_vector"),
     Buffer("NEURON_MASK", 5, A.RW,
            "Neurons tracked by the conversion; untracked neurons count as done from the start.",
            "bit i of word w is output line 32w+i; reset: all tracked.",

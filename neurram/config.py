@@ -114,8 +114,8 @@ class ChipConfig:
 
     @property
     def words_per_ternary_vector(self) -> int:
-        """32-bit words holding one ternary register (16 two-bit entries per word), a power of 2."""
-        return _pow2_at_least((self.lines + 15) // 16)
+        """32-bit words holding one ternary register (two bit-planes), a power of 2."""
+        return 2 * self.words_per_line_vector
 
 
     def core_index(self, core_row: int, core_col: int) -> int:

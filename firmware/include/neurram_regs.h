@@ -26,8 +26,8 @@
 #define NEURRAM_SPACE_REGISTERS 0u
 #define NEURRAM_SPACE_INPUT 1u  /* RW: Input vectors of a batch, as bit-planes. Words per core: batch_depth * input_planes * words_per_line_vector. */
 #define NEURRAM_SPACE_OUTPUT 2u  /* RO: Neuron outputs of a batch, one byte per output line, as bit-planes. Words per core: batch_depth * 8 * words_per_line_vector. */
-#define NEURRAM_SPACE_BL_REG 3u  /* RW: The bitline-side ternary register (drives BLs forward, latches BL neurons backward). Words per core: words_per_ternary_vector. */
-#define NEURRAM_SPACE_SL_REG 4u  /* RW: The source-line-side ternary register (latches SL neurons forward, drives SLs backward). Words per core: words_per_ternary_vector. */
+#define NEURRAM_SPACE_BL_REG 3u  /* RW: The bitline-side ternary register (drives BLs forward, latches BL neurons backward). Words per core: 2 * words_per_line_vector. */
+#define NEURRAM_SPACE_SL_REG 4u  /* RW: The source-line-side ternary register (latches SL neurons forward, drives SLs backward). Words per core: 2 * words_per_line_vector. */
 #define NEURRAM_SPACE_NEURON_MASK 5u  /* RW: Neurons tracked by the conversion; untracked neurons count as done from the start. Words per core: words_per_line_vector. */
 #define NEURRAM_SPACE_POLARITY 6u  /* RW: Input lines whose drive is inverted (the G- row of a differential pair is driven with -x). Words per core: words_per_line_vector. */
 
