@@ -328,7 +328,7 @@ REGISTERS = Table((r.name, r) for r in (
     Register("CELL_PULSE", 0x021, "RW", (
         Field("polarity", 0, 1, 0, "", PulsePolarity),
         Field("amplitude_mV", 4, 12, 1200, "mV"),
-        Field("gate_mV", 16, 12, 2750, "mV"),
+        Field("gate_mV", 16, 13, 2500, "mV"),
     )),
     # Programming pulse width and read voltage.
     Register("CELL_TIMING", 0x022, "RW", (

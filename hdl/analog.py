@@ -71,7 +71,7 @@ def analog_array_signature(config) -> wiring.Signature:
         "cell_col": Out(12),
         "pulse_polarity": Out(1),         # 0 SET, 1 RESET
         "pulse_mV": Out(12),
-        "gate_mV": Out(12),
+        "gate_mV": Out(13),
         "width_ns": Out(16),
         "read_mV": Out(12),
         "cmp": In(config.lines),          # comparator outputs of the sensing neurons
@@ -132,7 +132,7 @@ module neurram_analog_array #(
     input  wire [11:0]        cell_col,
     input  wire               pulse_polarity,
     input  wire [11:0]        pulse_mV,
-    input  wire [11:0]        gate_mV,
+    input  wire [12:0]        gate_mV,
     input  wire [15:0]        width_ns,
     input  wire [11:0]        read_mV,
     output wire [LINES-1:0]   cmp,

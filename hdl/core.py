@@ -72,7 +72,7 @@ def cell_port_signature() -> wiring.Signature:
         "col": Out(12),
         "polarity": Out(1),
         "pulse_mV": Out(12),
-        "gate_mV": Out(12),
+        "gate_mV": Out(13),
         "width_ns": Out(16),
         "read_mV": Out(12),
         "result": In(16),

@@ -275,8 +275,8 @@ class CellPulse(data.Struct):
     polarity: PulsePolarity = PulsePolarity.SET  # [0] SET or RESET.
     _pad1: unsigned(3)                           # [3:1] reserved
     amplitude_mV: unsigned(12) = 1200            # [15:4] (mV) Pulse amplitude on the bitline (SET) or source line (RESET).
-    gate_mV: unsigned(12) = 2750                 # [27:16] (mV) Wordline voltage: SET compliance, or 5 V for RESET.
-    _pad28: unsigned(4)                          # [31:28] reserved
+    gate_mV: unsigned(13) = 2500                 # [28:16] (mV) Wordline voltage: SET compliance, or 5 V for RESET.
+    _pad29: unsigned(3)                          # [31:29] reserved
 
 
 class CellTiming(data.Struct):
@@ -413,7 +413,7 @@ STOCHASTIC_MASK = 0x00003FFF
 CELL_ADDR_ADDR = 0x020
 CELL_ADDR_MASK = 0x3FFFFFFF
 CELL_PULSE_ADDR = 0x021
-CELL_PULSE_MASK = 0x0FFFFFF1
+CELL_PULSE_MASK = 0x1FFFFFF1
 CELL_TIMING_ADDR = 0x022
 CELL_TIMING_MASK = 0x0FFFFFFF
 CELL_RESULT_ADDR = 0x023

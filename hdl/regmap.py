@@ -243,7 +243,7 @@ REGISTERS: tuple[Register, ...] = (
     Register("CELL_PULSE", 0x021, A.RW, "Programming pulse (NEURRAM.md §3).", (
         _f("polarity", 0, 1, 0, doc="SET or RESET.", enum="PulsePolarity"),
         _f("amplitude_mV", 4, 12, 1200, "mV", "Pulse amplitude on the bitline (SET) or source line (RESET)."),
-        _f("gate_mV", 16, 12, 2750, "mV", "Wordline voltage: SET compliance, or 5 V for RESET."))),
+        _f("gate_mV", 16, 13, 2500, "mV", "Wordline voltage: SET compliance, or 5 V for RESET."))),
     Register("CELL_TIMING", 0x022, A.RW, "Programming pulse width and read voltage.", (
         _f("width_ns", 0, 16, 1000, "ns", "Programming pulse width."),
         _f("read_mV", 16, 12, 150, "mV", "Read voltage across the cell."))),

@@ -38,6 +38,11 @@ class BusError(Exception):
         self.status = status
 
 
+def raise_refused(why: str = "CTRL.start refused: check MVM_CONFIG, BATCH and the enabled/selected cores"):
+    from neurram.firmware.driver import ChipError
+    raise ChipError(why)
+
+
 def busy_cycles_per_mvm(s: MvmSettings, steps: np.ndarray) -> np.ndarray:
     """Busy cycles the RTL core controller spends per MVM (hdl/core.py state machine).
 
@@ -382,6 +387,99 @@ class FastChip:
         k.counters["busy"] += cycles
         k.batch_index = count
         return cycles
+
+    # -- bulk transactions (the in-process link's fast paths) -------------------------------------
+    def stream_batches(self, core: int, codes: np.ndarray, signed: bool) -> np.ndarray:
+        """Equivalent of, for each chunk of batch_depth vectors: select the core, write the INPUT
+        buffer and BATCH, CTRL.start, read the OUTPUT buffer. Returns the output bytes (N, lines)."""
+        from neurram.firmware import layout
+        c = self.config
+        codes = np.atleast_2d(np.asarray(codes, np.int64))
+        N = codes.shape[0]
+        full = np.zeros((N, c.lines), np.int64)
+        full[:, :codes.shape[1]] = codes
+        depth = c.batch_depth
+        sel = R.REGISTERS["CORE_SELECT"]
+        self._regs[sel.address(0)] = (1 << core) & 0xFFFFFFFF
+        if c.n_cores > 32:
+            self._regs[sel.address(1)] = (1 << core) >> 32
+        k = self.cores[core]
+        s = self.settings()
+        # The chunks' buffer writes, last two only (earlier ones are overwritten).
+        starts = list(range(0, N, depth))
+        for st in starts[-2:]:
+            k.input_words[: (min(N, st + depth) - st) * c.input_planes * c.words_per_line_vector] = \
+                layout.input_words(full[st:st + depth], c, signed)
+        self._regs[R.REGISTERS["BATCH"].address()] = R.pack("BATCH", count=N - starts[-1] if starts else 1)
+        if not self.config_ok():
+            self._status.update(done=0, config_error=1)
+            raise_refused()
+        saved = k.input_words.copy()
+        out = np.zeros((N, c.lines), np.uint8)
+        # One vectorised call for every chunk: same draws in the same order as chunk after chunk.
+        k.input_words = np.zeros(N * c.input_planes * c.words_per_line_vector, np.uint32)
+        k.input_words[:] = layout.input_words(full, c, signed)
+        out_saved = k.output_words
+        k.output_words = np.zeros(N * 8 * c.words_per_line_vector, np.uint32)
+        cycles = self._run_core(core, s, N)
+        words = k.output_words
+        out[:] = layout.output_bytes_from_words(words, c, N)
+        k.input_words = saved
+        k.output_words = out_saved
+        for st in starts[-2:]:
+            n = min(N, st + depth) - st
+            w = 8 * c.words_per_line_vector
+            k.output_words[: n * w] = words[st * w:(st + n) * w]
+        k.batch_index = N - starts[-1] if starts else 0
+        self.cycles += cycles
+        self._status.update(busy=0, done=1, config_error=0)
+        return out
+
+    def _cell_regs(self, core, row, col, polarity=None, amplitude_mV=None, width_ns=None, gate_mV=None,
+                   read_mV=None):
+        self._regs[R.REGISTERS["CELL_ADDR"].address()] = R.pack("CELL_ADDR", core=core, row=int(row), col=int(col))
+        if polarity is not None:
+            self._regs[R.REGISTERS["CELL_PULSE"].address()] = R.pack(
+                "CELL_PULSE", polarity=int(polarity), amplitude_mV=int(round(float(amplitude_mV))),
+                gate_mV=int(round(float(gate_mV))))
+        t = self._reg("CELL_TIMING")
+        self._regs[R.REGISTERS["CELL_TIMING"].address()] = R.pack(
+            "CELL_TIMING", width_ns=int(width_ns) if width_ns is not None else t["width_ns"],
+            read_mV=int(read_mV) if read_mV is not None else t["read_mV"])
+
+    def cell_pulses(self, core, rows, cols, polarity, amplitude_mV, width_ns, gate_mV) -> None:
+        """Equivalent of one {CELL_ADDR, CELL_PULSE, CELL_TIMING, CTRL.cell_program} per cell."""
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if rows.size == 0:
+            return
+        if not self._mask_bits("CORE_ENABLE")[core]:
+            self._status["config_error"] = 1
+            raise_refused("cell command to a disabled core")
+        k = self.cores[core]
+        amp = np.round(np.asarray(amplitude_mV, float)).astype(np.int64) & 0xFFF
+        gate = np.round(np.asarray(gate_mV, float)).astype(np.int64) & 0x1FFF
+        width = np.asarray(width_ns).astype(np.int64) & 0xFFFF
+        k.model.program_pulse(rows, cols, np.asarray(polarity), amp, width, gate)
+        k.counters["program"] += int(rows.size)
+        self._cell_regs(core, rows[-1], cols[-1], np.asarray(polarity).reshape(-1)[-1],
+                        np.asarray(amp).reshape(-1)[-1], np.asarray(width).reshape(-1)[-1],
+                        np.asarray(gate).reshape(-1)[-1])
+        self._status.update(cell_busy=0, cell_done=1, config_error=0)
+
+    def cell_reads(self, core, rows, cols, read_mV) -> np.ndarray:
+        """Equivalent of one {CELL_ADDR, CTRL.cell_read, read CELL_RESULT} per cell: codes (10 nS)."""
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if not self._mask_bits("CORE_ENABLE")[core]:
+            self._status["config_error"] = 1
+            raise_refused("cell command to a disabled core")
+        k = self.cores[core]
+        codes = np.asarray(k.model.read_cell(rows, cols, read_mV))
+        k.counters["read"] += int(rows.size)
+        if rows.size:
+            self._cell_regs(core, rows[-1], cols[-1], read_mV=read_mV)
+            k.cell_result, k.cell_valid = int(codes.reshape(-1)[-1]), 1
+        self._status.update(cell_busy=0, cell_done=1, config_error=0)
+        return codes
 
     # -- protocol ---------------------------------------------------------------------------------
     def handle_bytes(self, data: bytes) -> bytes:

@@ -1,0 +1,348 @@
+"""The register-level host driver: one driver for every chip.
+
+A :class:`Chip` talks to any backend through a *link* with four word-level operations
+(``read``, ``write``, ``write_burst``, ``read_burst``): the framed byte protocol to an FPGA board
+or to the RTL co-simulation (``firmware.protocol.Link``), or the in-process fast model
+(``firmware.targets``). It discovers geometry and features from the identification registers,
+so nothing about the chip is assumed.
+
+Two operations are long sequences of identical frames: streaming many MVM batches through a core,
+and programming many cells. A link may offer them as single transactions (``mvm_stream``,
+``cell_pulses``, ``cell_reads``); the fast model does, computing the whole sequence in one
+vectorised call with the same results, counters and random draws as the frame-by-frame sequence.
+The driver falls back to frames when a link has no such method; tests hold the two paths equal.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import layout
+from . import regs as R
+from .writeverify import WriteVerifyConfig, WriteVerifyReport, write_verify
+
+__all__ = ["Chip", "ChipInfo", "MvmMode", "ChipError"]
+
+
+class ChipError(RuntimeError):
+    """The chip refused or failed an operation."""
+
+
+@dataclass(frozen=True)
+class ChipInfo:
+    """What the identification block says (register GEOMETRY and friends)."""
+    version: tuple
+    core_grid: tuple
+    rows: int
+    cols: int
+    input_bits_max: int
+    output_bits_max: int
+    max_steps_limit: int
+    pulse_multiplier_max: int
+    batch_depth: int
+    features: dict
+    clock_kHz: int
+
+    @property
+    def n_cores(self) -> int:
+        return self.core_grid[0] * self.core_grid[1]
+
+    @property
+    def lines(self) -> int:
+        return max(self.rows, self.cols)
+
+    def config(self):
+        """The ChipConfig this chip reports (for layouts and models)."""
+        from neurram.config import ChipConfig
+        conv = tuple(k for k, f in (("sign", "conv_sign"), ("decrement", "conv_decrement"), ("sar", "conv_sar"))
+                     if self.features.get(f))
+        return ChipConfig(core_grid=self.core_grid, rows=self.rows, cols=self.cols,
+                          input_bits_max=self.input_bits_max, output_bits_max=self.output_bits_max,
+                          max_steps_limit=self.max_steps_limit, pulse_multiplier_max=self.pulse_multiplier_max,
+                          batch_depth=self.batch_depth, conversions=conv,
+                          stochastic_neurons=bool(self.features.get("stochastic")),
+                          clock_gating=bool(self.features.get("clock_gating")),
+                          clock_hz=self.clock_kHz * 1e3)
+
+    def describe(self) -> str:
+        v = ".".join(str(x) for x in self.version)
+        return (f"NeuRRAM v{v}: {self.n_cores} cores ({self.core_grid[0]} x {self.core_grid[1]}) of "
+                f"{self.rows} x {self.cols}, batch depth {self.batch_depth}, {self.clock_kHz / 1000:g} MHz")
+
+
+@dataclass(frozen=True)
+class MvmMode:
+    """How to run an MVM (fields of MVM_CONFIG, MVM_TIMING, NEURON_CONFIG)."""
+    input_bits: int = 1
+    input_signed: bool = False
+    conversion: int = R.Conversion.DECREMENT
+    direction: int = R.Direction.FORWARD
+    output_bits: int = 8
+    activation: int = R.Activation.NONE
+    pulse_multiplier: int = 1
+    max_steps: int = 100
+    clip: int = 127
+    input_source: int = R.InputSource.BUFFER
+    stochastic: bool = False
+
+    def registers(self) -> dict:
+        return {
+            "MVM_CONFIG": R.pack("MVM_CONFIG", direction=int(self.direction), input_source=int(self.input_source),
+                                 input_bits=self.input_bits, input_signed=int(self.input_signed),
+                                 conversion=int(self.conversion), output_bits=self.output_bits,
+                                 activation=int(self.activation), stochastic=int(self.stochastic)),
+            "MVM_TIMING": R.pack("MVM_TIMING", pulse_multiplier=self.pulse_multiplier),
+            "NEURON_CONFIG": R.pack("NEURON_CONFIG", max_steps=self.max_steps, clip=self.clip),
+        }
+
+
+class Chip:
+    """A NeuRRAM chip behind a link."""
+
+    def __init__(self, link, *, check_id: bool = True):
+        self.link = link
+        self.info = self.identify() if check_id else None
+        self.config = self.info.config() if self.info else None
+        self._mode_cache = {}
+
+    # -- registers -------------------------------------------------------------------------------
+    def read_reg(self, name: str, index: int = 0) -> int:
+        return int(self.link.read(R.REGISTERS[name].address(index)))
+
+    def write_reg(self, name: str, value: int, index: int = 0) -> None:
+        self.link.write(R.REGISTERS[name].address(index), int(value))
+        self._mode_cache.pop((name, index), None)
+
+    def write_reg_cached(self, name: str, value: int, index: int = 0) -> None:
+        """Write unless the last value this driver wrote is the same (saves frames)."""
+        if self._mode_cache.get((name, index)) != value:
+            self.link.write(R.REGISTERS[name].address(index), int(value))
+            self._mode_cache[(name, index)] = value
+
+    def _forget(self, *names) -> None:
+        for key in [k for k in self._mode_cache if k[0] in names]:
+            del self._mode_cache[key]
+
+    def fields(self, name: str, index: int = 0) -> dict:
+        return R.unpack(name, self.read_reg(name, index))
+
+    def identify(self) -> ChipInfo:
+        magic = self.read_reg("CHIP_ID")
+        if magic != R.CHIP_ID_MAGIC:
+            raise ChipError(f"no NeuRRAM chip on this link: CHIP_ID reads {magic:#010x}, expected {R.CHIP_ID_MAGIC:#010x}")
+        v, g, p = self.fields("VERSION"), self.fields("GEOMETRY"), self.fields("PRECISION")
+        return ChipInfo(version=(v["major"], v["minor"], v["patch"]), core_grid=(g["core_rows"], g["core_cols"]),
+                        rows=g["rows"], cols=g["cols"], input_bits_max=p["input_bits_max"],
+                        output_bits_max=p["output_bits_max"], max_steps_limit=p["max_steps_limit"],
+                        pulse_multiplier_max=p["pulse_multiplier_max"],
+                        batch_depth=self.fields("BUFFERS")["batch_depth"], features=self.fields("FEATURES"),
+                        clock_kHz=self.fields("CLOCK")["freq_kHz"])
+
+    # -- cores -----------------------------------------------------------------------------------
+    def _check_core(self, core: int) -> None:
+        if not 0 <= core < self.info.n_cores:
+            raise ChipError(f"core {core} does not exist: this chip has {self.info.n_cores} cores")
+
+    def _core_mask_write(self, name: str, cores) -> None:
+        bits = 0
+        for c in cores:
+            self._check_core(c)
+            bits |= 1 << c
+        self.write_reg_cached(name, bits & 0xFFFFFFFF, 0)
+        if self.info.n_cores > 32:
+            self.write_reg_cached(name, bits >> 32, 1)
+
+    def enable_cores(self, cores) -> None:
+        """Power up exactly these cores (the rest are gated and keep their state)."""
+        self._core_mask_write("CORE_ENABLE", cores)
+
+    def select_cores(self, cores) -> None:
+        self._core_mask_write("CORE_SELECT", cores)
+
+    def set_bias(self, core: int, v_pos_mV: int, v_neg_mV: int) -> None:
+        self.write_reg_cached("CORE_BIAS", R.pack("CORE_BIAS", v_pos_mV=v_pos_mV, v_neg_mV=v_neg_mV), core)
+
+    def set_packet(self, core: int, packet_uV: int) -> None:
+        if not 1 <= packet_uV < (1 << 14):
+            raise ChipError(f"charge packet {packet_uV} µV out of range 1..16383")
+        self.write_reg_cached("CORE_NEURON", R.pack("CORE_NEURON", packet_uV=int(packet_uV)), core)
+
+    def _buffer_write(self, space, core, words, offset=0) -> None:
+        self.link.write_burst(R.address(space, core, offset), np.asarray(words, np.uint32))
+
+    def _buffer_read(self, space, core, count, offset=0) -> np.ndarray:
+        return np.asarray(self.link.read_burst(R.address(space, core, offset), count), np.uint32)
+
+    def set_mask(self, core: int, tracked: np.ndarray) -> None:
+        self._buffer_write(R.Space.NEURON_MASK, core, layout.bits_to_words(tracked, self.config.words_per_line_vector))
+
+    def set_polarity(self, core: int, inverted: np.ndarray) -> None:
+        self._buffer_write(R.Space.POLARITY, core, layout.bits_to_words(inverted, self.config.words_per_line_vector))
+
+    def write_ternary(self, core: int, side: str, values) -> None:
+        space = R.Space.BL_REG if side == "bl" else R.Space.SL_REG
+        self._buffer_write(space, core, layout.ternary_to_words(values, self.config.words_per_ternary_vector))
+
+    def read_ternary(self, core: int, side: str) -> np.ndarray:
+        space = R.Space.BL_REG if side == "bl" else R.Space.SL_REG
+        n = self.info.rows if side == "bl" else self.info.cols
+        return layout.words_to_ternary(self._buffer_read(space, core, self.config.words_per_ternary_vector), n)
+
+    def counters(self, core: int) -> dict:
+        return {name[6:].lower(): self.read_reg(name, core)
+                for name in ("COUNT_MVM", "COUNT_PULSE", "COUNT_COMPARE", "COUNT_STEP", "COUNT_PROGRAM",
+                             "COUNT_READ", "COUNT_BUSY")}
+
+    def clear_counters(self) -> None:
+        self.write_reg("CTRL", R.pack("CTRL", clear_counters=1))
+
+    # -- MVMs --------------------------------------------------------------------------------------
+    def set_mode(self, mode: MvmMode) -> None:
+        if mode.input_bits > self.info.input_bits_max:
+            raise ChipError(f"{mode.input_bits}-bit inputs: this chip takes at most {self.info.input_bits_max}")
+        if mode.max_steps > self.info.max_steps_limit:
+            raise ChipError(f"max_steps {mode.max_steps} above the chip's limit {self.info.max_steps_limit}")
+        for name, value in mode.registers().items():
+            self.write_reg_cached(name, value)
+
+    def _validate_codes(self, codes: np.ndarray, mode: MvmMode) -> np.ndarray:
+        codes = np.asarray(codes)
+        if codes.dtype.kind == "f":
+            if not np.isfinite(codes).all():
+                raise ChipError("input codes contain NaN or infinity")
+            if not np.array_equal(codes, np.round(codes)):
+                raise ChipError("input codes must be integers")
+        codes = codes.astype(np.int64)
+        if mode.input_signed:
+            top = (1 << (mode.input_bits - 1)) - 1
+            lo = -top
+        else:
+            top, lo = (1 << mode.input_bits) - 1, 0
+        if codes.size and (codes.min() < lo or codes.max() > top):
+            raise ChipError(f"input codes span {codes.min()}..{codes.max()}, outside {lo}..{top} "
+                            f"for {mode.input_bits}-bit {'signed' if mode.input_signed else 'unsigned'} inputs")
+        n_in = self.info.rows if mode.direction != R.Direction.BACKWARD else self.info.cols
+        if codes.shape[-1] > n_in:
+            raise ChipError(f"{codes.shape[-1]} input lines, the array has {n_in}")
+        return codes
+
+    def run_batch(self, core: int, codes: np.ndarray, mode: MvmMode) -> np.ndarray:
+        """One hardware batch (at most batch_depth vectors) on one core: output bytes (B, lines)."""
+        codes = self._validate_codes(np.atleast_2d(codes), mode)
+        B = codes.shape[0]
+        if not 1 <= B <= self.info.batch_depth:
+            raise ChipError(f"a batch holds 1..{self.info.batch_depth} vectors, not {B}")
+        cfg = self.config
+        full = np.zeros((B, cfg.lines), np.int64)
+        full[:, :codes.shape[1]] = codes
+        self.set_mode(mode)
+        self.select_cores([core])
+        self.write_reg_cached("BATCH", R.pack("BATCH", count=B))
+        self._buffer_write(R.Space.INPUT, core, layout.input_words(full, cfg, mode.input_signed))
+        self.start_and_wait()
+        words = self._buffer_read(R.Space.OUTPUT, core, B * 8 * cfg.words_per_line_vector)
+        return layout.output_bytes_from_words(words, cfg, B)
+
+    def start_and_wait(self, max_polls: int = 1_000_000) -> None:
+        self.write_reg("CTRL", R.pack("CTRL", start=1))
+        for _ in range(max_polls):
+            st = self.fields("STATUS")
+            if st["config_error"]:
+                raise ChipError("the chip refused CTRL.start: check MVM_CONFIG, BATCH and the enabled/selected cores")
+            if not st["busy"]:
+                return
+        raise ChipError("timed out waiting for the batch")
+
+    def mvm(self, core: int, codes: np.ndarray, mode: MvmMode) -> np.ndarray:
+        """Any number of input vectors through one core, batch after batch: output bytes (N, lines)."""
+        codes = self._validate_codes(np.atleast_2d(codes), mode)
+        stream = getattr(self.link, "mvm_stream", None)
+        if stream is not None:
+            self.set_mode(mode)
+            try:
+                return stream(core, codes, mode.input_signed)
+            finally:   # the transaction wrote CORE_SELECT and BATCH
+                self._forget("CORE_SELECT", "BATCH")
+        depth = self.info.batch_depth
+        out = [self.run_batch(core, codes[i:i + depth], mode) for i in range(0, codes.shape[0], depth)]
+        return np.concatenate(out) if out else np.zeros((0, self.info.lines), np.uint8)
+
+    # -- cells ---------------------------------------------------------------------------------------
+    def cell_access(self, core: int, read_mV: int = 150) -> "CellAccess":
+        self._check_core(core)
+        return _CellAccess(self, core, read_mV)
+
+    def program(self, core: int, g_target_uS: np.ndarray, *, rows=None, cols=None,
+                config: WriteVerifyConfig = WriteVerifyConfig(), progress=None) -> WriteVerifyReport:
+        """Program conductance targets (µS) by write-verify; returns the report of every cell.
+
+        ``g_target_uS`` is the whole array (rows x cols) or, with ``rows``/``cols``, one target
+        per listed cell.
+        """
+        g = np.asarray(g_target_uS, dtype=np.float64)
+        if rows is None:
+            if g.shape != (self.info.rows, self.info.cols):
+                raise ChipError(f"targets of shape {g.shape} do not fit a {self.info.rows} x {self.info.cols} array")
+            rows, cols = np.indices(g.shape)
+            rows, cols, g = rows.reshape(-1), cols.reshape(-1), g.reshape(-1)
+        if not np.isfinite(g).all():
+            raise ChipError("conductance targets contain NaN or infinity")
+        return write_verify(self.cell_access(core), np.asarray(rows), np.asarray(cols), g, config, progress=progress)
+
+
+class _CellAccess:
+    """write-verify's CellAccess over the chip's single-cell registers (or a link's bulk path)."""
+
+    def __init__(self, chip: Chip, core: int, read_mV: int):
+        self.chip, self.core, self.read_mV = chip, core, read_mV
+        chip.enable_cores(sorted(set(_enabled(chip)) | {core}))
+
+    def read_cells(self, rows, cols) -> np.ndarray:
+        rows, cols = np.asarray(rows).reshape(-1), np.asarray(cols).reshape(-1)
+        bulk = getattr(self.chip.link, "cell_reads", None)
+        if bulk is not None:
+            self.chip._forget("CELL_ADDR", "CELL_TIMING")
+            return bulk(self.core, rows, cols, self.read_mV) * 0.01
+        c = self.chip
+        c.write_reg_cached("CELL_TIMING", R.pack("CELL_TIMING", width_ns=1000, read_mV=self.read_mV))
+        out = np.empty(rows.size)
+        for k, (r, q) in enumerate(zip(rows, cols)):
+            c.write_reg("CELL_ADDR", R.pack("CELL_ADDR", core=self.core, row=int(r), col=int(q)))
+            c.write_reg("CTRL", R.pack("CTRL", cell_read=1))
+            _wait_cell(c)
+            out[k] = c.fields("CELL_RESULT")["g_10nS"] * 0.01
+        return out
+
+    def pulse_cells(self, rows, cols, polarity, amplitude_mV, width_ns, gate_mV) -> None:
+        rows, cols = np.asarray(rows).reshape(-1), np.asarray(cols).reshape(-1)
+        n = rows.size
+        polarity, amplitude_mV, width_ns, gate_mV = (np.broadcast_to(np.asarray(v), (n,))
+                                                     for v in (polarity, amplitude_mV, width_ns, gate_mV))
+        bulk = getattr(self.chip.link, "cell_pulses", None)
+        if bulk is not None:
+            self.chip._forget("CELL_ADDR", "CELL_PULSE", "CELL_TIMING")
+            return bulk(self.core, rows, cols, polarity, amplitude_mV, width_ns, gate_mV)
+        c = self.chip
+        for k in range(n):
+            c.write_reg("CELL_ADDR", R.pack("CELL_ADDR", core=self.core, row=int(rows[k]), col=int(cols[k])))
+            c.write_reg_cached("CELL_PULSE", R.pack("CELL_PULSE", polarity=int(polarity[k]),
+                                                    amplitude_mV=int(round(float(amplitude_mV[k]))),
+                                                    gate_mV=int(round(float(gate_mV[k])))))
+            c.write_reg_cached("CELL_TIMING", R.pack("CELL_TIMING", width_ns=int(width_ns[k]), read_mV=self.read_mV))
+            c.write_reg("CTRL", R.pack("CTRL", cell_program=1))
+            _wait_cell(c)
+
+
+def _wait_cell(chip: Chip, max_polls: int = 100_000) -> None:
+    for _ in range(max_polls):
+        st = chip.fields("STATUS")
+        if st["config_error"]:
+            raise ChipError("cell command refused: is the core enabled?")
+        if not st["cell_busy"]:
+            return
+    raise ChipError("timed out waiting for a cell operation")
+
+
+def _enabled(chip: Chip):
+    bits = chip.read_reg("CORE_ENABLE", 0) | (chip.read_reg("CORE_ENABLE", 1) << 32 if chip.info.n_cores > 32 else 0)
+    return [i for i in range(chip.info.n_cores) if (bits >> i) & 1]
