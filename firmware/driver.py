@@ -284,7 +284,8 @@ class Chip:
             if g.shape != (self.info.rows, self.info.cols):
                 raise ChipError(f"targets of shape {g.shape} do not fit a {self.info.rows} x {self.info.cols} array")
             rows, cols = np.indices(g.shape)
-            rows, cols, g = rows.reshape(-1), cols.reshape(-1), g.reshape(-1)
+            rows, cols = rows.reshape(-1), cols.reshape(-1)
+        g = g.reshape(-1)
         if not np.isfinite(g).all():
             raise ChipError("conductance targets contain NaN or infinity")
         return write_verify(self.cell_access(core), np.asarray(rows), np.asarray(cols), g, config, progress=progress)

@@ -216,8 +216,10 @@ class _ChipLogic(wiring.Component):
             m.d.sync += [b_wen[i].eq(q_wen & ~to_regs & hit),
                          b_ren[i].eq(q_ren & ~to_regs & (core_sel == i))]
         read_core = Signal(range(max(2, n)))
+        # A core answers two cycles after the request (input register, then its read register).
         core_read_pending = Signal()
-        m.d.sync += core_read_pending.eq(b_ren.any())
+        core_read_pending1 = Signal()
+        m.d.sync += [core_read_pending1.eq(b_ren.any()), core_read_pending.eq(core_read_pending1)]
         with m.If(q_ren & ~to_regs):
             m.d.sync += read_core.eq(core_sel)
 
@@ -241,14 +243,17 @@ class _ChipLogic(wiring.Component):
                 io.clear_counters.eq(clear_q),
                 busy[i].eq(io.busy),
             ]
-            # Clock gate: run while enabled and busy/starting, or while addressed.
+            # Clock gate: run while enabled and busy/starting, or while addressed. A request takes
+            # two core cycles (the core registers its inputs), so the gate stays open one cycle more.
             wake = Signal(name=f"core{i}_wake")
+            wake_q = Signal(name=f"core{i}_wake_q")
             m.d.comb += wake.eq((enabled[i] & (io.busy | start_q[i] | cell_prog_q[i] | cell_read_q[i]))
                                 | b_wen[i] | b_ren[i] | clear_q | ResetSignal("sync"))
+            m.d.sync += wake_q.eq(wake)
             # Clocked through reset (init 1) so that synchronous reset reaches every core.
             gate = Signal(name=f"core{i}_gate", init=1)
             if cfg.clock_gating:
-                m.d.neg += gate.eq(wake)
+                m.d.neg += gate.eq(wake | wake_q)
             gclk = Signal(name=f"core{i}_clk")
             m.d.comb += gclk.eq(ClockSignal("sync") & gate)
             if self.hierarchical:
@@ -275,6 +280,9 @@ class _ChipLogic(wiring.Component):
                 m.d.comb += getattr(regs, reg)[i].count.eq(getattr(io.counters, field))
 
         # ---- status ---------------------------------------------------------------------------------
+        # A core's busy shows two cycles after its start strobe (input register, then FSM).
+        start_q2 = Signal(n)
+        m.d.sync += start_q2.eq(start_q)
         running = Signal()
         done = Signal()
         config_error = Signal()
@@ -284,15 +292,17 @@ class _ChipLogic(wiring.Component):
             m.d.sync += [done.eq(0), config_error.eq(~config_ok), running.eq(config_ok)]
         with m.Elif(regs.ctrl.cell_program | regs.ctrl.cell_read):
             m.d.sync += config_error.eq(~cell_core_enabled)
-        with m.Elif(running & ~start_q.any() & ~busy.any()):
+        with m.Elif(running & ~start_q.any() & ~start_q2.any() & ~busy.any()):
             m.d.sync += [running.eq(0), done.eq(1)]
+        cell_q2 = Signal(n)
+        m.d.sync += cell_q2.eq(cell_prog_q | cell_read_q)
         cell_busy = Signal()
         cell_done = Signal()
         cell_sel_busy = Signal()
         m.d.comb += cell_sel_busy.eq((busy >> cell_core)[0])
         with m.If(regs.ctrl.cell_program | regs.ctrl.cell_read):
             m.d.sync += [cell_busy.eq(1), cell_done.eq(0)]
-        with m.Elif(cell_busy & ~(cell_prog_q | cell_read_q).any() & ~cell_sel_busy):
+        with m.Elif(cell_busy & ~(cell_prog_q | cell_read_q).any() & ~cell_q2.any() & ~cell_sel_busy):
             m.d.sync += [cell_busy.eq(0), cell_done.eq(1)]
         m.d.comb += [regs.status.busy.eq(running), regs.status.done.eq(done),
                      regs.status.cell_busy.eq(cell_busy), regs.status.cell_done.eq(cell_done),

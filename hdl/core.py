@@ -460,24 +460,39 @@ class CoreController(wiring.Component):
         return m
 
 
-class CimCore(CoreController):
-    """A whole core: the controller plus its analog array (a Verilog black box by default).
+class CimCore(wiring.Component):
+    """A whole core: the controller, its input registers and its analog array.
+
+    Every input enters through a register clocked by the core's own (gated) clock, so no logic
+    inside the core depends on a signal of another clock domain: an idle, gated core costs a
+    simulator nothing. Inputs therefore act one core clock later than they arrive; the chip
+    keeps a core's clock running for that extra cycle.
 
     ``array_factory`` builds the array: any component with a ``port`` of
     ``In(analog_array_signature(config))`` (the FPGA build passes a digital emulation).
     """
 
     def __init__(self, config, core_index: int = 0, array_factory=None):
+        self.config = config
         self.core_index = core_index
         self._array_factory = array_factory or (lambda: AnalogArrayBlackBox(config, core_index))
-        super().__init__(config)
+        super().__init__(dict(CoreController(config).signature.members))
 
     def elaborate(self, platform):
-        m = super().elaborate(platform)
+        m = Module()
+        m.submodules.ctrl = ctrl = CoreController(self.config)
+        for path, member, outer in self.signature.flatten(self):
+            inner = ctrl
+            for p in path:
+                inner = getattr(inner, p) if isinstance(p, str) else inner[p]
+            if member.flow == In:
+                m.d.sync += inner.eq(outer)
+            else:
+                m.d.comb += outer.eq(inner)
         m.submodules.array = array = self._array_factory()
         for name, member in analog_array_signature(self.config).members.items():
             if member.flow == Out:
-                m.d.comb += getattr(array.port, name).eq(getattr(self.array, name))
+                m.d.comb += getattr(array.port, name).eq(getattr(ctrl.array, name))
             else:
-                m.d.comb += getattr(self.array, name).eq(getattr(array.port, name))
+                m.d.comb += getattr(ctrl.array, name).eq(getattr(array.port, name))
         return m

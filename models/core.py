@@ -128,7 +128,7 @@ class AnalogCore:
         n = self.n_outputs(direction)
         if not self.crossbar.has_read_noise():
             return None
-        return self.mvm_rng.standard_normal(tuple(batch_shape) + (2, n))
+        return self.mvm_rng.standard_normal(tuple(batch_shape) + (2, n), dtype=np.float32)
 
     # -- event API (co-simulation) ---------------------------------------------------------------
     def initialise(self, direction: int) -> None:

@@ -329,43 +329,53 @@ class FastChip:
         count = self._reg("BATCH")["count"]
         longest = 0
         for i in sel:
-            longest = max(longest, self._run_core(int(i), s, count))
+            longest = max(longest, self._run_core(int(i), s, count)[0])
         self.cycles += longest
         self._status.update(busy=0, done=1)
 
-    def _run_core(self, i: int, s: MvmSettings, count: int) -> int:
+    def _buffer_codes(self, k, s: MvmSettings, count: int) -> np.ndarray:
+        """Input codes of a batch from the core's INPUT buffer (bit-planes)."""
+        from neurram.firmware import layout
+        c = self.config
+        wplv, P = c.words_per_line_vector, c.input_planes
+        words = k.input_words[: count * P * wplv].reshape(count, P, wplv)
+        planes = layout.words_to_bits(words, c.lines)                      # (B, P, lines)
+        n_bits = s.input_bits - int(s.input_signed)
+        mag = np.einsum("bpl,p->bl", planes[:, :n_bits].astype(np.int64), 1 << np.arange(n_bits, dtype=np.int64))
+        return np.where(planes[:, P - 1], -mag, mag) if s.input_signed else mag
+
+    def _run_core(self, i: int, s: MvmSettings, count: int, codes: np.ndarray | None = None,
+                  write_outputs: bool = True):
+        """Run a batch on core i (codes from the INPUT buffer unless given); returns (cycles, result)."""
         from neurram.firmware import layout
         c = self.config
         k = self.cores[i]
         bias, neuron = self._reg("CORE_BIAS", i), self._reg("CORE_NEURON", i)
-        wplv, P = c.words_per_line_vector, c.input_planes
         direction = 1 if s.direction == 1 else 0
+        kw = dict(mask=k.mask, polarity=k.polarity, v_pos_mV=bias["v_pos_mV"], v_neg_mV=bias["v_neg_mV"],
+                  packet_uV=neuron["packet_uV"])
         if s.input_source == 1:
             act, neg = (k.bl_act, k.bl_neg) if direction == 0 else (k.sl_act, k.sl_neg)
             ternary = np.where(act, np.where(neg, -1, 1), 0)
-            res = run_batch(k.model, s, codes=np.zeros((count, 1), np.int64), ternary=ternary, mask=k.mask,
-                            polarity=k.polarity, v_pos_mV=bias["v_pos_mV"], v_neg_mV=bias["v_neg_mV"],
-                            packet_uV=neuron["packet_uV"])
+            res = run_batch(k.model, s, codes=np.zeros((count, 1), np.int64), ternary=ternary, **kw)
         else:
-            words = k.input_words[: count * P * wplv].reshape(count, P, wplv)
-            planes = layout.words_to_bits(words, c.lines)                      # (B, P, lines)
-            n_bits = s.input_bits - int(s.input_signed)
-            weights = (1 << np.arange(n_bits, dtype=np.int64))
-            mag = np.einsum("bpl,p->bl", planes[:, :n_bits].astype(np.int64), weights)
-            codes = np.where(planes[:, P - 1], -mag, mag) if s.input_signed else mag
-            res = run_batch(k.model, s, codes=codes, mask=k.mask, polarity=k.polarity,
-                            v_pos_mV=bias["v_pos_mV"], v_neg_mV=bias["v_neg_mV"], packet_uV=neuron["packet_uV"])
-        out_planes = ((res.outputs[:, None, :].astype(np.uint16) >> np.arange(8)[None, :, None]) & 1).astype(bool)
-        k.output_words[: count * 8 * wplv] = layout.bits_to_words(out_planes, wplv).reshape(-1)
+            if codes is None:
+                codes = self._buffer_codes(k, s, count)
+            res = run_batch(k.model, s, codes=codes, **kw)
+        if write_outputs:
+            out_planes = ((res.outputs[:, None, :].astype(np.uint16) >> np.arange(8)[None, :, None]) & 1).astype(bool)
+            k.output_words[: count * 8 * c.words_per_line_vector] = \
+                layout.bits_to_words(out_planes, c.words_per_line_vector).reshape(-1)
         # The input-side register keeps the last phase driven: phase 1 of the top magnitude bit
         # of the last vector (every line driven; -1 where not positive, inverted by polarity).
         if s.input_source == 0:
-            L = c.lines
+            last = np.zeros(c.lines, np.int64)
+            last[: codes.shape[1]] = codes[-1]
+            n_bits = s.input_bits - int(s.input_signed)
             if s.input_signed:
-                top = planes[-1, n_bits - 1] if n_bits > 0 else np.zeros(L, bool)
-                positive = ~(top & planes[-1, P - 1])
+                positive = ~(((np.abs(last) >> max(n_bits - 1, 0)) & 1).astype(bool) & (last < 0))
             else:
-                positive = np.ones(L, bool)
+                positive = np.ones(c.lines, bool)
             drive_neg = ~(positive ^ k.polarity)
             if direction == 0:
                 k.bl_act[:] = True
@@ -386,7 +396,7 @@ class FastChip:
         cycles = int(busy_cycles_per_mvm(s, res.steps).sum())
         k.counters["busy"] += cycles
         k.batch_index = count
-        return cycles
+        return cycles, res
 
     # -- bulk transactions (the in-process link's fast paths) -------------------------------------
     def stream_batches(self, core: int, codes: np.ndarray, signed: bool) -> np.ndarray:
@@ -414,22 +424,14 @@ class FastChip:
         if not self.config_ok():
             self._status.update(done=0, config_error=1)
             raise_refused()
-        saved = k.input_words.copy()
-        out = np.zeros((N, c.lines), np.uint8)
         # One vectorised call for every chunk: same draws in the same order as chunk after chunk.
-        k.input_words = np.zeros(N * c.input_planes * c.words_per_line_vector, np.uint32)
-        k.input_words[:] = layout.input_words(full, c, signed)
-        out_saved = k.output_words
-        k.output_words = np.zeros(N * 8 * c.words_per_line_vector, np.uint32)
-        cycles = self._run_core(core, s, N)
-        words = k.output_words
-        out[:] = layout.output_bytes_from_words(words, c, N)
-        k.input_words = saved
-        k.output_words = out_saved
+        cycles, res = self._run_core(core, s, N, codes=full, write_outputs=False)
+        out = res.outputs
+        w = 8 * c.words_per_line_vector
         for st in starts[-2:]:
             n = min(N, st + depth) - st
-            w = 8 * c.words_per_line_vector
-            k.output_words[: n * w] = words[st * w:(st + n) * w]
+            planes = ((out[st:st + n, None, :].astype(np.uint16) >> np.arange(8)[None, :, None]) & 1).astype(bool)
+            k.output_words[: n * w] = layout.bits_to_words(planes, c.words_per_line_vector).reshape(-1)
         k.batch_index = N - starts[-1] if starts else 0
         self.cycles += cycles
         self._status.update(busy=0, done=1, config_error=0)

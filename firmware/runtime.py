@@ -1,0 +1,191 @@
+"""Run a mapped network on a chip, layer by layer.
+
+The runtime programs every core's conductances by write-verify, then runs inference: each weight
+layer's input codes (im2col patches for convolutions) go through the chip as MVM streams, one
+stream per segment; outputs come back as charge-decrement bytes, are decoded with each column's
+scale (from the conductances the chip reports back, or from a calibration), partial sums of a
+split layer are added, and activation and max-pool run on the host, where the paper ran them.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import nn
+from . import regs as R
+from .driver import Chip, MvmMode
+from .mapper import G_MAX_uS, Mapping, charge_per_unit
+
+__all__ = ["Runtime", "LayerStats", "RunResult", "progress_bar"]
+
+
+def progress_bar(total: int, desc: str = "", enabled: bool = True):
+    """A minimal text progress bar on stderr (no dependency); returns update(n) and close()."""
+    import sys
+    state = {"n": 0, "t0": time.perf_counter(), "last": 0.0}
+
+    def update(n: int = 1):
+        state["n"] += n
+        now = time.perf_counter()
+        if not enabled or (now - state["last"] < 0.2 and state["n"] < total):
+            return
+        state["last"] = now
+        frac = state["n"] / max(total, 1)
+        rate = state["n"] / max(now - state["t0"], 1e-9)
+        bar = "#" * int(30 * frac)
+        sys.stderr.write(f"\r{desc} [{bar:<30}] {state['n']}/{total} {rate:,.1f}/s")
+        sys.stderr.flush()
+
+    def close():
+        if enabled:
+            sys.stderr.write("\n")
+
+    update.close = close
+    return update
+
+
+@dataclass
+class LayerStats:
+    name: str
+    mvms: int = 0
+    seconds: float = 0.0
+    cores: tuple = ()
+    counters: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    logits: np.ndarray
+    predictions: np.ndarray
+    seconds: float
+    layers: list
+    chip_cycles: int | None = None
+
+    def accuracy(self, labels) -> float:
+        return float(np.mean(self.predictions == np.asarray(labels)))
+
+
+class Runtime:
+    def __init__(self, chip: Chip, mapping: Mapping, *, neuron_gain: float = 1 / 16):
+        self.chip = chip
+        self.mapping = mapping
+        self.neuron_gain = neuron_gain
+        self.reports = {}
+        #: per (layer, segment): (scale nV per unit, offset nV) used to decode outputs
+        self.decode = {}
+
+    # -- programming -----------------------------------------------------------------------------
+    def program(self, progress: bool = True, write_verify_config=None):
+        """Program every used core by write-verify; decode scales from the read-back conductances."""
+        from .writeverify import WriteVerifyConfig
+        m = self.mapping
+        cores = m.cores_used
+        self.chip.enable_cores(cores)
+        bar = progress_bar(len(cores), "programming cores", progress)
+        for core in cores:
+            target = m.targets(core)
+            used_cols = np.flatnonzero(target.any(axis=0))
+            rows, cols = np.meshgrid(np.arange(m.rows), used_cols, indexing="ij")
+            rep = self.chip.program(core, target[rows, cols], rows=rows.reshape(-1), cols=cols.reshape(-1),
+                                    config=write_verify_config or WriteVerifyConfig())
+            self.reports[core] = rep
+            g = np.zeros((m.rows, m.cols))
+            g[rows.reshape(-1), cols.reshape(-1)] = rep.final_g
+            self._set_decode_from_conductance(core, g)
+            self.chip.set_polarity(core, m.polarity(core))
+            self.chip.set_mask(core, np.ones(self.chip.info.lines, bool))
+            self.chip.set_bias(core, m.v_mV, m.v_mV)
+            bar(1)
+        bar.close()
+        return self.reports
+
+    def _set_decode_from_conductance(self, core: int, g: np.ndarray) -> None:
+        for ml in self.mapping.layers:
+            for s in ml.segments:
+                if s.core == core:
+                    colsum = g[:, s.col0:s.col0 + s.n_out].sum(axis=0)
+                    self.decode[(ml.name, s.index)] = (charge_per_unit(ml, s, self.mapping, self.neuron_gain, colsum),
+                                                       np.zeros(s.n_out))
+
+    def unconverged_cells(self) -> int:
+        return int(sum(len(r.unconverged) for r in self.reports.values()))
+
+    # -- inference -------------------------------------------------------------------------------
+    def _segment_mvm(self, ml, s, codes: np.ndarray, mode: MvmMode) -> np.ndarray:
+        """Partial pre-activations (N, O) in units of Σ code·weight for one segment."""
+        m = self.mapping
+        N = codes.shape[0]
+        n_in = len(s.inputs)
+        x = np.zeros((N, m.rows), np.int64)
+        r = s.row0 + 2 * np.arange(n_in)
+        seg_codes = codes[:, s.inputs]
+        x[:, r] = seg_codes
+        x[:, r + 1] = seg_codes
+        if s.bias_rows:
+            rb = s.row0 + 2 * (n_in + np.arange(s.bias_rows))
+            x[:, rb] = ml.x_max
+            x[:, rb + 1] = ml.x_max
+        self.chip.set_packet(s.core, s.packet_uV)
+        out = self.chip.mvm(s.core, x, mode)[:, s.col0:s.col0 + s.n_out].astype(np.int64)
+        sign = np.where(out & 0x80, -1.0, 1.0)
+        steps = out & 0x7F
+        q_nV = np.where(steps > 0, (steps - 0.5) * sign, 0.0) * s.packet_uV * 1e3
+        scale, offset = self.decode[(ml.name, s.index)]
+        return (q_nV - offset) / scale
+
+    def forward(self, x_uint8: np.ndarray, *, batch_images: int = 64, progress: bool = True) -> RunResult:
+        m = self.mapping
+        net = m.net
+        t_start = time.perf_counter()
+        cycles0 = getattr(getattr(self.chip.link, "chip", None), "cycles", None)
+        stats = {ml.name: LayerStats(ml.name, cores=tuple(sorted({s.core for s in ml.segments})))
+                 for ml in m.layers}
+        layer_of = {ml.name: ml for ml in m.layers}
+        logits = []
+        N = len(x_uint8)
+        bar = progress_bar(N, "inference", progress)
+        for i0 in range(0, N, batch_images):
+            xb = x_uint8[i0:i0 + batch_images]
+            q = net.input
+            codes = nn.quantize_input(xb, q)
+            h = codes[:, None] if codes.ndim == 3 else codes        # integer codes (N, C, H, W)
+            for spec in net.layers:
+                t = spec["type"]
+                if t == "maxpool":
+                    h = nn.maxpool2d(h, spec.get("kernel", 2), spec.get("stride"), bool(spec.get("ceil_mode", False)))
+                    continue
+                if t == "flatten":
+                    h = h.reshape(h.shape[0], -1)
+                    continue
+                ml = layer_of[spec["name"]]
+                t0 = time.perf_counter()
+                if t == "conv":
+                    kh, kw = spec["weight"].shape[2:]
+                    n, _, H, W = h.shape
+                    cols = nn.im2col(h, kh, kw, spec.get("stride", 1), spec.get("padding", 0)).astype(np.int64)
+                    Ho = (H + 2 * spec.get("padding", 0) - kh) // spec.get("stride", 1) + 1
+                    Wo = (W + 2 * spec.get("padding", 0) - kw) // spec.get("stride", 1) + 1
+                else:
+                    cols = h.astype(np.int64)
+                mode = MvmMode(input_bits=ml.in_bits, conversion=R.Conversion.DECREMENT,
+                               max_steps=m.max_steps, pulse_multiplier=m.pulse_multiplier)
+                y = sum(self._segment_mvm(ml, s, cols, mode) for s in ml.segments) * ml.in_step
+                stats[ml.name].mvms += cols.shape[0] * len(ml.segments)
+                stats[ml.name].seconds += time.perf_counter() - t0
+                if t == "conv":
+                    y = y.reshape(n, Ho, Wo, -1).transpose(0, 3, 1, 2)
+                act = spec.get("act")
+                h = nn.quantize_act(y, act) if act is not None else y
+            logits.append(h)
+            bar(len(xb))
+        bar.close()
+        logits = np.concatenate(logits)
+        cycles1 = getattr(getattr(self.chip.link, "chip", None), "cycles", None)
+        for ml in m.layers:
+            stats[ml.name].counters = self._layer_counters(ml)
+        return RunResult(logits, logits.argmax(1), time.perf_counter() - t_start, list(stats.values()),
+                         (cycles1 - cycles0) if cycles0 is not None else None)
+
+    def _layer_counters(self, ml) -> dict:
+        return {}
