@@ -121,12 +121,88 @@ def _cmd_verilog(args) -> int:
     return 0
 
 
+# -- demo and run ----------------------------------------------------------------------------------
+
+def _add_chip_arg(p) -> None:
+    p.add_argument("--chip", default="model",
+                   help="chip target: model (default, fast model in-process), model:noise=off, rtl, "
+                        "tcp:HOST:PORT, serial:DEVICE[@BAUD]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the chip's random draws (reported)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _register_demo(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="classify the embedded MNIST subset on the simulated chip",
+        description="Map the paper's MNIST CNN onto the chip, program it by write-verify and classify "
+                    "the embedded test subset (500 images, works offline).")
+    _add_chip_arg(p)
+    p.add_argument("--images", type=int, default=500, help="how many of the embedded images (default 500)")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    from neurram.firmware.datasets import load_mnist_demo_subset
+    from neurram.firmware.targets import open_chip
+    from neurram.firmware.tasks.mnist import run_mnist
+
+    x, y, _ = load_mnist_demo_subset()
+    x, y = x[:args.images], y[:args.images]
+    chip = open_chip(args.chip, seed=args.seed)
+    print(f"chip: {chip.info.describe()} [target {args.chip}, seed {args.seed}]")
+    report = run_mnist(chip, x, y, progress=not args.quiet)
+    print(report.mapping_summary)
+    print(report.table())
+    return 0
+
+
+def _register_run(subparsers) -> None:
+    p = subparsers.add_parser("run", help="run a benchmark task on a chip",
+                              description="Run a benchmark task end to end on a chip target.")
+    p.add_argument("task", choices=["mnist"], help="the task")
+    _add_chip_arg(p)
+    p.add_argument("--data-dir", help="folder with mnist.npz or the MNIST idx files "
+                                      "(default: $NEURRAM_DATA_DIR, ../shared/datasets, ~/.cache/neurram)")
+    p.add_argument("--download", action="store_true", help="download MNIST (with checksums) if not found")
+    p.add_argument("--limit", type=int, help="only the first N test images")
+    p.add_argument("--json", help="also write the report as JSON to this file")
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    import json
+
+    from neurram.firmware.datasets import load_mnist
+    from neurram.firmware.targets import open_chip
+    from neurram.firmware.tasks.mnist import run_mnist
+
+    kw = {"download": True} if args.download else {}
+    x, y = load_mnist(args.data_dir, split="test", **kw)
+    x_cal, _ = load_mnist(args.data_dir, split="train", **kw)
+    if args.limit:
+        x, y = x[:args.limit], y[:args.limit]
+    chip = open_chip(args.chip, seed=args.seed)
+    print(f"chip: {chip.info.describe()} [target {args.chip}, seed {args.seed}]")
+    report = run_mnist(chip, x, y, x_cal=x_cal[:64], progress=not args.quiet)
+    print(report.mapping_summary)
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"task": "mnist", "chip": args.chip, "seed": args.seed, "images": report.images,
+                       "accuracy": report.accuracy, "software_accuracy": report.software_accuracy,
+                       "images_per_s": report.images_per_s, "cores_used": report.cores_used,
+                       "unconverged_cells": report.unconverged_cells, "events": report.events}, f, indent=2)
+    return 0
+
+
 # -- registry ----------------------------------------------------------------------------------
 
 #: Subcommand register functions, each ``fn(subparsers)``; the parser is built from this list.
 COMMANDS: list[Callable] = [
     _register_regmap,
     _register_verilog,
+    _register_demo,
+    _register_run,
 ]
 
 

@@ -1,0 +1,95 @@
+"""MNIST on the chip: the paper's 7-layer CNN with 3-bit inputs and activations (NEURRAM.md §5).
+
+    run_mnist(chip, x, y)          map, program (write-verify), infer; returns a MnistReport
+
+The trained network ships in ``firmware/weights/mnist_cnn.npz`` (trained by
+``firmware/train/mnist_cnn.py`` with weight-noise injection k = 0.15); a software baseline on
+the same images comes from ``firmware/nn.py``.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import nn
+from ..driver import Chip
+from ..mapper import map_network
+from ..runtime import Runtime
+
+__all__ = ["DEFAULT_WEIGHTS", "MnistReport", "run_mnist", "load_default_network"]
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "mnist_cnn.npz"
+
+
+def load_default_network(path=None) -> nn.Network:
+    p = Path(path) if path else DEFAULT_WEIGHTS
+    if not p.is_file():
+        raise FileNotFoundError(f"MNIST weights not found at {p}: train them with "
+                                f"`python firmware/train/mnist_cnn.py --out {p}` (needs the train extra)")
+    return nn.load_network(p)
+
+
+@dataclass
+class MnistReport:
+    images: int
+    accuracy: float
+    software_accuracy: float
+    seconds_inference: float
+    seconds_programming: float
+    cores_used: list
+    unconverged_cells: int
+    programmed_cells: int
+    events: dict
+    mvms: int
+    chip_cycles: int | None
+    layers: list = field(default_factory=list)
+    mapping_summary: str = ""
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds_inference if self.seconds_inference else 0.0
+
+    def table(self) -> str:
+        lines = [
+            f"images                 {self.images}",
+            f"chip accuracy          {100 * self.accuracy:.2f} %",
+            f"software (same images) {100 * self.software_accuracy:.2f} %",
+            f"throughput             {self.images_per_s:,.1f} images/s ({self.seconds_inference:.1f} s)",
+            f"cores used             {len(self.cores_used)}: {self.cores_used}",
+            f"programming            {self.programmed_cells:,} cells, {self.unconverged_cells} unconverged "
+            f"({100 * self.unconverged_cells / max(self.programmed_cells, 1):.3f} %), {self.seconds_programming:.1f} s",
+            f"MVMs                   {self.mvms:,} ({self.mvms / max(self.images, 1):,.0f} per image)",
+        ]
+        if self.chip_cycles is not None:
+            lines.append(f"chip busy cycles       {self.chip_cycles:,} (core-parallel time, longest core per batch)")
+        ev = ", ".join(f"{k} {v:,}" for k, v in self.events.items())
+        lines.append(f"events (all cores)     {ev}")
+        return "\n".join(lines)
+
+
+def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | None = None,
+              x_cal: np.ndarray | None = None, progress: bool = True, batch_images: int = 50) -> MnistReport:
+    net = net or load_default_network()
+    if x_cal is None:
+        x_cal = x[:64]
+    mapping = map_network(net, chip.info, x_cal=x_cal)
+    rt = Runtime(chip, mapping)
+    t0 = time.perf_counter()
+    rt.program(progress=progress)
+    t_prog = time.perf_counter() - t0
+    chip.clear_counters()
+    result = rt.forward(x, batch_images=batch_images, progress=progress)
+    events = {}
+    for core in mapping.cores_used:
+        for k, v in chip.counters(core).items():
+            events[k] = events.get(k, 0) + v
+    sw = nn.predict(net, x)
+    return MnistReport(
+        images=len(x), accuracy=result.accuracy(y), software_accuracy=float(np.mean(sw == y)),
+        seconds_inference=result.seconds, seconds_programming=t_prog, cores_used=mapping.cores_used,
+        unconverged_cells=rt.unconverged_cells(),
+        programmed_cells=int(sum(len(r.targets) for r in rt.reports.values())),
+        events=events, mvms=sum(l.mvms for l in result.layers), chip_cycles=result.chip_cycles,
+        layers=result.layers, mapping_summary=mapping.summary())

@@ -1,0 +1,78 @@
+"""Mapping networks onto cores, and running them on the fast model."""
+
+import numpy as np
+import pytest
+
+from neurram.config import ChipConfig
+from neurram.firmware import nn
+from neurram.firmware.mapper import G_MAX_uS, MappingError, map_network
+from neurram.firmware.runtime import Runtime
+from neurram.firmware.targets import open_chip
+
+
+def small_net(rng, n_in=150, hidden=24, n_out=5):
+    return nn.Network({"bits": 3, "scale": 255 / 7, "step": 1 / 7}, [
+        {"type": "flatten"},
+        {"type": "dense", "name": "fc1", "weight": rng.normal(0, 1 / np.sqrt(n_in), (hidden, n_in)),
+         "bias": rng.normal(0, 0.2, hidden), "act": {"kind": "relu_q", "bits": 3, "clip": 1.0}},
+        {"type": "dense", "name": "fc2", "weight": rng.normal(0, 1 / np.sqrt(hidden), (n_out, hidden)),
+         "bias": rng.normal(0, 0.1, n_out), "act": None},
+    ])
+
+
+def test_differential_mapping_split_and_bias():
+    rng = np.random.default_rng(0)
+    net = small_net(rng)
+    cfg = ChipConfig(core_grid=(1, 4), rows=128, cols=64)
+    m = map_network(net, cfg)
+    fc1 = m.layers[0]
+    assert fc1.w_max == pytest.approx(np.percentile(np.abs(fc1.weight), 95))
+    # 150 inputs > 63 logical rows per 128-row core: split into segments covering every input once.
+    assert len(fc1.segments) == 3
+    covered = np.sort(np.concatenate([s.inputs for s in fc1.segments]))
+    assert np.array_equal(covered, np.arange(150))
+    assert sum(s.bias_rows for s in fc1.segments) == fc1.bias_rows_total >= 1
+    for s in fc1.segments:
+        g = m.targets(s.core)
+        pairs = g[s.row0:s.row0 + s.n_rows, s.col0:s.col0 + s.n_out]
+        w = np.concatenate([fc1.weight[:, s.inputs].T, np.repeat(fc1.bias_row_weight[None], s.bias_rows, 0)])
+        expect = np.clip(w, -fc1.w_max, fc1.w_max) / fc1.w_max * G_MAX_uS
+        assert np.allclose(pairs[0::2] - pairs[1::2], expect)                  # G+ - G- encodes W
+        assert np.all((pairs[0::2] == 0) | (pairs[1::2] == 0))                 # one of each pair is off
+        assert pairs.max() <= G_MAX_uS
+        pol = m.polarity(s.core)[s.row0:s.row0 + s.n_rows]
+        assert not pol[0::2].any() and pol[1::2].all()                         # G- rows inverted
+    # Block-diagonal packing: no two segments share a row or a column of a core.
+    for core in m.cores_used:
+        used = np.zeros((cfg.rows, cfg.cols), int)
+        for l in m.layers:
+            for s in l.segments:
+                if s.core == core:
+                    used[s.row0:s.row0 + s.n_rows, :] += 1
+                    used[:, s.col0:s.col0 + s.n_out] += 1
+        assert used.max() <= 2
+
+
+def test_network_that_does_not_fit_is_refused():
+    rng = np.random.default_rng(1)
+    with pytest.raises(MappingError, match="rows"):
+        map_network(small_net(rng, n_in=700), ChipConfig(core_grid=(1, 2), rows=64, cols=64))
+    with pytest.raises(MappingError, match="outputs"):
+        map_network(small_net(rng, hidden=80), ChipConfig(core_grid=(1, 8), rows=128, cols=64))
+
+
+@pytest.mark.parametrize("target,agree", [("model:noise=off", 0.9), ("model", 0.85)])
+def test_runtime_matches_software(target, agree):
+    """A random network on the chip predicts what the software model predicts (mostly)."""
+    rng = np.random.default_rng(2)
+    net = small_net(rng, n_in=150)
+    x = rng.integers(0, 256, (120, 10, 15)).astype(np.uint8)
+    chip = open_chip(target, config=ChipConfig(core_grid=(1, 4), rows=128, cols=64))
+    m = map_network(net, chip.info, x_cal=x[:40])
+    rt = Runtime(chip, m)
+    rt.program(progress=False)
+    assert rt.unconverged_cells() <= 0.01 * sum(len(r.targets) for r in rt.reports.values())
+    res = rt.forward(x, progress=False)
+    sw = nn.forward(net, x)
+    assert np.mean(res.predictions == sw.argmax(1)) >= agree
+    assert np.corrcoef(res.logits.ravel(), sw.ravel())[0, 1] > 0.9
