@@ -160,6 +160,7 @@ class Runtime:
                     continue
                 ml = layer_of[spec["name"]]
                 t0 = time.perf_counter()
+                before = self._core_counters(ml)
                 if t == "conv":
                     kh, kw = spec["weight"].shape[2:]
                     n, _, H, W = h.shape
@@ -173,6 +174,10 @@ class Runtime:
                 y = sum(self._segment_mvm(ml, s, cols, mode) for s in ml.segments) * ml.in_step
                 stats[ml.name].mvms += cols.shape[0] * len(ml.segments)
                 stats[ml.name].seconds += time.perf_counter() - t0
+                after = self._core_counters(ml)
+                acc = stats[ml.name].counters
+                for k in after:
+                    acc[k] = acc.get(k, 0) + ((after[k] - before[k]) & 0xFFFFFFFF)
                 if t == "conv":
                     y = y.reshape(n, Ho, Wo, -1).transpose(0, 3, 1, 2)
                 act = spec.get("act")
@@ -182,10 +187,14 @@ class Runtime:
         bar.close()
         logits = np.concatenate(logits)
         cycles1 = getattr(getattr(self.chip.link, "chip", None), "cycles", None)
-        for ml in m.layers:
-            stats[ml.name].counters = self._layer_counters(ml)
         return RunResult(logits, logits.argmax(1), time.perf_counter() - t_start, list(stats.values()),
                          (cycles1 - cycles0) if cycles0 is not None else None)
 
-    def _layer_counters(self, ml) -> dict:
-        return {}
+    def _core_counters(self, ml) -> dict:
+        """Event counters summed over the cores of a layer (counters wrap at 2^32: differences
+        of at most 2^32 events per layer per chunk are exact)."""
+        total = {}
+        for core in sorted({s.core for s in ml.segments}):
+            for k, v in self.chip.counters(core).items():
+                total[k] = total.get(k, 0) + v
+        return total

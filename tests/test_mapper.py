@@ -76,3 +76,21 @@ def test_runtime_matches_software(target, agree):
     sw = nn.forward(net, x)
     assert np.mean(res.predictions == sw.argmax(1)) >= agree
     assert np.corrcoef(res.logits.ravel(), sw.ravel())[0, 1] > 0.9
+
+
+def test_batchnorm_folding_preserves_the_layer():
+    from neurram.firmware.mapper import fold_batchnorm
+    rng = np.random.default_rng(3)
+    w, b = rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4)
+    g, beta, mean, var = rng.uniform(0.5, 2, 4), rng.normal(size=4), rng.normal(size=4), rng.uniform(0.5, 2, 4)
+    net = nn.Network({"bits": 3}, [
+        {"type": "conv", "name": "c", "weight": w, "bias": b, "stride": 1, "padding": 1, "act": None},
+        {"type": "batchnorm", "gamma": g, "beta": beta, "mean": mean, "var": var, "eps": 1e-5,
+         "act": {"kind": "relu_q", "bits": 3, "clip": 2.0}}])
+    folded = fold_batchnorm(net)
+    assert [l["type"] for l in folded.layers] == ["conv"] and folded.layers[0]["act"]["clip"] == 2.0
+    x = rng.normal(size=(2, 2, 5, 5))
+    y_ref = nn.conv2d(x, w, b, 1, 1)
+    y_ref = (y_ref - mean[None, :, None, None]) * (g / np.sqrt(var + 1e-5))[None, :, None, None] + beta[None, :, None, None]
+    y = nn.conv2d(x, folded.layers[0]["weight"], folded.layers[0]["bias"], 1, 1)
+    assert np.allclose(y, y_ref)
