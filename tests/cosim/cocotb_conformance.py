@@ -109,7 +109,7 @@ async def run_modes(both, rng, modes, cores=(0,)):
         for i in cores:
             words = await both.read_buffer(R.Space.OUTPUT, i, batch * 8 * cfg.words_per_line_vector)
             outs = layout.output_bytes_from_words(words, cfg, batch)
-            if mode["conversion"] == 1 and mode.get("activation", 0) == 0:
+            if mode["conversion"] in (1, 2) and mode.get("activation", 0) == 0 and mode.get("output_bits", 8) > 2:
                 assert len(np.unique(outs)) > 4, f"degenerate test outputs for {mode}: {outs}"
         await both.compare_state(cores)
 
@@ -124,6 +124,10 @@ MODES = [
     dict(bits=3, conversion=1, activation=1),
     dict(bits=3, conversion=1, activation=2, clip=9),
     dict(bits=1, conversion=0, source=1),
+    dict(bits=3, conversion=2, output_bits=5, packet=2000),
+    dict(bits=4, conversion=2, output_bits=8, direction=1, packet=500),
+    dict(bits=2, conversion=2, output_bits=1),
+    dict(bits=3, signed=True, conversion=2, output_bits=4, packet=1500),
 ]
 
 

@@ -1,0 +1,144 @@
+"""The analog core model: drive encoding, voltage-mode sensing, neurons, event vs batch paths."""
+
+import numpy as np
+import pytest
+
+from neurram.models.core import AnalogCore, AnalogParams, pulse_counts, FORWARD, BACKWARD
+from neurram.models.crossbar import Crossbar, CrossbarParams
+from neurram.models.neuron import NeuronBank, NeuronParams, decrement_closed_form, sar_closed_form
+
+
+def phases(code, bits, signed):
+    """The drive phases of one line, written out as NEURRAM.md §2 describes them."""
+    out = []
+    if signed:
+        mag, neg = abs(code), code < 0
+        for k in range(bits - 1):
+            t = ((mag >> k) & 1) * (-1 if neg else 1)
+            out += [(1 if t > 0 else -1, 1 << k), (1 if t >= 0 else -1, 1 << k)]
+    else:
+        for k in range(bits):
+            b = (code >> k) & 1
+            out += [(2 * b - 1, 1 << k), (1, 1 << k)]
+    return out
+
+
+@pytest.mark.parametrize("bits,signed", [(1, False), (3, False), (8, False), (2, True), (5, True), (8, True)])
+def test_pulse_counts_follow_the_two_phase_scheme(bits, signed):
+    top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+    codes = np.arange(-top if signed else 0, top + 1)
+    n_plus, n_minus = pulse_counts(codes, bits, signed, multiplier=3)
+    for c, p, q in zip(codes, n_plus, n_minus):
+        ph = phases(int(c), bits, signed)
+        assert p == 3 * sum(w for s, w in ph if s > 0) and q == 3 * sum(w for s, w in ph if s < 0)
+        assert p - q == 3 * 2 * c                                   # phases sum to 2x the code
+    neg_plus, neg_minus = pulse_counts(codes, bits, signed, 3, negate=np.ones_like(codes, bool))
+    assert np.array_equal(neg_plus, n_minus) and np.array_equal(neg_minus, n_plus)
+
+
+def test_voltage_mode_sensing_formula():
+    rng = np.random.default_rng(0)
+    g = rng.uniform(0, 40, (12, 7))
+    xb = Crossbar(12, 7, lambda: g, params=CrossbarParams(read_noise=False))
+    n_plus = rng.integers(0, 5, (3, 12))
+    n_minus = rng.integers(0, 5, (3, 12))
+    out = xb.integrate_counts(FORWARD, n_plus, n_minus, 0.1, 0.08)
+    u = 0.1 * n_plus - 0.08 * n_minus
+    assert np.allclose(out, u @ g / g.sum(0), rtol=1e-6)
+    back = xb.integrate_counts(BACKWARD, n_plus[:, :7], n_minus[:, :7], 0.1, 0.08)
+    u = 0.1 * n_plus[:, :7] - 0.08 * n_minus[:, :7]
+    assert np.allclose(back, u @ g.T / g.T.sum(0), rtol=1e-6)
+
+
+def test_charge_is_exact_whatever_the_batch():
+    """One vector at a time or all at once: bit-identical charges (the conformance premise)."""
+    core = AnalogCore(64, 48, AnalogParams.ideal(), seed=1)
+    core.set_conductance(np.random.default_rng(1).uniform(0, 40, (64, 48)))
+    codes = np.random.default_rng(2).integers(0, 16, (33, 64))
+    n_plus, n_minus = pulse_counts(codes, 4, False, 1, negate=np.arange(64) % 2 == 1)
+    whole = core.mvm_charge(FORWARD, n_plus, n_minus, 100, 100)
+    single = np.concatenate([core.mvm_charge(FORWARD, n_plus[i:i + 1], n_minus[i:i + 1], 100, 100) for i in range(33)])
+    assert np.array_equal(whole, single)
+
+
+def test_event_api_equals_batch_api_with_noise():
+    """The co-simulation's event calls and the fast model's batch call draw the same noise."""
+    params = AnalogParams(neuron=NeuronParams(comparator_offset_sigma_uV=500, gain_mismatch_sigma=0.02))
+    a, b = (AnalogCore(32, 32, params, seed=4) for _ in range(2))
+    g = np.random.default_rng(3).uniform(0, 40, (32, 32))
+    a.set_conductance(g)
+    b.set_conductance(g)
+    codes = np.random.default_rng(4).integers(0, 8, (5, 32))
+    n_plus, n_minus = pulse_counts(codes, 3, False, 1, negate=np.arange(32) % 2 == 1)
+    q_batch = b.mvm_charge(FORWARD, n_plus, n_minus, 100, 100)
+    for v in range(5):
+        a.initialise(FORWARD)
+        # the bursts of a 3-bit MVM, as the RTL sends them
+        for k in range(3):
+            for phase in range(2):
+                bit = (codes[v] >> k) & 1
+                drive = np.where(phase == 0, 2 * bit - 1, 1) * np.where(np.arange(32) % 2 == 1, -1, 1)
+                a.integrate(drive, 1 << k, 100, 100)
+        a.compare()
+        assert np.array_equal(a.neurons.q_nV[:32], q_batch[v])
+
+
+def test_conversions_closed_forms_equal_the_loops():
+    rng = np.random.default_rng(5)
+    bank = NeuronBank(64, NeuronParams(comparator_offset_sigma_uV=300, packet_mismatch_sigma=0.05,
+                                       packet_neg_gain=0.9), rng)
+    q = rng.integers(-3_000_000, 3_000_000, 64)
+    tracked = rng.random(64) > 0.2
+    pos, neg = bank.packets_nV(50)
+    negative, steps, flipped = decrement_closed_form(q, bank.offset_nV, pos, neg, tracked, 40)
+    # the loop the RTL runs
+    bank.q_nV[:] = q
+    latched = bank.compare()
+    done = ~tracked
+    count = np.zeros(64, int)
+    for _ in range(40):
+        if done.all():
+            break
+        bank.step(~done, latched, 50)
+        c = bank.compare()
+        count += ~done
+        done |= (~done) & (c != latched)
+    assert np.array_equal(steps, count) and np.array_equal(negative, ~latched)
+    # SAR: the loop, and the value it encodes
+    bits = 6
+    bank.q_nV[:] = q
+    d = bank.compare()
+    code = d.astype(int) << (bits - 1)
+    for i in range(bits - 2, -1, -1):
+        bank.step(tracked, d, 50, i)
+        d = bank.compare()
+        code |= (d & tracked).astype(int) << i
+    fn = lambda i: bank.packets_nV(50, i)
+    assert np.array_equal(sar_closed_form(q, bank.offset_nV, lambda i: fn(i)[0], lambda i: fn(i)[1], tracked, bits), code)
+
+
+def test_sar_value_tracks_the_charge():
+    bank = NeuronBank(200, NeuronParams())
+    q = np.linspace(-15e6, 15e6, 200).astype(np.int64)       # within ±(2^(n-1) - 1/2) packets
+    bits, packet_uV = 6, 500
+    code = sar_closed_form(q, bank.offset_nV, lambda i: bank.packets_nV(packet_uV, i)[0],
+                           lambda i: bank.packets_nV(packet_uV, i)[1], np.ones(200, bool), bits)
+    value = (code - ((1 << bits) - 1) / 2) * packet_uV * 1e3
+    assert np.abs(value - q).max() <= 0.5 * packet_uV * 1e3 + 1
+
+
+def test_read_noise_matches_per_mvm_conductance_noise():
+    """The closed-form noise equals, in distribution, drawing G + E for every MVM."""
+    rng = np.random.default_rng(6)
+    g = rng.uniform(5, 40, (24, 6))
+    sigma = lambda gg: 0.05 * gg + 0.3
+    xb = Crossbar(24, 6, lambda: g, sigma)
+    n_plus = np.tile(rng.integers(0, 9, 24), (20000, 1))
+    n_minus = np.tile(rng.integers(0, 9, 24), (20000, 1))
+    z = rng.standard_normal((20000, 2, 6))
+    fast = xb.integrate_counts(FORWARD, n_plus, n_minus, 0.1, 0.1, z)
+    u = 0.1 * (n_plus[0] - n_minus[0])
+    ge = g + rng.standard_normal((20000, 24, 6)) * sigma(g)
+    brute = np.einsum("i,nij->nj", u, ge) / ge.sum(1)
+    assert np.allclose(fast.mean(0), brute.mean(0), atol=5 * np.sqrt(2) * brute.std(0).max() / np.sqrt(20000))
+    assert np.allclose(fast.std(0), brute.std(0), rtol=0.05)
