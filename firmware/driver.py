@@ -167,6 +167,14 @@ class Chip:
             raise ChipError(f"charge packet {packet_uV} µV out of range 1..16383")
         self.write_reg_cached("CORE_NEURON", R.pack("CORE_NEURON", packet_uV=int(packet_uV)), core)
 
+    def set_stochastic(self, seed: int, noise_uV: int) -> None:
+        """Seed of the stochastic neurons' random source (reloaded at every start) and the
+        largest injected noise charge."""
+        if not 0 < seed < (1 << 32):
+            raise ChipError(f"LFSR seed {seed} must be within 1..2^32-1")
+        self.write_reg_cached("LFSR_SEED", R.pack("LFSR_SEED", seed=seed))
+        self.write_reg_cached("STOCHASTIC", R.pack("STOCHASTIC", noise_uV=int(noise_uV)))
+
     def _buffer_write(self, space, core, words, offset=0) -> None:
         self.link.write_burst(R.address(space, core, offset), np.asarray(words, np.uint32))
 

@@ -20,6 +20,8 @@ INTEGRATE             ``n_pulses`` identical pulses: the input-side ternary regi
 COMPARE               every output neuron compares; results on ``cmp`` (1 = positive)
 STEP                  neurons in ``step_enable`` move one packet (packet_uV · 2^step_shift) toward
                       zero, signed by their entry in the output-side register; then compare
+(COMPARE, STEP)       with ``noise_en``, each neuron first receives the random charge coded by its
+                      12 ``noise`` bit-planes (models.neuron.stochastic_noise_nV)
 PROGRAM               one SET/RESET pulse on cell (cell_row, cell_col)
 READ                  read cell (cell_row, cell_col) at read_mV; result on ``read_g`` (10 nS LSB)
 ====================  ==============================================================================
@@ -31,10 +33,13 @@ from amaranth import ClockSignal, Elaboratable, Instance, Module
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AnalogOp", "analog_array_signature", "AnalogArrayBlackBox", "VERILOG_STUB",
+__all__ = ["AnalogOp", "analog_array_signature", "AnalogArrayBlackBox", "VERILOG_STUB", "NOISE_PLANES",
            "STUB_MODULE", "TERNARY_ZERO", "TERNARY_POS", "TERNARY_NEG"]
 
 STUB_MODULE = "neurram_analog_array"
+
+#: Random bit-planes per neuron for stochastic neurons: four 3-bit uniform values.
+NOISE_PLANES = 12
 
 #: Two-bit ternary register entries (two's complement).
 TERNARY_ZERO, TERNARY_POS, TERNARY_NEG = 0b00, 0b01, 0b11
@@ -74,6 +79,11 @@ def analog_array_signature(config) -> wiring.Signature:
         "gate_mV": Out(13),
         "width_ns": Out(16),
         "read_mV": Out(12),
+        # Stochastic neurons: 12 random bit-planes (4 x 3-bit uniform values per neuron) that gate
+        # binary-weighted charge pulses before a comparison, when noise_en (see models.neuron).
+        "noise_en": Out(1),
+        "noise": Out(NOISE_PLANES * config.lines),
+        "noise_uV": Out(14),
         "cmp": In(config.lines),          # comparator outputs of the sensing neurons
         "read_g": In(16),                 # last cell read, 10 nS per LSB
     })
@@ -102,7 +112,7 @@ class AnalogArrayBlackBox(wiring.Component):
 
 _INPUTS = ("strobe", "op", "direction", "n_pulses", "bl_act", "bl_neg", "sl_act", "sl_neg", "step_enable", "step_shift",
            "v_pos_mV", "v_neg_mV", "packet_uV", "cell_row", "cell_col", "pulse_polarity", "pulse_mV",
-           "gate_mV", "width_ns", "read_mV")
+           "gate_mV", "width_ns", "read_mV", "noise_en", "noise", "noise_uV")
 
 #: The black box's Verilog: outputs come from registers that the Python model writes.
 VERILOG_STUB = """\
@@ -135,6 +145,9 @@ module neurram_analog_array #(
     input  wire [12:0]        gate_mV,
     input  wire [15:0]        width_ns,
     input  wire [11:0]        read_mV,
+    input  wire               noise_en,
+    input  wire [12*LINES-1:0] noise,
+    input  wire [13:0]        noise_uV,
     output wire [LINES-1:0]   cmp,
     output wire [15:0]        read_g
 );

@@ -41,6 +41,9 @@ class _CoreIO:
         self.v_pos_mV = Signal(10, name=f"core{i}_v_pos_mV")
         self.v_neg_mV = Signal(10, name=f"core{i}_v_neg_mV")
         self.packet_uV = Signal(14, name=f"core{i}_packet_uV")
+        self.noise_uV = Signal(14, name=f"core{i}_noise_uV")
+        self.lfsr_seed = Signal(32, name=f"core{i}_lfsr_seed")
+        self.core_index = Signal(6, name=f"core{i}_index")
         self.bus = core_bus_signature().create(path=(f"core{i}_bus",))
         self.cell = cell_port_signature().create(path=(f"core{i}_cell",))
         self.clear_counters = Signal(name=f"core{i}_clear_counters")
@@ -49,7 +52,8 @@ class _CoreIO:
     def instance_ports(self):
         """Instance keyword arguments, named as verilog.convert names CimCore's ports."""
         kw = {}
-        for name in ("settings", "start", "abort_batch", "v_pos_mV", "v_neg_mV", "packet_uV", "clear_counters"):
+        for name in ("settings", "start", "abort_batch", "v_pos_mV", "v_neg_mV", "packet_uV", "clear_counters",
+                     "noise_uV", "lfsr_seed", "core_index"):
             kw[f"i_{name}"] = getattr(self, name)
         for name in ("busy", "batch_index", "counters"):
             kw[f"o_{name}"] = getattr(self, name)
@@ -171,6 +175,7 @@ class _ChipLogic(wiring.Component):
             settings.max_steps.eq(regs.neuron_config.max_steps),
             settings.clip.eq(regs.neuron_config.clip),
             settings.batch_count.eq(regs.batch.count),
+            settings.recurrent_steps.eq(regs.batch.recurrent_steps),
         ]
         # A start with a configuration the chip cannot run is refused (STATUS.config_error).
         conv_ok = Signal()
@@ -186,6 +191,7 @@ class _ChipLogic(wiring.Component):
         m.d.comb += config_ok.eq(conv_ok & bits_ok & out_ok & (mc.direction.as_value() != 3)
                                  & (regs.batch.count >= 1) & (regs.batch.count <= cfg.batch_depth)
                                  & (regs.mvm_timing.pulse_multiplier >= 1)
+                                 & ((mc.direction.as_value() != 2) | (regs.batch.recurrent_steps >= 1))
                                  & (regs.neuron_config.max_steps >= 1)
                                  & (selected & enabled).any())
 
@@ -233,6 +239,8 @@ class _ChipLogic(wiring.Component):
                 io.settings.eq(settings), io.start.eq(start_q[i]), io.abort_batch.eq(abort_q),
                 io.v_pos_mV.eq(regs.core_bias[i].v_pos_mV), io.v_neg_mV.eq(regs.core_bias[i].v_neg_mV),
                 io.packet_uV.eq(regs.core_neuron[i].packet_uV),
+                io.noise_uV.eq(regs.stochastic.noise_uV), io.lfsr_seed.eq(regs.lfsr_seed.seed),
+                io.core_index.eq(i),
                 io.bus.space.eq(b_space), io.bus.offset.eq(b_offset), io.bus.w_data.eq(b_wdata),
                 io.bus.w_en.eq(b_wen[i]), io.bus.r_en.eq(b_ren[i]),
                 io.cell.program.eq(cell_prog_q[i]), io.cell.read.eq(cell_read_q[i]),

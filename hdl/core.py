@@ -17,7 +17,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .analog import AnalogArrayBlackBox, AnalogOp, analog_array_signature
+from .analog import NOISE_PLANES, AnalogArrayBlackBox, AnalogOp, analog_array_signature
 from .registers import Space
 
 __all__ = ["Space", "CoreSettings", "CoreCounters", "core_bus_signature", "cell_port_signature",
@@ -38,6 +38,7 @@ class CoreSettings(data.Struct):
     max_steps: 7
     clip: 7
     batch_count: 13
+    recurrent_steps: 8
 
 
 class CoreCounters(data.Struct):
@@ -80,6 +81,10 @@ def cell_port_signature() -> wiring.Signature:
     })
 
 
+#: Cellular-automaton steps that mix the LFSR seed before a stochastic batch.
+WARMUP_STEPS = 32
+
+
 def _log2(n: int) -> int:
     assert n & (n - 1) == 0, n
     return n.bit_length() - 1
@@ -99,6 +104,9 @@ class CoreController(wiring.Component):
             "v_pos_mV": In(10),
             "v_neg_mV": In(10),
             "packet_uV": In(14),
+            "noise_uV": In(14),
+            "lfsr_seed": In(32),
+            "core_index": In(6),
             "bus": In(core_bus_signature()),
             "cell": In(cell_port_signature()),
             "clear_counters": In(1),
@@ -144,6 +152,19 @@ class CoreController(wiring.Component):
         abort_pending = Signal()
         ternary_src = Signal()
         ns_elapsed = Signal(17)
+        rstep = Signal(8)                                  # recurrent step of the current vector
+        warm = Signal(6)
+
+        # ---- stochastic neurons: a rule 90/150 cellular automaton over 12 bit-planes ------------
+        NL = NOISE_PLANES * L
+        noise = Signal(NL)
+        odd = C(int("10" * (NL // 2), 2), NL)              # rule 150 on odd cells, 90 on even
+        noise_next = Signal(NL)
+        m.d.comb += noise_next.eq(noise.rotate_left(1) ^ noise.rotate_right(1) ^ (noise & odd))
+        mix = Signal(32)
+        m.d.comb += mix.eq(self.lfsr_seed ^ (self.core_index * 0x9E3779B9)[:32])
+        seeded = Cat(*[mix[(k + (k >> 5)) & 31] for k in range(NL)])
+        m.d.comb += [arr.noise.eq(noise), arr.noise_en.eq(cfg.stochastic), arr.noise_uV.eq(self.noise_uV)]
 
         # ---- buffers (bit-planes, one bit per line) ---------------------------------------------
         W = 32 * wplv
@@ -215,6 +236,33 @@ class CoreController(wiring.Component):
                         m.d.comb += out_plane.eq(Mux(is_sar, mag[k], dec_bit))
                     else:
                         m.d.comb += out_plane.eq(Mux(is_sar, mag[7], neg & ~zero_neg))
+
+        # ---- recurrent write-back planes -----------------------------------------------------------
+        # Next input code = output magnitude (decrement steps; 1 for sign outputs), saturated to the
+        # input range; signed inputs take the output sign, unsigned ones zero negative outputs.
+        wb_k = Signal(4)
+        nb = Signal(4)
+        m.d.comb += nb.eq(cfg.input_bits - cfg.input_signed)
+        sat_terms = [Mux(nb <= k, mag[k], C(0, L)) for k in range(7)]
+        acc_sat = C(0, L)
+        for k, t in enumerate(sat_terms):
+            nxt = Signal(L, name=f"rec_sat{k}")
+            m.d.comb += nxt.eq(acc_sat | t)
+            acc_sat = nxt
+        keep = Signal(L)
+        m.d.comb += keep.eq(Mux(cfg.input_signed, ONES, ~neg))
+        rec_plane = Signal(L)
+        is_sign = Signal()
+        m.d.comb += is_sign.eq(cfg.conversion == 0)
+        with m.Switch(wb_k):
+            for k in range(P):
+                with m.Case(k):
+                    if k == P - 1:
+                        m.d.comb += rec_plane.eq(Mux(cfg.input_signed, neg, 0))
+                    else:
+                        mag_k = mag[k] if k < 7 else C(0, L)
+                        value = Mux(is_sign, ONES if k == 0 else C(0, L), mag_k | acc_sat)
+                        m.d.comb += rec_plane.eq(Mux(nb > k, value & keep, 0))
 
         # ---- host access to the buffers ---------------------------------------------------------
         bus = self.bus
@@ -289,8 +337,12 @@ class CoreController(wiring.Component):
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [cfg.eq(self.settings), vec.eq(0), vec_base.eq(0), abort_pending.eq(0)]
-                    m.next = "INIT"
+                    m.d.sync += [cfg.eq(self.settings), vec.eq(0), vec_base.eq(0), abort_pending.eq(0),
+                                 rstep.eq(0), noise.eq(seeded), warm.eq(0)]
+                    with m.If(self.settings.stochastic):
+                        m.next = "WARMUP"
+                    with m.Else():
+                        m.next = "INIT"
                 with m.Elif(self.cell.program):
                     m.d.comb += [strobe.eq(1), arr.op.eq(AnalogOp.PROGRAM)]
                     m.d.sync += ns_elapsed.eq(0)
@@ -313,6 +365,12 @@ class CoreController(wiring.Component):
 
             with m.State("READ_DONE"):
                 m.next = "IDLE"
+
+            with m.State("WARMUP"):
+                # Mix the seed through the automaton before the first draw.
+                m.d.sync += [noise.eq(noise_next), warm.eq(warm + 1)]
+                with m.If(warm == WARMUP_STEPS - 1):
+                    m.next = "INIT"
 
             with m.State("INIT"):
                 m.d.comb += [strobe.eq(1), arr.op.eq(AnalogOp.INITIALISE)]
@@ -372,6 +430,8 @@ class CoreController(wiring.Component):
 
             with m.State("LATCH_SIGN"):
                 latch_outputs()
+                with m.If(cfg.stochastic):
+                    m.d.sync += noise.eq(noise_next)
                 m.d.sync += [neg.eq(~cmp_q), done.eq(~mask)]
                 with m.If(is_sar):
                     for k in range(8):
@@ -404,6 +464,8 @@ class CoreController(wiring.Component):
 
             with m.State("STEP_LATCH"):
                 latch_outputs()
+                with m.If(cfg.stochastic):
+                    m.d.sync += noise.eq(noise_next)
                 flipped = Signal(L)
                 m.d.comb += flipped.eq(~done & ~(cmp_q ^ neg))
                 m.d.sync += done.eq(done | flipped)
@@ -425,6 +487,8 @@ class CoreController(wiring.Component):
 
             with m.State("SAR_LATCH"):
                 latch_outputs()
+                with m.If(cfg.stochastic):
+                    m.d.sync += noise.eq(noise_next)
                 with m.Switch(sar_bit):
                     for k in range(7):
                         with m.Case(k):
@@ -441,12 +505,25 @@ class CoreController(wiring.Component):
                 m.d.sync += out_k.eq(out_k + 1)
                 with m.If(out_k == 7):
                     count("mvm")
-                    m.d.sync += vec.eq(vec + 1)
-                    with m.If(abort_pending | self.abort_batch | (vec + 1 >= cfg.batch_count)):
-                        m.next = "IDLE"
+                    with m.If((cfg.direction == 2) & (rstep + 1 < cfg.recurrent_steps)):
+                        m.d.sync += [rstep.eq(rstep + 1), wb_k.eq(0)]
+                        m.next = "REC_WB"
                     with m.Else():
-                        m.d.sync += vec_base.eq(vec_base + P)
-                        m.next = "INIT"
+                        m.d.sync += [vec.eq(vec + 1), rstep.eq(0)]
+                        with m.If(abort_pending | self.abort_batch | (vec + 1 >= cfg.batch_count)):
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.d.sync += vec_base.eq(vec_base + P)
+                            m.next = "INIT"
+
+            with m.State("REC_WB"):
+                # Recurrent: the outputs become this vector's inputs for the next step, one input
+                # bit-plane per cycle, without a host round trip.
+                m.d.comb += [in_wr.addr.eq(vec_base + wb_k), in_wr.data.eq(Cat(rec_plane, C(0, W - L))),
+                             in_wr.en.eq((1 << wplv) - 1)]
+                m.d.sync += wb_k.eq(wb_k + 1)
+                with m.If(wb_k == P - 1):
+                    m.next = "INIT"
 
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
 
@@ -474,7 +551,7 @@ class CimCore(wiring.Component):
 
     def __init__(self, config, core_index: int = 0, array_factory=None):
         self.config = config
-        self.core_index = core_index
+        self.index = core_index
         self._array_factory = array_factory or (lambda: AnalogArrayBlackBox(config, core_index))
         super().__init__(dict(CoreController(config).signature.members))
 

@@ -20,7 +20,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NeuronParams", "NeuronBank", "decrement_closed_form", "sar_closed_form"]
+__all__ = ["NeuronParams", "NeuronBank", "decrement_closed_form", "sar_closed_form", "stochastic_noise_nV",
+           "NOISE_CENTRE"]
+
+#: Mean of the four 3-bit random values that drive a stochastic neuron's noise pulses.
+NOISE_CENTRE = 14
+
+
+def stochastic_noise_nV(planes: np.ndarray, noise_uV: float) -> np.ndarray:
+    """Charge injected into each neuron before a stochastic comparison, in nV.
+
+    ``planes``: (..., 12, n) random bits from the chip's cellular automaton; bits 3a, 3a+1, 3a+2
+    gate pulses of weight 1, 2, 4, for a = 0..3. Their sum s (0..28, mean 14, σ ≈ 4.6) gives a
+    near-Gaussian charge (s - 14) · noise_uV / 14 µV, so a neuron fires with probability close to
+    a sigmoid of its integrated charge (tests/test_stochastic.py fits it).
+    """
+    p = np.asarray(planes).astype(np.int64)
+    w = np.array([1, 2, 4] * 4, dtype=np.int64)
+    total = np.tensordot(w, p, axes=([0], [-2])) if p.ndim >= 2 else p
+    return np.rint((total - NOISE_CENTRE) * (noise_uV * 1e3 / NOISE_CENTRE)).astype(np.int64)
 
 
 @dataclass(frozen=True)

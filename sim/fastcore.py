@@ -14,7 +14,8 @@ import numpy as np
 from neurram.models.core import BACKWARD, FORWARD, AnalogCore, pulse_counts
 from neurram.models.neuron import decrement_closed_form, sar_closed_form
 
-__all__ = ["MvmSettings", "BatchResult", "run_batch", "decode_outputs", "SIGN", "DECREMENT", "SAR"]
+__all__ = ["MvmSettings", "BatchResult", "run_batch", "decode_outputs", "recurrent_codes", "NoiseAutomaton",
+           "SIGN", "DECREMENT", "SAR"]
 
 SIGN, DECREMENT, SAR = 0, 1, 2
 ACT_NONE, ACT_RELU, ACT_CLIPPED = 0, 1, 2
@@ -34,24 +35,64 @@ class MvmSettings:
     pulse_multiplier: int = 1
     max_steps: int = 100
     clip: int = 127
+    recurrent_steps: int = 1
+
+
+class NoiseAutomaton:
+    """The stochastic neurons' random source, as the RTL builds it (hdl/core.py): a ring of
+    12·lines cells updated by rule 90 on even and rule 150 on odd cells after every comparison,
+    seeded from LFSR_SEED mixed with the core index, then mixed for WARMUP_STEPS steps."""
+
+    WARMUP_STEPS = 32
+
+    def __init__(self, lines: int):
+        from neurram.hdl.analog import NOISE_PLANES
+        self.lines = lines
+        self.planes_n = NOISE_PLANES
+        n = NOISE_PLANES * lines
+        self.odd = (np.arange(n) % 2) == 1
+        self.state = np.zeros(n, bool)
+
+    def seed(self, seed: int, core_index: int) -> None:
+        mix = (seed ^ (core_index * 0x9E3779B9)) & 0xFFFFFFFF
+        k = np.arange(self.state.size)
+        self.state = ((mix >> ((k + (k >> 5)) & 31)) & 1).astype(bool)
+        for _ in range(self.WARMUP_STEPS):
+            self.step()
+
+    def step(self) -> None:
+        s = self.state
+        self.state = np.roll(s, 1) ^ np.roll(s, -1) ^ (s & self.odd)
+
+    def planes(self) -> np.ndarray:
+        return self.state.reshape(self.planes_n, self.lines)
 
 
 @dataclass
 class BatchResult:
     outputs: np.ndarray               # (B, lines) uint8 output bytes
     counts: dict                      # event counts of the batch, as the RTL counts them
-    steps: np.ndarray                 # (B,) conversion steps the controller ran per MVM
+    steps: np.ndarray                 # (MVMs,) conversion steps the controller ran per MVM
     final_negative: np.ndarray        # (B, lines) comparators latched in the output-side register
+    extra_cycles: int = 0             # controller cycles outside MVMs (warm-up, recurrent write-back)
+    last_inputs: np.ndarray | None = None   # recurrent: (B, input lines) codes of each vector's last step
 
 
 def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, mask, polarity,
-              v_pos_mV: int, v_neg_mV: int, packet_uV: int) -> BatchResult:
+              v_pos_mV: int, v_neg_mV: int, packet_uV: int, noise_uV: int = 0,
+              automaton: NoiseAutomaton | None = None, input_planes: int = 9) -> BatchResult:
     """Run a batch on one core.
 
     ``codes``: (B, input lines) integer input codes (input_source 0);
     ``ternary``: (input lines,) values in {-1, 0, +1} of the input-side register (input_source 1);
-    ``mask``/``polarity``: (lines,) bool.
+    ``mask``/``polarity``: (lines,) bool. Stochastic and recurrent batches need the MVMs one after
+    the other (each one's random draws depend on the ones before): ``automaton`` is the core's
+    noise source, already seeded.
     """
+    if s.stochastic or s.direction == 2:
+        return _run_sequential(model, s, codes=codes, ternary=ternary, mask=mask, polarity=polarity,
+                               v_pos_mV=v_pos_mV, v_neg_mV=v_neg_mV, packet_uV=packet_uV,
+                               noise_uV=noise_uV, automaton=automaton, input_planes=input_planes)
     L = max(model.rows, model.cols)
     direction = BACKWARD if s.direction == 1 else FORWARD
     n_in, n_out = model.n_inputs(direction), model.n_outputs(direction)
@@ -116,3 +157,113 @@ def decode_outputs(bytes_: np.ndarray, conversion: int, output_bits: int = 8) ->
         return np.where(steps > 0, (steps - 0.5) * sign, 0.0)
     code = b & ((1 << output_bits) - 1)
     return code - ((1 << output_bits) - 1) / 2.0
+
+
+def _convert_loop(q: np.ndarray, s: MvmSettings, bank, mask: np.ndarray, packet_uV: int, noise):
+    """One MVM's conversion as the RTL loop runs it, comparisons drawing ``noise()`` (nV or None).
+
+    Returns (byte, steps run, final latched negative, raw magnitude planes value, initial negative).
+    """
+    bank.q_nV[:] = q
+    first = bank.compare(noise())
+    negative = ~first
+    latched = first.copy()
+    L = q.size
+    if s.conversion == SAR:
+        bits = s.output_bits
+        code = first.astype(np.int64) << (bits - 1)
+        for i in range(bits - 2, -1, -1):
+            bank.step(mask, latched, packet_uV, i)
+            c = bank.compare(noise())
+            latched = c
+            code |= (c & mask).astype(np.int64) << i
+        return code.astype(np.uint8), max(bits - 1, 0), ~latched, code, negative
+    steps = np.zeros(L, np.int64)
+    n = 0
+    if s.conversion == DECREMENT:
+        done = ~mask.copy()
+        while not done.all() and n < s.max_steps:
+            bank.step(~done, latched, packet_uV)
+            c = bank.compare(noise())
+            n += 1
+            steps += ~done
+            done |= ~done & (c != latched)
+            latched = c
+        mag = steps.copy()
+        if s.activation == ACT_CLIPPED:
+            steps = np.minimum(steps, s.clip)
+        byte = (negative.astype(np.int64) << 7) | steps
+    else:
+        mag = np.zeros(L, np.int64)
+        byte = negative.astype(np.int64) << 7
+    if s.activation != ACT_NONE:
+        byte = np.where(negative, 0, byte)
+    return byte.astype(np.uint8), n, ~latched, mag, negative
+
+
+def recurrent_codes(s: MvmSettings, mag: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """Next-step input codes from one MVM's outputs (the RTL's REC_WB planes)."""
+    nb = s.input_bits - int(bool(s.input_signed))
+    top = (1 << nb) - 1
+    if s.conversion == SIGN:
+        m = np.ones_like(mag) if nb > 0 else np.zeros_like(mag)
+    else:
+        m = np.where(mag > top, top, mag & top)          # saturate to the input range
+    if s.input_signed:
+        return np.where(negative, -m, m)
+    return np.where(negative, 0, m)
+
+
+def _run_sequential(model, s, *, codes, ternary, mask, polarity, v_pos_mV, v_neg_mV, packet_uV,
+                    noise_uV, automaton, input_planes):
+    from neurram.models.neuron import stochastic_noise_nV
+    L = max(model.rows, model.cols)
+    direction = BACKWARD if s.direction == 1 else FORWARD
+    n_in, n_out = model.n_inputs(direction), model.n_outputs(direction)
+    mask = np.asarray(mask, bool)
+    bank = model.neurons
+    if s.stochastic and automaton is None:
+        raise ValueError("a stochastic batch needs the core's noise automaton")
+
+    def noise():
+        """Each comparison draws the automaton's current state, which then advances."""
+        if not s.stochastic:
+            return None
+        n = stochastic_noise_nV(automaton.planes(), noise_uV)
+        automaton.step()
+        return n
+
+    B = len(codes) if codes is not None else 1
+    steps_total = 1 if s.direction != 2 else max(1, s.recurrent_steps)
+    outs, finals, steps_run, lasts = [], [], [], []
+    counts = {"mvm": 0, "pulse": 0, "compare": 0, "step": 0}
+    extra = NoiseAutomaton.WARMUP_STEPS if s.stochastic else 0
+    for v in range(B):
+        x = None if s.input_source == 1 else np.asarray(codes[v], np.int64)[:n_in]
+        for r in range(steps_total):
+            if s.input_source == 1:
+                t = np.asarray(ternary, np.int64)[:n_in]
+                n_plus, n_minus = s.pulse_multiplier * (t > 0), s.pulse_multiplier * (t < 0)
+                pulses = s.pulse_multiplier
+            else:
+                n_plus, n_minus = pulse_counts(x[None], s.input_bits, s.input_signed, s.pulse_multiplier,
+                                               negate=np.asarray(polarity, bool)[:n_in])
+                nb_bits = s.input_bits - int(bool(s.input_signed))
+                pulses = 2 * s.pulse_multiplier * ((1 << nb_bits) - 1)
+            q = np.zeros(L, np.int64)
+            q[:n_out] = model.mvm_charge(direction, np.atleast_2d(n_plus), np.atleast_2d(n_minus),
+                                         v_pos_mV, v_neg_mV)[0]
+            byte, n, final_neg, mag, negative = _convert_loop(q, s, bank, mask, packet_uV, noise)
+            counts["mvm"] += 1
+            counts["pulse"] += pulses
+            counts["compare"] += 1 + n
+            counts["step"] += n
+            steps_run.append(n)
+            if s.direction == 2 and r < steps_total - 1:
+                x = recurrent_codes(s, mag, negative)[:n_in]
+                extra += input_planes                        # REC_WB: one plane per cycle
+        outs.append(byte)
+        finals.append(final_neg)
+        lasts.append(x)
+    return BatchResult(np.stack(outs), counts, np.asarray(steps_run, np.int64), np.stack(finals), extra,
+                       np.stack(lasts) if s.input_source == 0 else None)

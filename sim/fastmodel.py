@@ -21,7 +21,7 @@ from neurram.config import ChipConfig
 from neurram.firmware import regs as R
 from neurram.models.core import AnalogCore, AnalogParams
 
-from .fastcore import MvmSettings, run_batch
+from .fastcore import MvmSettings, NoiseAutomaton, run_batch
 
 __all__ = ["FastChip", "busy_cycles_per_mvm", "BusError"]
 
@@ -79,6 +79,7 @@ class _Core:
     cell_result: int = 0
     cell_valid: int = 0
     batch_index: int = 0
+    automaton: object = None
 
 
 class FastChip:
@@ -118,7 +119,7 @@ class FastChip:
                 bl_act=np.zeros(c.rows, bool), bl_neg=np.zeros(c.rows, bool),
                 sl_act=np.zeros(c.cols, bool), sl_neg=np.zeros(c.cols, bool),
                 mask=np.ones(L, bool), polarity=np.zeros(L, bool),
-                counters={k: 0 for k in _COUNTERS}))
+                counters={k: 0 for k in _COUNTERS}, automaton=NoiseAutomaton(L)))
 
     def _reg(self, name: str, i: int = 0) -> dict:
         return R.unpack(name, self._regs[R.REGISTERS[name].address(i)])
@@ -304,7 +305,8 @@ class FastChip:
                            input_bits=mc["input_bits"], input_signed=bool(mc["input_signed"]),
                            conversion=int(mc["conversion"]), output_bits=mc["output_bits"],
                            activation=int(mc["activation"]), stochastic=bool(mc["stochastic"]),
-                           pulse_multiplier=tm["pulse_multiplier"], max_steps=nc["max_steps"], clip=nc["clip"])
+                           pulse_multiplier=tm["pulse_multiplier"], max_steps=nc["max_steps"], clip=nc["clip"],
+                           recurrent_steps=self._reg("BATCH")["recurrent_steps"])
 
     def config_ok(self) -> bool:
         """The RTL's start check (hdl/chip.py, config_ok)."""
@@ -317,7 +319,8 @@ class FastChip:
         out_ok = s.conversion != 2 or 1 <= s.output_bits <= c.output_bits_max
         sel = self._mask_bits("CORE_SELECT") & self._mask_bits("CORE_ENABLE")
         return bool(conv_ok and bits_ok and out_ok and s.direction != 3 and 1 <= count <= c.batch_depth
-                    and s.pulse_multiplier >= 1 and s.max_steps >= 1 and sel.any())
+                    and s.pulse_multiplier >= 1 and s.max_steps >= 1 and sel.any()
+                    and (s.direction != 2 or s.recurrent_steps >= 1))
 
     def _start(self) -> None:
         ok = self.config_ok()
@@ -353,7 +356,11 @@ class FastChip:
         bias, neuron = self._reg("CORE_BIAS", i), self._reg("CORE_NEURON", i)
         direction = 1 if s.direction == 1 else 0
         kw = dict(mask=k.mask, polarity=k.polarity, v_pos_mV=bias["v_pos_mV"], v_neg_mV=bias["v_neg_mV"],
-                  packet_uV=neuron["packet_uV"])
+                  packet_uV=neuron["packet_uV"], noise_uV=self._reg("STOCHASTIC")["noise_uV"],
+                  input_planes=c.input_planes)
+        if s.stochastic:                 # the RTL seeds (and mixes) its automaton at every start
+            k.automaton.seed(self._reg("LFSR_SEED")["seed"], i)
+            kw["automaton"] = k.automaton
         if s.input_source == 1:
             act, neg = (k.bl_act, k.bl_neg) if direction == 0 else (k.sl_act, k.sl_neg)
             ternary = np.where(act, np.where(neg, -1, 1), 0)
@@ -368,6 +375,15 @@ class FastChip:
                 layout.bits_to_words(out_planes, c.words_per_line_vector).reshape(-1)
         # The input-side register keeps the last phase driven: phase 1 of the top magnitude bit
         # of the last vector (every line driven; -1 where not positive, inverted by polarity).
+        if s.input_source == 0 and res.last_inputs is not None:
+            # recurrent: the write-backs replaced the vectors' inputs in the INPUT buffer
+            from neurram.firmware import layout as _layout
+            full_last = np.zeros((count, c.lines), np.int64)
+            full_last[:, :res.last_inputs.shape[1]] = res.last_inputs
+            if s.direction == 2 and s.recurrent_steps > 1 and write_outputs:
+                k.input_words[: count * c.input_planes * c.words_per_line_vector] = \
+                    _layout.input_words(full_last, c, s.input_signed)
+            codes = full_last
         if s.input_source == 0:
             last = np.zeros(c.lines, np.int64)
             last[: codes.shape[1]] = codes[-1]
@@ -393,7 +409,7 @@ class FastChip:
             k.bl_neg[:] = latch_neg[: c.rows]
         for key, v in res.counts.items():
             k.counters[key] += int(v)
-        cycles = int(busy_cycles_per_mvm(s, res.steps).sum())
+        cycles = int(busy_cycles_per_mvm(s, res.steps).sum()) + res.extra_cycles
         k.counters["busy"] += cycles
         k.batch_index = count
         return cycles, res

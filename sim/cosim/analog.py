@@ -10,8 +10,9 @@ controller samples them on the next clock edge.
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from neurram.hdl.analog import AnalogOp
+from neurram.hdl.analog import NOISE_PLANES, AnalogOp
 from neurram.models.core import BACKWARD, FORWARD, AnalogCore
+from neurram.models.neuron import stochastic_noise_nV
 
 __all__ = ["AnalogArrayDriver", "bits_of", "int_of"]
 
@@ -49,6 +50,7 @@ class AnalogArrayDriver:
         self._en, self._shift = h.step_enable, h.step_shift
         self._vpos, self._vneg, self._packet = h.v_pos_mV, h.v_neg_mV, h.packet_uV
         self._cmp, self._read = h.cmp_r, h.read_g_r
+        self._noise_en, self._noise, self._noise_uV = h.noise_en, h.noise, h.noise_uV
         self._direction = FORWARD
 
     def _u(self, handle) -> int:
@@ -58,6 +60,14 @@ class AnalogArrayDriver:
         act = bits_of(self._u(pair[0]), n)
         neg = bits_of(self._u(pair[1]), n)
         return act.astype(np.int8) * np.where(neg, -1, 1).astype(np.int8)
+
+    def _noise_nV(self):
+        """Stochastic-neuron charge for this comparison, or None when noise is off."""
+        if not self._u(self._noise_en):
+            return None
+        L = self.config.lines
+        planes = bits_of(self._u(self._noise), NOISE_PLANES * L).reshape(NOISE_PLANES, L)
+        return stochastic_noise_nV(planes, self._u(self._noise_uV))
 
     def _write_cmp(self, cmp: np.ndarray) -> None:
         self._cmp.value = int_of(cmp)
@@ -87,7 +97,7 @@ class AnalogArrayDriver:
             elif op is AnalogOp.COMPARE:
                 if self._counts is not None:
                     self.last_counts = (self._direction, self._counts[0].copy(), self._counts[1].copy())
-                self._write_cmp(model.compare())
+                self._write_cmp(model.compare(self._noise_nV()))
             elif op is AnalogOp.STEP:
                 L = cfg.lines
                 enable = bits_of(self._u(self._en), L)
@@ -98,7 +108,7 @@ class AnalogArrayDriver:
                 latched_pos = np.ones(L, bool)
                 latched_pos[: neg.size] = ~neg
                 model.step(enable, latched_pos, self._u(self._packet), self._u(self._shift))
-                self._write_cmp(model.compare())
+                self._write_cmp(model.compare(self._noise_nV()))
             elif op is AnalogOp.PROGRAM:
                 h = self.h
                 model.program_pulse(self._u(h.cell_row), self._u(h.cell_col), self._u(h.pulse_polarity),

@@ -100,13 +100,17 @@ async def run_modes(both, rng, modes, cores=(0,)):
         await both.write_reg("MVM_CONFIG", R.pack(
             "MVM_CONFIG", direction=mode.get("direction", 0), input_bits=bits, input_signed=int(signed),
             conversion=mode["conversion"], output_bits=mode.get("output_bits", 8),
-            activation=mode.get("activation", 0), input_source=mode.get("source", 0)))
+            activation=mode.get("activation", 0), input_source=mode.get("source", 0),
+            stochastic=int(mode.get("stochastic", False))))
+        await both.write_reg("LFSR_SEED", R.pack("LFSR_SEED", seed=mode.get("seed", 0xACE1)))
+        await both.write_reg("STOCHASTIC", R.pack("STOCHASTIC", noise_uV=mode.get("noise_uV", 400)))
         await both.write_reg("MVM_TIMING", R.pack("MVM_TIMING", pulse_multiplier=mode.get("multiplier", 1)))
         await both.write_reg("NEURON_CONFIG", R.pack("NEURON_CONFIG", max_steps=mode.get("max_steps", 100),
                                                        clip=mode.get("clip", 127)))
-        await both.write_reg("BATCH", R.pack("BATCH", count=batch))
+        await both.write_reg("BATCH", R.pack("BATCH", count=batch, recurrent_steps=mode.get("steps", 1)))
         await both.start_and_wait()
         for i in cores:
+            await both.read_buffer(R.Space.INPUT, i, batch * cfg.input_planes * cfg.words_per_line_vector)
             words = await both.read_buffer(R.Space.OUTPUT, i, batch * 8 * cfg.words_per_line_vector)
             outs = layout.output_bytes_from_words(words, cfg, batch)
             if mode["conversion"] in (1, 2) and mode.get("activation", 0) == 0 and mode.get("output_bits", 8) > 2:
@@ -128,6 +132,10 @@ MODES = [
     dict(bits=4, conversion=2, output_bits=8, direction=1, packet=500),
     dict(bits=2, conversion=2, output_bits=1),
     dict(bits=3, signed=True, conversion=2, output_bits=4, packet=1500),
+    dict(bits=3, conversion=0, stochastic=True, noise_uV=3000, seed=0x1234),
+    dict(bits=3, conversion=1, stochastic=True, noise_uV=800, seed=77),
+    dict(bits=3, conversion=1, direction=2, steps=3, activation=1),
+    dict(bits=4, signed=True, conversion=1, direction=2, steps=2, packet=500),
 ]
 
 
