@@ -195,6 +195,76 @@ def _cmd_run(args) -> int:
     return 0
 
 
+# -- report ------------------------------------------------------------------------------------
+
+def _register_report(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report", help="energy and latency: TOPS/W against precision, per-layer MNIST energy",
+        description="Energy and latency from the chip's event counters times cited per-event costs "
+                    "(neurram.models.energy). Prints TOPS/W for input bits 1-8 x output bits 1-8; with "
+                    "--mnist runs the MNIST CNN on a chip and prints energy and latency per MVM, per layer "
+                    "and per inference.")
+    p.add_argument("--rows", type=int, default=256, help="core rows for the TOPS/W table (default 256)")
+    p.add_argument("--cols", type=int, default=256, help="core columns for the TOPS/W table (default 256)")
+    p.add_argument("--conversion", choices=("decrement", "sar", "both"), default="both",
+                   help="neuron conversion of the TOPS/W table (default both)")
+    p.add_argument("--signed", action="store_true", help="sign-magnitude inputs in the TOPS/W table")
+    p.add_argument("--mnist", type=int, nargs="?", const=20, default=None, metavar="N",
+                   help="also run the MNIST CNN on the first N embedded test images (default 20) and report "
+                        "energy and latency from the runtime's per-layer counters")
+    p.add_argument("--weights", help="network file for --mnist (default firmware/weights/mnist_cnn.npz)")
+    p.add_argument("--plot", metavar="PATH", help="write the TOPS/W heat map as a PNG (needs matplotlib)")
+    p.add_argument("--events", action="store_true", help="also print the cost of every event and its value")
+    _add_chip_arg(p)
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from neurram.firmware import report
+    from neurram.models.energy import EnergyModel
+
+    model = EnergyModel()
+    if args.events:
+        print("Cost per event (sources in neurram/models/energy.py):")
+        print(model.describe())
+        print()
+    convs = ("decrement", "sar") if args.conversion == "both" else (args.conversion,)
+    for conv in convs:
+        print(report.tops_table(model, rows=args.rows, cols=args.cols, conversion=conv, signed=args.signed))
+        print()
+    print(report.paper_comparison(model, rows=args.rows, cols=args.cols))
+    if args.plot:
+        try:
+            path = report.plot_tops_per_watt(args.plot, model, rows=args.rows, cols=args.cols,
+                                             conversions=convs, signed=args.signed)
+        except RuntimeError as e:
+            print(f"neurram report: {e}", file=sys.stderr)
+            return 1
+        print(f"\nwrote {path}")
+    if args.mnist is not None:
+        if args.mnist < 1:
+            print("neurram report: --mnist needs at least 1 image", file=sys.stderr)
+            return 2
+        from neurram.firmware.datasets import load_mnist_demo_subset
+        from neurram.firmware.targets import open_chip
+        from neurram.firmware.tasks.mnist import load_default_network, run_mnist
+
+        try:
+            net = load_default_network(args.weights)
+        except FileNotFoundError as e:
+            print(f"neurram report: {e}", file=sys.stderr)
+            return 1
+        x, y, _ = load_mnist_demo_subset()
+        x, y = x[:args.mnist], y[:args.mnist]
+        chip = open_chip(args.chip, seed=args.seed)
+        print(f"\nchip: {chip.info.describe()} [target {args.chip}, seed {args.seed}]")
+        rep = run_mnist(chip, x, y, net=net, progress=not args.quiet)
+        print(f"MNIST, {rep.images} images: chip accuracy {100 * rep.accuracy:.2f} %, software "
+              f"{100 * rep.software_accuracy:.2f} %, {rep.mvms:,} MVMs on cores {rep.cores_used}")
+        print(report.energy_report(rep.layers, chip.info.config(), model, images=rep.images))
+    return 0
+
+
 # -- registry ----------------------------------------------------------------------------------
 
 #: Subcommand register functions, each ``fn(subparsers)``; the parser is built from this list.
@@ -203,6 +273,7 @@ COMMANDS: list[Callable] = [
     _register_verilog,
     _register_demo,
     _register_run,
+    _register_report,
 ]
 
 
