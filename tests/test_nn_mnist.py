@@ -211,6 +211,7 @@ def test_mnist_demo_subset_is_the_first_50_per_class():
     np.testing.assert_array_equal(y, y_te[index])
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_mnist_full_test_set_accuracy(mnist_net):
     x, y = datasets.load_mnist(split="test")
