@@ -15,6 +15,7 @@ import numpy as np
 from . import nn
 from . import regs as R
 from .driver import Chip, MvmMode
+from .calibration import decode_with
 from .mapper import G_MAX_uS, Mapping, charge_per_unit
 
 __all__ = ["Runtime", "LayerStats", "RunResult", "progress_bar"]
@@ -72,7 +73,9 @@ class Runtime:
         self.mapping = mapping
         self.neuron_gain = neuron_gain
         self.reports = {}
-        #: per (layer, segment): (scale nV per unit, offset nV) used to decode outputs
+        #: per (layer, segment): how to decode outputs, per output column: (scale nV per unit,
+        #: offset nV), or (scale_pos, offset_pos, scale_neg, offset_neg) after calibration;
+        #: y = (q - offset_s) / scale_s with s the sign of q (firmware.calibration.decode_with)
         self.decode = {}
 
     # -- programming -----------------------------------------------------------------------------
@@ -131,8 +134,7 @@ class Runtime:
         sign = np.where(out & 0x80, -1.0, 1.0)
         steps = out & 0x7F
         q_nV = np.where(steps > 0, (steps - 0.5) * sign, 0.0) * s.packet_uV * 1e3
-        scale, offset = self.decode[(ml.name, s.index)]
-        return (q_nV - offset) / scale
+        return decode_with(self.decode[(ml.name, s.index)], q_nV)
 
     def forward(self, x_uint8: np.ndarray, *, batch_images: int = 64, progress: bool = True) -> RunResult:
         m = self.mapping

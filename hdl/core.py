@@ -206,11 +206,14 @@ class CoreController(wiring.Component):
         m.d.comb += drive_neg.eq(~(positive ^ polarity))
 
         def latch_outputs():
-            """The output-side register latches the comparators (+1 positive, -1 negative)."""
+            """The output-side register latches the tracked neurons' comparators (+1 positive,
+            -1 negative); entries of untracked neurons keep their value."""
             with m.If(forward):
-                m.d.sync += [sl_act.eq(C((1 << C_) - 1, C_)), sl_neg.eq(~cmp_q[:C_])]
+                mk = mask[:C_]
+                m.d.sync += [sl_act.eq(sl_act | mk), sl_neg.eq((sl_neg & ~mk) | (~cmp_q[:C_] & mk))]
             with m.Else():
-                m.d.sync += [bl_act.eq(C((1 << R) - 1, R)), bl_neg.eq(~cmp_q[:R])]
+                mk = mask[:R]
+                m.d.sync += [bl_act.eq(bl_act | mk), bl_neg.eq((bl_neg & ~mk) | (~cmp_q[:R] & mk))]
 
         # ---- output byte planes -----------------------------------------------------------------
         is_sar = Signal()
@@ -250,7 +253,7 @@ class CoreController(wiring.Component):
             m.d.comb += nxt.eq(acc_sat | t)
             acc_sat = nxt
         keep = Signal(L)
-        m.d.comb += keep.eq(Mux(cfg.input_signed, ONES, ~neg))
+        m.d.comb += keep.eq(Mux(cfg.input_signed, mask, ~neg & mask))
         rec_plane = Signal(L)
         is_sign = Signal()
         m.d.comb += is_sign.eq(cfg.conversion == 0)
@@ -432,11 +435,12 @@ class CoreController(wiring.Component):
                 latch_outputs()
                 with m.If(cfg.stochastic):
                     m.d.sync += noise.eq(noise_next)
-                m.d.sync += [neg.eq(~cmp_q), done.eq(~mask)]
+                # Untracked neurons are done from the start and read 0.
+                m.d.sync += [neg.eq(~cmp_q & mask), done.eq(~mask)]
                 with m.If(is_sar):
                     for k in range(8):
                         with m.If(cfg.output_bits == k + 1):
-                            m.d.sync += mag[k].eq(cmp_q)
+                            m.d.sync += mag[k].eq(cmp_q & mask)
                     m.d.sync += sar_bit.eq(cfg.output_bits - 2)
                 with m.Switch(cfg.conversion):
                     with m.Case(1):

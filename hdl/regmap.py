@@ -306,7 +306,8 @@ BUFFERS: tuple[Buffer, ...] = (
            "As BL_REG.",
            "2 * words_per_line_vector"),
     Buffer("NEURON_MASK", 5, A.RW,
-           "Neurons tracked by the conversion; untracked neurons count as done from the start.",
+           "Neurons tracked by the conversion; untracked neurons count as done from the start: they "
+           "read 0 and their entry of the output-side register keeps its value.",
            "bit i of word w is output line 32w+i; reset: all tracked.",
            "words_per_line_vector"),
     Buffer("POLARITY", 6, A.RW,

@@ -174,17 +174,18 @@ class AnalogCore:
 
     # -- batch API (fast model) ------------------------------------------------------------------
     def mvm_charge(self, direction: int, n_plus: np.ndarray, n_minus: np.ndarray,
-                   v_pos_mV: float, v_neg_mV: float) -> np.ndarray:
+                   v_pos_mV: float, v_neg_mV: float, columns: np.ndarray | None = None) -> np.ndarray:
         """Integrator voltages (nV) after whole MVMs for a batch of pulse counts (B, inputs).
 
         Draws the read noise of each MVM from the same stream, in the same order, as a sequence
-        of :meth:`initialise` calls would.
+        of :meth:`initialise` calls would (the draws of every output line, even when only
+        ``columns`` are evaluated).
         """
         n_plus = np.atleast_2d(n_plus)
         n_minus = np.atleast_2d(n_minus)
         z = self._draw_z((n_plus.shape[0],), direction)
         vp, vn = self._volts(v_pos_mV, v_neg_mV)
-        dev = self.crossbar.integrate_counts(direction, n_plus, n_minus, vp, vn, z)
-        n_out = self.n_outputs(direction)
-        q0 = np.zeros((n_plus.shape[0], n_out), np.int64)
-        return self.neurons.charge_nV(q0, dev, slice(0, n_out))
+        dev = self.crossbar.integrate_counts(direction, n_plus, n_minus, vp, vn, z, columns)
+        sel = slice(0, self.n_outputs(direction)) if columns is None else np.asarray(columns)
+        q0 = np.zeros(dev.shape, np.int64)
+        return self.neurons.charge_nV(q0, dev, sel)

@@ -97,12 +97,14 @@ class Crossbar:
 
     # -- the MVM ---------------------------------------------------------------------------------
     def integrate_counts(self, direction: int, n_plus: np.ndarray, n_minus: np.ndarray,
-                         v_pos_V: float, v_neg_V: float, z: np.ndarray | None = None) -> np.ndarray:
+                         v_pos_V: float, v_neg_V: float, z: np.ndarray | None = None,
+                         columns: np.ndarray | None = None) -> np.ndarray:
         """Summed output-line deviation V_j - V_ref over all pulses of an MVM, in V·pulses.
 
         ``n_plus``/``n_minus``: (..., inputs) counts of +1 and -1 pulses per input line.
         ``z``: (..., 2, outputs) standard normals for this MVM's read noise, or None for none.
-        Returns (..., outputs) float64.
+        ``columns``: evaluate only these output lines (each output is independent of the others).
+        Returns (..., outputs) float64 (or (..., len(columns))).
 
         Computed through d = n+ - n- and t = n+ + n-: in a bit-serial MVM every line is driven
         in every phase, so t is the same on every line and only the lines with a non-zero input
@@ -111,15 +113,24 @@ class Crossbar:
         """
         n_plus = np.asarray(n_plus, dtype=np.int64)
         n_minus = np.asarray(n_minus, dtype=np.int64)
+        if columns is not None and z is not None:
+            z = np.asarray(z)[..., columns]
         if n_plus.ndim == 2 and n_plus.shape[0] > self.block:
             # Blocks of vectors keep the temporaries in cache; results are row-independent.
-            out = np.empty((n_plus.shape[0], self.coupling(direction).shape[1]))
+            n_cols = self.coupling(direction).shape[1] if columns is None else len(columns)
+            out = np.empty((n_plus.shape[0], n_cols))
             for i in range(0, n_plus.shape[0], self.block):
                 sl = slice(i, i + self.block)
-                out[sl] = self.integrate_counts(direction, n_plus[sl], n_minus[sl], v_pos_V, v_neg_V,
-                                                None if z is None else z[sl])
+                out[sl] = self._integrate(direction, n_plus[sl], n_minus[sl], v_pos_V, v_neg_V,
+                                          None if z is None else z[sl], columns)
             return out
+        return self._integrate(direction, n_plus, n_minus, v_pos_V, v_neg_V, z, columns)
+
+    def _integrate(self, direction, n_plus, n_minus, v_pos_V, v_neg_V, z, columns):
         k = self.coupling(direction)
+        ksum = self._ksum(direction)
+        if columns is not None:
+            k, ksum = k[:, columns], ksum[columns]
         d = n_plus - n_minus
         t = n_plus + n_minus
         lead = d.shape[:-1]
@@ -129,7 +140,7 @@ class Crossbar:
         s_d = d2[:, nz].astype(np.float64) @ k[nz] if nz.size else np.zeros((d2.shape[0], k.shape[1]))
         t0 = t2[:, :1]
         if np.all(t2 == t0):                                  # uniform drive count per vector
-            s_t = t0.astype(np.float64) * self._ksum(direction)
+            s_t = t0.astype(np.float64) * ksum
         else:
             s_t = t2.astype(np.float64) @ k
         s_plus = (s_t + s_d) * 0.5                            # exact: n+ = (t + d) / 2
@@ -137,7 +148,7 @@ class Crossbar:
         scale = 2.0 ** -self.params.coupling_frac_bits
         out = ((v_pos_V * s_plus - v_neg_V * s_minus) * scale).reshape(lead + (k.shape[1],))
         if z is not None and self.has_read_noise():
-            out = out + self._read_noise(direction, d2, t2, nz, v_pos_V, v_neg_V, out, z)
+            out = out + self._read_noise(direction, d2, t2, nz, v_pos_V, v_neg_V, out, z, columns)
         return out
 
     def _ksum(self, direction):
@@ -146,8 +157,10 @@ class Crossbar:
             self._cache[key] = self.coupling(direction).sum(axis=0)
         return self._cache[key]
 
-    def _read_noise(self, direction, d2, t2, nz, v_pos_V, v_neg_V, ideal, z):
+    def _read_noise(self, direction, d2, t2, nz, v_pos_V, v_neg_V, ideal, z, columns=None):
         g, den, var, var_den = self._noise_terms(direction)
+        if columns is not None:
+            den, var, var_den = den[columns], var[:, columns], var_den[columns]
         # a_i = v+ n+_i - v- n-_i = A_i + B d_i with A_i = (v+ - v-) t_i / 2, B = (v+ + v-) / 2
         f = np.float32                                       # noise needs no more precision
         var, var_den = var.astype(f), var_den.astype(f)

@@ -110,32 +110,37 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
                                        negate=np.asarray(polarity, bool)[:n_in])
         magnitude_bits = s.input_bits - int(bool(s.input_signed))
         pulses_per_mvm = 2 * s.pulse_multiplier * ((1 << magnitude_bits) - 1)
-    q = np.zeros((B, L), np.int64)
-    q[:, :n_out] = model.mvm_charge(direction, n_plus, n_minus, v_pos_mV, v_neg_mV)
+    # Only tracked neurons are converted (untracked read 0 and keep their register entry), and
+    # every output line is independent of the others: evaluate the tracked lines only.
+    t_idx = np.flatnonzero(mask)
+    sensed = t_idx[t_idx < n_out]
+    q = np.zeros((B, t_idx.size), np.int64)
+    q[:, :sensed.size] = model.mvm_charge(direction, n_plus, n_minus, v_pos_mV, v_neg_mV, columns=sensed)
     nb = model.neurons
-    pos_nV, neg_nV = nb.packets_nV(packet_uV)
-    tracked = np.broadcast_to(mask, q.shape)
+    off = nb.offset_nV[t_idx]
+    pos_nV, neg_nV = (p[t_idx] for p in nb.packets_nV(packet_uV))
     counts = {"mvm": B, "pulse": B * pulses_per_mvm, "compare": B, "step": 0}
+    outputs = np.zeros((B, L), np.uint8)
+    final = np.zeros((B, L), bool)
+    tracked = np.ones(t_idx.size, bool)
     if s.conversion == SAR:
         bits = s.output_bits
-        code = sar_closed_form(q, nb.offset_nV, lambda i: nb.packets_nV(packet_uV, i)[0],
-                               lambda i: nb.packets_nV(packet_uV, i)[1], tracked, bits)
-        out = code.astype(np.uint8)
-        n_steps = max(bits - 1, 0)
-        counts["step"] = B * n_steps
-        counts["compare"] += B * n_steps
-        sign_neg = ~((code >> (bits - 1)) & 1).astype(bool)
-        last_neg = ~(code & 1).astype(bool) if bits > 1 else sign_neg
-        final = np.where(tracked, last_neg, sign_neg) if bits > 1 else sign_neg
-        return BatchResult(out, counts, np.full(B, n_steps, np.int64), final)
-    negative, steps, flipped = decrement_closed_form(q, nb.offset_nV, pos_nV, neg_nV, tracked, s.max_steps)
+        code = sar_closed_form(q, off, lambda i: nb.packets_nV(packet_uV, i)[0][t_idx],
+                               lambda i: nb.packets_nV(packet_uV, i)[1][t_idx], tracked, bits)
+        outputs[:, t_idx] = code.astype(np.uint8)
+        n_steps = max(bits - 1, 0) if t_idx.size else 0
+        counts["step"] = B * max(bits - 1, 0)
+        counts["compare"] += B * max(bits - 1, 0)
+        final[:, t_idx] = ~(code & 1).astype(bool) if bits > 1 else ~((code >> (bits - 1)) & 1).astype(bool)
+        return BatchResult(outputs, counts, np.full(B, max(bits - 1, 0), np.int64), final)
+    negative, steps, flipped = decrement_closed_form(q, off, pos_nV, neg_nV, tracked, s.max_steps)
     per_mvm = np.zeros(B, np.int64)
-    final = negative
+    final[:, t_idx] = negative
     if s.conversion == DECREMENT:
-        per_mvm = steps.max(axis=1) if L else per_mvm
+        per_mvm = steps.max(axis=1) if t_idx.size else per_mvm
         counts["step"] = int(per_mvm.sum())
         counts["compare"] += int(per_mvm.sum())
-        final = negative ^ flipped
+        final[:, t_idx] = negative ^ flipped
         if s.activation == ACT_CLIPPED:
             steps = np.minimum(steps, s.clip)
         byte = (negative.astype(np.int64) << 7) | steps
@@ -143,7 +148,8 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
         byte = negative.astype(np.int64) << 7
     if s.activation != ACT_NONE:
         byte = np.where(negative, 0, byte)
-    return BatchResult(byte.astype(np.uint8), counts, per_mvm, final)
+    outputs[:, t_idx] = byte.astype(np.uint8)
+    return BatchResult(outputs, counts, per_mvm, final)
 
 
 def decode_outputs(bytes_: np.ndarray, conversion: int, output_bits: int = 8) -> np.ndarray:
@@ -166,12 +172,12 @@ def _convert_loop(q: np.ndarray, s: MvmSettings, bank, mask: np.ndarray, packet_
     """
     bank.q_nV[:] = q
     first = bank.compare(noise())
-    negative = ~first
+    negative = ~first & mask                       # untracked neurons read 0
     latched = first.copy()
     L = q.size
     if s.conversion == SAR:
         bits = s.output_bits
-        code = first.astype(np.int64) << (bits - 1)
+        code = (first & mask).astype(np.int64) << (bits - 1)
         for i in range(bits - 2, -1, -1):
             bank.step(mask, latched, packet_uV, i)
             c = bank.compare(noise())

@@ -399,14 +399,13 @@ class FastChip:
             else:
                 k.sl_act[:] = True
                 k.sl_neg[:] = drive_neg[: c.cols]
-        # The output-side register holds the comparators latched last (last MVM of the batch).
+        # The output-side register holds the comparators the tracked neurons latched last (last
+        # MVM of the batch); entries of untracked neurons keep their value.
         latch_neg = res.final_negative[-1]
-        if direction == 0:
-            k.sl_act[:] = True
-            k.sl_neg[:] = latch_neg[: c.cols]
-        else:
-            k.bl_act[:] = True
-            k.bl_neg[:] = latch_neg[: c.rows]
+        act, neg = (k.sl_act, k.sl_neg) if direction == 0 else (k.bl_act, k.bl_neg)
+        mk = k.mask[: act.size]
+        act |= mk
+        neg[:] = np.where(mk, latch_neg[: act.size], neg)
         for key, v in res.counts.items():
             k.counters[key] += int(v)
         cycles = int(busy_cycles_per_mvm(s, res.steps).sum()) + res.extra_cycles

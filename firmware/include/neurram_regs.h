@@ -28,7 +28,7 @@
 #define NEURRAM_SPACE_OUTPUT 2u  /* RO: Neuron outputs of a batch, one byte per output line, as bit-planes. Words per core: batch_depth * 8 * words_per_line_vector. */
 #define NEURRAM_SPACE_BL_REG 3u  /* RW: The bitline-side ternary register (drives BLs forward, latches BL neurons backward). Words per core: 2 * words_per_line_vector. */
 #define NEURRAM_SPACE_SL_REG 4u  /* RW: The source-line-side ternary register (latches SL neurons forward, drives SLs backward). Words per core: 2 * words_per_line_vector. */
-#define NEURRAM_SPACE_NEURON_MASK 5u  /* RW: Neurons tracked by the conversion; untracked neurons count as done from the start. Words per core: words_per_line_vector. */
+#define NEURRAM_SPACE_NEURON_MASK 5u  /* RW: Neurons tracked by the conversion; untracked neurons count as done from the start: they read 0 and their entry of the output-side register keeps its value. Words per core: words_per_line_vector. */
 #define NEURRAM_SPACE_POLARITY 6u  /* RW: Input lines whose drive is inverted (the G- row of a differential pair is driven with -x). Words per core: words_per_line_vector. */
 
 /* Per-core register block: register k of core c is at CORE_BASE + CORE_STRIDE * c + k. */

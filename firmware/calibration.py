@@ -1,0 +1,706 @@
+"""Model-driven calibration of a chip through the driver (NEURRAM.md §4).
+
+Everything here talks to the chip through :class:`~neurram.firmware.driver.Chip` methods only
+(``set_bias``, ``set_packet``, ``mvm`` …), so it runs unchanged on the fast model, the RTL
+co-simulation and a board. Three steps, as the chip's test software did them:
+
+1. :func:`balance_inputs` — the operating point of a core's input drivers. Random ±1 inputs are
+   applied to every row and the comparators' signs counted; V_pos/V_neg (``CORE_BIAS``) are moved
+   in 1 mV steps (one of the two per step, alternately, so their sum stays within 1 mV of where it
+   was) until +1 comes out in 50 % ± 5 % of the trials. The search is a bisection over the step
+   index followed by a local 1 mV refinement (``method="bisect"``, default), or the plain nudge
+   walk from the starting point (``method="nudge"``).
+
+   Inputs: by default **bit-serial signed 2-bit codes ±1** from the input buffer (a 1-bit signed
+   code has no magnitude bit and drives nothing). Code +1 drives its line with two +V_pos pulses,
+   code −1 with two −V_neg pulses (the two phases of NEURRAM.md §2), so every line is driven with
+   ±1 exactly as the ternary source would with ``pulse_multiplier = 2``, and a whole set of trials
+   is one MVM stream. ``source="ternary"`` uses the BL ternary register instead
+   (``write_ternary`` + one ``TERNARY``/``SIGN`` MVM per trial; slower over a real link). Rows
+   whose drive the ``POLARITY`` buffer inverts get the opposite sign on the bit-serial path; for
+   random ±1 inputs that does not change the statistics.
+
+2. :func:`fit_columns` — per output column, a piecewise-linear map between the chip's decoded
+   output q (charge-packet units) and the ideal MVM y computed on the host::
+
+       q = a+ · y + b+   where q > 0        q = a− · y + b−   where q < 0
+
+   with separate gains for the two branches (the positive and negative charge packets differ)
+   and one zero crossing (b+/a+ = b−/a−: the comparator offset and the common-mode charge act
+   before the conversion, the packets after it). The fit is least squares of y on (q⁺, q⁻, 1)
+   — the calibrated output ``apply(q) = (q − b_s)/a_s`` then has the smallest mean squared error
+   on the calibration set. Saturated conversions (steps = max_steps) are left out.
+
+3. :func:`mvm_error` — the residual MVM error, RMS(y_chip − y_ideal) / std(y_ideal) over all
+   vectors and columns, with or without a calibration.
+
+:func:`calibrate_runtime` fills a :class:`~neurram.firmware.runtime.Runtime`'s decode table from
+a calibration run on a few images: each weight layer's segments see the input codes that the
+software model's own (quantised) activations give, and are fitted against the software model's
+partial sums of that segment.
+
+``python -m neurram.firmware.calibration`` programs a 256 × 256 core of the fast model with random
+differential weights and prints the residual error of 3-bit MVMs before and after calibration.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import regs as R
+from .driver import Chip, MvmMode
+
+__all__ = ["BalanceResult", "balance_inputs", "sign_balance", "ColumnCalibration", "fit_columns", "fit_from_data",
+           "decode_chip", "mvm_error", "relative_error", "choose_packet", "analytic_gain", "decode_with",
+           "calibrate_runtime", "RuntimeCalibration", "random_differential_core", "pair_codes"]
+
+_V_FIELD_MAX = (1 << 10) - 1          # CORE_BIAS fields are 10-bit millivolts
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding chip outputs (the byte format of NEURRAM.md §2; same as sim.fastcore.decode_outputs)
+
+def decode_chip(out_bytes: np.ndarray, mode: MvmMode) -> tuple[np.ndarray, np.ndarray]:
+    """Output bytes → (values in charge-packet units, saturated mask).
+
+    DECREMENT: bit 7 sign, bits 6:0 steps, value (steps − ½)·(±1); a conversion that ran to
+    ``max_steps`` (or to the clip) is saturated. SIGN: ±1, never saturated. SAR: offset binary,
+    the two end codes saturated.
+    """
+    b = np.asarray(out_bytes, np.int64)
+    sign = np.where(b & 0x80, -1.0, 1.0)
+    conv = int(mode.conversion)
+    if conv == R.Conversion.SIGN:
+        return sign, np.zeros(b.shape, bool)
+    if conv == R.Conversion.DECREMENT:
+        steps = b & 0x7F
+        top = min(int(mode.max_steps), int(mode.clip)) if mode.activation == R.Activation.CLIPPED_RELU \
+            else int(mode.max_steps)
+        return np.where(steps > 0, (steps - 0.5) * sign, 0.0), steps >= top
+    bits = int(mode.output_bits)
+    code = b & ((1 << bits) - 1)
+    return code - ((1 << bits) - 1) / 2.0, (code == 0) | (code == (1 << bits) - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. input balance
+
+@dataclass
+class BalanceResult:
+    v_pos_mV: int
+    v_neg_mV: int
+    fraction_positive: float          # over all trials and measured columns, at the chosen point
+    column_fraction: np.ndarray       # per measured column
+    start: tuple                      # (v_pos_mV, v_neg_mV) the search started from
+    start_fraction: float
+    evaluations: int
+    history: list = field(default_factory=list)   # (v_pos_mV, v_neg_mV, fraction) in search order
+
+    @property
+    def moved(self) -> bool:
+        return (self.v_pos_mV, self.v_neg_mV) != tuple(self.start)
+
+    def within(self, tol: float = 0.05) -> bool:
+        return abs(self.fraction_positive - 0.5) <= tol
+
+
+def _bias_at(k: int, v_pos0: int, v_neg0: int) -> tuple[int, int]:
+    """Step k of the 1 mV ladder: V_pos up by ceil(k/2), V_neg down by floor(k/2) (k may be < 0)."""
+    up = -((-k) // 2)
+    down = k // 2
+    return v_pos0 + up, v_neg0 - down
+
+
+def balance_inputs(chip: Chip, core: int, *, v_pos_mV: int | None = None, v_neg_mV: int | None = None,
+                   cols=None, rows=None, trials: int = 256, tol: float = 0.05, method: str = "bisect",
+                   source: str = "bitserial", max_steps: int = 400, seed: int = 0) -> BalanceResult:
+    """Find V_pos/V_neg (mV) for which random ±1 inputs give +1 outputs 50 % ± ``tol`` of the time.
+
+    ``cols``: the output columns to count (default: all); ``rows``: the input lines driven with
+    ±1 (default: all rows; the others get 0 — on the bit-serial path a 0 still drives one + and
+    one − pulse). The same random inputs are used at every operating point, so the measured
+    fraction is monotone in the bias step up to read noise. Starts from ``v_pos_mV``/``v_neg_mV``
+    (default: what CORE_BIAS holds now). ``method="bisect"`` bisects the 1 mV ladder over
+    ±``max_steps`` steps and ends on the ladder point nearest to 50 %; ``method="nudge"`` walks
+    from the start 1 mV at a time and stops at the first point inside the band, as the original
+    test software did. Leaves CORE_BIAS at the chosen point.
+    """
+    if v_pos_mV is None or v_neg_mV is None:
+        f = chip.fields("CORE_BIAS", core)
+        v_pos_mV = f["v_pos_mV"] if v_pos_mV is None else v_pos_mV
+        v_neg_mV = f["v_neg_mV"] if v_neg_mV is None else v_neg_mV
+    measure = _sign_trials(chip, core, cols, rows, trials, source, seed)
+
+    history = []
+    cache = {}
+
+    def at(k):
+        if k not in cache:
+            vp, vn = _bias_at(k, v_pos_mV, v_neg_mV)
+            if not (0 <= vp <= _V_FIELD_MAX and 0 <= vn <= _V_FIELD_MAX):
+                return None
+            chip.set_bias(core, vp, vn)
+            pos = measure()
+            cache[k] = (float(pos.mean()), pos.mean(axis=0))
+            history.append((vp, vn, cache[k][0]))
+        return cache[k][0]
+
+    f0 = at(0)
+    if method == "nudge":
+        k = 0
+        direction = -1 if f0 > 0.5 else 1
+        while abs(at(k) - 0.5) > tol and abs(k) < max_steps:
+            nxt = k + direction
+            if at(nxt) is None:
+                break
+            k = nxt
+            if (at(k) - 0.5) * direction > 0:        # overshot the middle: stop at the nearer point
+                if abs(at(k - direction) - 0.5) < abs(at(k) - 0.5):
+                    k -= direction
+                break
+    elif method == "bisect":
+        if abs(f0 - 0.5) <= tol / 4:
+            k = 0
+        else:
+            # bracket: lo has fraction <= 0.5, hi has fraction > 0.5 (fraction rises with k)
+            step = 4
+            if f0 > 0.5:
+                hi, lo = 0, -step
+                while at(lo) is not None and at(lo) > 0.5 and -lo < max_steps:
+                    hi, lo = lo, lo * 2
+                if at(lo) is None:
+                    lo = hi
+            else:
+                lo, hi = 0, step
+                while at(hi) is not None and at(hi) <= 0.5 and hi < max_steps:
+                    lo, hi = hi, hi * 2
+                if at(hi) is None:
+                    hi = lo
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if at(mid) > 0.5:
+                    hi = mid
+                else:
+                    lo = mid
+            k = min((c for c in (lo, hi) if at(c) is not None), key=lambda c: abs(at(c) - 0.5))
+    else:
+        raise ValueError(f"method must be 'bisect' or 'nudge', not {method!r}")
+    vp, vn = _bias_at(k, v_pos_mV, v_neg_mV)
+    chip.set_bias(core, vp, vn)
+    return BalanceResult(vp, vn, cache[k][0], cache[k][1], (v_pos_mV, v_neg_mV), f0, len(cache), history)
+
+
+def _sign_trials(chip: Chip, core: int, cols, rows, trials: int, source: str, seed: int):
+    """A function running the same ``trials`` random ±1 input vectors at the current CORE_BIAS and
+    returning the comparator signs (trials, len(cols)), True for +1."""
+    info = chip.info
+    cols = np.arange(info.cols) if cols is None else np.asarray(cols)
+    rows = np.arange(info.rows) if rows is None else np.asarray(rows)
+    rng = np.random.default_rng(seed)
+    signs = rng.choice(np.array([-1, 1], np.int64), size=(trials, rows.size))
+    chip.enable_cores(sorted(set(_enabled(chip)) | {core}))
+    if source == "bitserial":
+        codes = np.zeros((trials, info.rows), np.int64)
+        codes[:, rows] = signs
+        mode = MvmMode(input_bits=2, input_signed=True, conversion=R.Conversion.SIGN)
+
+        def measure():
+            return (chip.mvm(core, codes, mode)[:, cols] & 0x80) == 0
+        return measure
+    if source == "ternary":
+        mode = MvmMode(input_source=R.InputSource.TERNARY, conversion=R.Conversion.SIGN)
+        zero = np.zeros((1, info.rows), np.int64)
+
+        def measure():
+            pos = np.empty((trials, cols.size), bool)
+            t = np.zeros(info.rows, np.int64)
+            for i in range(trials):
+                t[rows] = signs[i]
+                chip.write_ternary(core, "bl", t)
+                pos[i] = (chip.mvm(core, zero, mode)[0, cols] & 0x80) == 0
+            return pos
+        return measure
+    raise ValueError(f"source must be 'bitserial' or 'ternary', not {source!r}")
+
+
+def sign_balance(chip: Chip, core: int, *, cols=None, rows=None, trials: int = 256, source: str = "bitserial",
+                 seed: int = 0) -> tuple[float, np.ndarray]:
+    """Fraction of +1 comparator outputs for random ±1 inputs at the current CORE_BIAS: (over all
+    trials and columns, per column). Same inputs and options as :func:`balance_inputs`."""
+    pos = _sign_trials(chip, core, cols, rows, trials, source, seed)()
+    return float(pos.mean()), pos.mean(axis=0)
+
+
+def _enabled(chip: Chip):
+    bits = chip.read_reg("CORE_ENABLE", 0)
+    if chip.info.n_cores > 32:
+        bits |= chip.read_reg("CORE_ENABLE", 1) << 32
+    return [i for i in range(chip.info.n_cores) if (bits >> i) & 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. per-column fit
+
+@dataclass
+class ColumnCalibration:
+    """Per output column: y = (q − b_s)/a_s, s the sign of the chip output q.
+
+    ``gain_pos``/``gain_neg`` (a±) are chip units per ideal unit, ``offset_pos``/``offset_neg``
+    (b±) chip units; ``unit`` names the chip unit ("packet" from :func:`fit_columns`, "nV" in the
+    runtime). ``fitted`` is False for columns the data could not fit (too few unsaturated samples
+    or no spread); those keep the ``default_gain`` passed to the fit and offset 0. ``separate``
+    is False for columns where one branch had fewer than ``min_branch`` samples: they get one
+    gain for both branches.
+    """
+    cols: np.ndarray
+    gain_pos: np.ndarray
+    gain_neg: np.ndarray
+    offset_pos: np.ndarray
+    offset_neg: np.ndarray
+    fitted: np.ndarray
+    unit: str = "packet"
+    n_samples: np.ndarray | None = None        # per column: (unsaturated) samples used
+    rms_residual: np.ndarray | None = None     # per column, ideal units, on the calibration set
+    separate: np.ndarray | None = None         # per column: both branch gains fitted (else one shared)
+
+    def apply(self, q: np.ndarray) -> np.ndarray:
+        """Chip outputs (N, C) in ``unit`` → calibrated outputs in ideal units."""
+        q = np.asarray(q, np.float64)
+        pos = q > 0
+        return np.where(pos, (q - self.offset_pos) / self.gain_pos, (q - self.offset_neg) / self.gain_neg)
+
+    @property
+    def zero(self) -> np.ndarray:
+        """Ideal value at which the chip output changes sign (−b/a, the same on both branches)."""
+        return -self.offset_pos / self.gain_pos
+
+    def scaled(self, factor: float, unit: str) -> "ColumnCalibration":
+        """The same calibration for chip outputs expressed in another unit (q_new = factor·q)."""
+        return ColumnCalibration(self.cols, self.gain_pos * factor, self.gain_neg * factor,
+                                 self.offset_pos * factor, self.offset_neg * factor, self.fitted, unit,
+                                 self.n_samples, self.rms_residual, self.separate)
+
+    def decode_tuple(self) -> tuple:
+        """(scale_pos, offset_pos, scale_neg, offset_neg): the runtime's decode entry."""
+        return (self.gain_pos, self.offset_pos, self.gain_neg, self.offset_neg)
+
+    @classmethod
+    def identity(cls, gain, n_cols: int, cols=None, unit: str = "packet") -> "ColumnCalibration":
+        """Nominal decoding y = q/gain on both branches (no calibration)."""
+        g = np.broadcast_to(np.asarray(gain, np.float64), (n_cols,)).copy()
+        z = np.zeros(n_cols)
+        return cls(np.arange(n_cols) if cols is None else np.asarray(cols), g, g.copy(), z, z.copy(),
+                   np.zeros(n_cols, bool), unit, separate=np.zeros(n_cols, bool))
+
+
+def _fit_one(q: np.ndarray, y: np.ndarray, min_branch: int):
+    """Least squares y ≈ α+ q⁺ + α− q⁻ + β; returns (α+, α−, β, rms, separate) or None."""
+    if q.size < 3 or np.ptp(q) == 0:
+        return None
+    pos = q > 0
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    one = np.ones_like(q)
+    separate = n_pos >= min_branch and n_neg >= min_branch
+    if separate:
+        X = np.stack([np.where(pos, q, 0.0), np.where(pos, 0.0, q), one], axis=1)
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+        ap, an, beta = coef
+    else:                                       # one branch too thin: one shared slope
+        X = np.stack([q, one], axis=1)
+        (a, beta), *_ = np.linalg.lstsq(X, y, rcond=None)
+        ap = an = a
+    if not (ap > 0 and an > 0):
+        return None
+    rms = float(np.sqrt(np.mean((np.where(pos, ap * q, an * q) + beta - y) ** 2)))
+    return ap, an, beta, rms, separate
+
+
+def fit_from_data(q: np.ndarray, y: np.ndarray, valid: np.ndarray | None = None, *, cols=None,
+                  min_branch: int = 20, default_gain=1.0, unit: str = "packet") -> ColumnCalibration:
+    """The per-column fit of :func:`fit_columns` on measured chip outputs ``q`` and ideal ``y``
+    (both (N, C)); ``valid`` marks the samples to use (default all)."""
+    q = np.asarray(q, np.float64)
+    y = np.asarray(y, np.float64)
+    if q.shape != y.shape:
+        raise ValueError(f"chip outputs {q.shape} and ideal outputs {y.shape} differ in shape")
+    C = q.shape[1]
+    valid = np.ones(q.shape, bool) if valid is None else np.asarray(valid, bool)
+    default = np.broadcast_to(np.asarray(default_gain, np.float64), (C,))
+    gp, gn = default.copy(), default.copy()
+    bp, bn = np.zeros(C), np.zeros(C)
+    fitted = np.zeros(C, bool)
+    n = valid.sum(axis=0)
+    rms = np.full(C, np.nan)
+    separate = np.zeros(C, bool)
+    for j in range(C):
+        v = valid[:, j]
+        r = _fit_one(q[v, j], y[v, j], min_branch)
+        if r is None:
+            continue
+        ap, an, beta, rms[j], separate[j] = r
+        gp[j], gn[j] = 1.0 / ap, 1.0 / an
+        bp[j], bn[j] = -beta * gp[j], -beta * gn[j]
+        fitted[j] = True
+    return ColumnCalibration(np.arange(C) if cols is None else np.asarray(cols), gp, gn, bp, bn, fitted,
+                             unit, n, rms, separate)
+
+
+def fit_columns(chip: Chip, core: int, cols, ideal_fn, codes: np.ndarray, mode: MvmMode, *,
+                min_branch: int = 20, default_gain=1.0) -> ColumnCalibration:
+    """Run ``codes`` through ``core`` and fit each output column in ``cols`` against the ideal.
+
+    ``ideal_fn(codes)`` returns the ideal outputs (N, len(cols)) in any unit (that unit is what
+    ``apply`` returns). Chip outputs are decoded to charge-packet units (:func:`decode_chip`);
+    the current CORE_BIAS / CORE_NEURON / POLARITY / mask settings are used as they are.
+    """
+    cols = np.asarray(cols)
+    codes = np.atleast_2d(np.asarray(codes))
+    q, sat = decode_chip(chip.mvm(core, codes, mode)[:, cols], mode)
+    y = np.asarray(ideal_fn(codes), np.float64)
+    return fit_from_data(q, y, ~sat, cols=cols, min_branch=min_branch, default_gain=default_gain)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. residual error
+
+def relative_error(y_chip: np.ndarray, y_ideal: np.ndarray, per_column: bool = False) -> float:
+    """RMS(y_chip − y_ideal) / std(y_ideal), over every vector and column (``per_column``: the
+    same ratio within each column, averaged over the columns — the columns' different means then
+    do not count in the standard deviation)."""
+    y_chip, y_ideal = np.asarray(y_chip, np.float64), np.asarray(y_ideal, np.float64)
+    if per_column:
+        sd = np.std(y_ideal, axis=0)
+        ok = sd > 0
+        return float(np.mean(np.sqrt(np.mean((y_chip - y_ideal) ** 2, axis=0))[ok] / sd[ok]))
+    return float(np.sqrt(np.mean((y_chip - y_ideal) ** 2)) / np.std(y_ideal))
+
+
+def mvm_error(chip: Chip, core: int, cols, ideal_fn, codes: np.ndarray, mode: MvmMode,
+              calibration: ColumnCalibration | None = None, *, gain=None, per_column: bool = False) -> float:
+    """Residual MVM error of ``core`` as a fraction of the ideal output's standard deviation.
+
+    With ``calibration``: outputs decoded by ``calibration.apply``. Without: y = q/``gain``
+    (chip packet units per ideal unit, scalar or per column: the nominal, uncalibrated decoding,
+    e.g. :func:`analytic_gain`); with neither, the single least-squares gain of the whole core.
+    Use vectors that were not used for the fit. ``per_column``: see :func:`relative_error`.
+    """
+    cols = np.asarray(cols)
+    codes = np.atleast_2d(np.asarray(codes))
+    q, _ = decode_chip(chip.mvm(core, codes, mode)[:, cols], mode)
+    y = np.asarray(ideal_fn(codes), np.float64)
+    if calibration is not None:
+        y_chip = calibration.apply(q)
+    else:
+        if gain is None:
+            gain = float(np.sum(q * q) / np.sum(q * y))
+        y_chip = q / np.asarray(gain, np.float64)
+    return relative_error(y_chip, y, per_column)
+
+
+def analytic_gain(g_column_sum_uS: np.ndarray, *, w_unit_uS: float, v_pos_mV: float, v_neg_mV: float,
+                  pulse_multiplier: int, packet_uV: float, neuron_gain: float = 1 / 16) -> np.ndarray:
+    """Nominal chip output (packets) per ideal unit for each column, from conductances alone.
+
+    An ideal unit is one input code times a weight of ``w_unit_uS`` of differential conductance
+    (the mapper's G_MAX/w_max). Voltage-mode sensing divides by the column's total conductance
+    ``g_column_sum_uS``; a code x on a pair integrates 2·m·x·(V_pos+V_neg)/2 times the neuron
+    gain (as ``mapper.charge_per_unit``). This is the uncalibrated decoding.
+    """
+    v = 0.5 * (v_pos_mV + v_neg_mV) * 1e-3
+    per_unit_nV = neuron_gain * 2 * pulse_multiplier * v * w_unit_uS / np.maximum(g_column_sum_uS, 1e-6) * 1e9
+    return per_unit_nV / (packet_uV * 1e3)
+
+
+def choose_packet(chip: Chip, core: int, cols, codes: np.ndarray, mode: MvmMode, *, probe_uV: int = 100,
+                  headroom: float = 0.9, quantile: float = 99.9) -> int:
+    """The charge packet (µV) that puts the ``quantile`` of |output| near ``headroom·max_steps``.
+
+    Measured, not computed: one stream at a probe packet (grown ×4 while it saturates), then
+    scaled. Sets CORE_NEURON and returns the packet.
+    """
+    cols = np.asarray(cols)
+    packet = int(probe_uV)
+    for _ in range(8):
+        chip.set_packet(core, packet)
+        q, sat = decode_chip(chip.mvm(core, codes, mode)[:, cols], mode)
+        if sat.mean() < 1e-3 or packet * 4 >= (1 << 14):
+            break
+        packet *= 4
+    top = float(np.percentile(np.abs(q), quantile)) * packet
+    new = int(np.clip(np.ceil(top / (headroom * mode.max_steps)), 1, (1 << 14) - 1))
+    chip.set_packet(core, new)
+    return new
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. the runtime
+
+def decode_with(entry, q_nV: np.ndarray) -> np.ndarray:
+    """Decode integrator readings (nV) with a runtime decode entry.
+
+    ``entry`` is (scale, offset) — y = (q − offset)/scale, the runtime's original form —
+    (scale_pos, offset_pos, scale_neg, offset_neg) — y = (q − offset_s)/scale_s with s the sign
+    of q, the form :func:`calibrate_runtime` writes — or a :class:`ColumnCalibration` in nV.
+    """
+    if isinstance(entry, ColumnCalibration):
+        return entry.apply(q_nV)
+    if len(entry) == 2:
+        scale, offset = entry
+        return (q_nV - offset) / scale
+    sp, op, sn, on = entry
+    return np.where(q_nV > 0, (q_nV - op) / sp, (q_nV - on) / sn)
+
+
+def _runtime_uses_decode_with(runtime) -> bool:
+    fn = getattr(type(runtime), "_segment_mvm", None)
+    return fn is not None and "decode_with" in fn.__code__.co_names
+
+
+@dataclass
+class RuntimeCalibration:
+    """What :func:`calibrate_runtime` measured, per (layer, segment). The errors are
+    :func:`relative_error` of the segment's partial sums on the calibration vectors themselves
+    (in-sample), with the decode entry before and after."""
+    columns: dict                      # (layer, segment) -> ColumnCalibration (nV)
+    error_before: dict                 # (layer, segment) -> relative error with the old decode
+    error_after: dict                  # (layer, segment) -> relative error with the new decode
+    vectors: dict                      # layer -> vectors used
+    separate_branches: bool
+    seconds: float
+
+    def summary(self) -> str:
+        lines = [f"calibration ({'separate' if self.separate_branches else 'shared'} +/- gains, "
+                 f"{self.seconds:.2f} s): residual error / std(ideal) per segment, before -> after"]
+        for key in self.columns:
+            c = self.columns[key]
+            lines.append(f"  {key[0]:<8} seg {key[1]}: {self.error_before[key]:.3f} -> {self.error_after[key]:.3f} "
+                         f"({int(c.fitted.sum())}/{c.fitted.size} columns fitted, "
+                         f"{int(c.separate.sum()) if self.separate_branches else 0} with separate +/- gains, "
+                         f"{self.vectors[key[0]]} vectors)")
+        return "\n".join(lines)
+
+
+def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.ndarray | None = None,
+                      max_vectors: int = 2048, min_branch: int = 20, separate_branches: bool | None = None,
+                      seed: int = 0) -> RuntimeCalibration:
+    """Fill ``runtime.decode`` from a calibration run (call after ``runtime.program()``).
+
+    ``images``: a few uint8 images (quantised with the network's input quantiser), or ``codes``:
+    input codes directly. Each weight layer gets the input codes the *software model* produces on
+    them (quantised activations of the previous layer, im2col patches for convolutions; at most
+    ``max_vectors`` per layer, drawn at random), every segment runs them on the chip through the
+    runtime's own ``_segment_mvm``, and each output column is fitted against the software
+    partial sum of that segment (Σ code·weight over the segment's inputs plus its bias rows).
+
+    ``separate_branches``: write 4-tuples (scale_pos, offset_pos, scale_neg, offset_neg) — needs a
+    runtime that decodes with :func:`decode_with` — or 2-tuples (scale, offset) with one gain per
+    column, which any runtime takes. Default: 4-tuples when the runtime's ``_segment_mvm`` calls
+    ``decode_with``. Columns that cannot be fitted keep their previous decode.
+    """
+    from . import nn
+    t0 = time.perf_counter()
+    if separate_branches is None:
+        separate_branches = _runtime_uses_decode_with(runtime)
+    m = runtime.mapping
+    net = m.net
+    if codes is None:
+        if images is None:
+            raise ValueError("calibrate_runtime needs images or codes")
+        codes = nn.quantize_input(np.asarray(images), net.input)
+    h = np.asarray(codes, np.int64)
+    h = h[:, None] if h.ndim == 3 else h
+    layer_of = {ml.name: ml for ml in m.layers}
+    rng = np.random.default_rng(seed)
+    cols_cal, before, after, used = {}, {}, {}, {}
+    for spec in net.layers:
+        t = spec["type"]
+        if t == "maxpool":
+            h = nn.maxpool2d(h, spec.get("kernel", 2), spec.get("stride"), bool(spec.get("ceil_mode", False)))
+            continue
+        if t == "flatten":
+            h = h.reshape(h.shape[0], -1)
+            continue
+        ml = layer_of[spec["name"]]
+        if t == "conv":
+            kh, kw = spec["weight"].shape[2:]
+            n, _, H, W_ = h.shape
+            pad, stride = spec.get("padding", 0), spec.get("stride", 1)
+            x = nn.im2col(h, kh, kw, stride, pad).astype(np.int64)
+            Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W_ + 2 * pad - kw) // stride + 1
+        else:
+            x = h.astype(np.int64)
+        pick = x if x.shape[0] <= max_vectors else x[np.sort(rng.choice(x.shape[0], max_vectors, replace=False))]
+        used[ml.name] = pick.shape[0]
+        mode = MvmMode(input_bits=ml.in_bits, conversion=R.Conversion.DECREMENT,
+                       max_steps=m.max_steps, pulse_multiplier=m.pulse_multiplier)
+        for s in ml.segments:
+            key = (ml.name, s.index)
+            old = runtime.decode[key]
+            runtime.decode[key] = (np.ones(s.n_out), np.zeros(s.n_out))   # identity: _segment_mvm returns q in nV
+            try:
+                q_nV = runtime._segment_mvm(ml, s, pick, mode)
+            finally:
+                runtime.decode[key] = old
+            y_ideal = pick[:, s.inputs] @ ml.weight[:, s.inputs].T + s.bias_rows * ml.x_max * ml.bias_row_weight
+            steps = np.rint(np.abs(q_nV) / (s.packet_uV * 1e3) + 0.5)
+            valid = steps < m.max_steps
+            cal = fit_from_data(q_nV, y_ideal, valid, cols=np.arange(s.col0, s.col0 + s.n_out),
+                                min_branch=min_branch if separate_branches else 10 ** 9,
+                                default_gain=old[0], unit="nV")
+            if separate_branches:
+                entry = _merge4(cal, old)
+            else:
+                entry = _merge2(cal, old)
+            runtime.decode[key] = entry
+            cols_cal[key] = cal
+            before[key] = relative_error(decode_with(old, q_nV), y_ideal)
+            after[key] = relative_error(decode_with(entry, q_nV), y_ideal)
+        # the software model's next activations, from all vectors
+        y = (x @ ml.weight.T) * ml.in_step + ml.bias
+        if t == "conv":
+            y = y.reshape(n, Ho, Wo, -1).transpose(0, 3, 1, 2)
+        act = spec.get("act")
+        h = nn.quantize_act(y, act) if act is not None else y
+    return RuntimeCalibration(cols_cal, before, after, used, separate_branches, time.perf_counter() - t0)
+
+
+def _as4(old):
+    if len(old) == 2:
+        return old[0], old[1], old[0], old[1]
+    return tuple(old)
+
+
+def _merge4(cal: ColumnCalibration, old) -> tuple:
+    sp, op, sn, on = (np.array(np.broadcast_to(v, cal.fitted.shape), np.float64) for v in _as4(old))
+    f = cal.fitted
+    sp[f], op[f], sn[f], on[f] = cal.gain_pos[f], cal.offset_pos[f], cal.gain_neg[f], cal.offset_neg[f]
+    return sp, op, sn, on
+
+
+def _merge2(cal: ColumnCalibration, old) -> tuple:
+    """One gain per column (the fit ran with a shared slope: gain_pos == gain_neg)."""
+    sp, op, _, _ = (np.array(np.broadcast_to(v, cal.fitted.shape), np.float64) for v in _as4(old))
+    f = cal.fitted
+    sp[f], op[f] = cal.gain_pos[f], cal.offset_pos[f]
+    return sp, op
+
+
+# ---------------------------------------------------------------------------------------------
+# the demonstration: python -m neurram.firmware.calibration
+
+def random_differential_core(chip: Chip, core: int, rng: np.random.Generator, *, g_max_uS: float = 40.0,
+                             percentile: float = 95.0):
+    """Program random differential weights on a whole core (pairs of rows, G− rows inverted).
+
+    Returns (w, report): w (rows/2, cols) the programmed weights in units of g_max (in [−1, 1]:
+    normal weights scaled by their 95th percentile and clipped, as the mapper maps them).
+    """
+    rows, cols = chip.info.rows, chip.info.cols
+    w = rng.standard_normal((rows // 2, cols))
+    w = np.clip(w / np.percentile(np.abs(w), percentile), -1, 1)
+    g = np.zeros((rows, cols))
+    g[0::2] = np.maximum(w, 0) * g_max_uS
+    g[1::2] = np.maximum(-w, 0) * g_max_uS
+    chip.enable_cores(sorted(set(_enabled(chip)) | {core}))
+    report = chip.program(core, g)
+    pol = np.zeros(chip.info.lines, bool)
+    pol[1:rows:2] = True
+    chip.set_polarity(core, pol)
+    chip.set_mask(core, np.ones(chip.info.lines, bool))
+    return w, report
+
+
+def pair_codes(x: np.ndarray, rows: int) -> np.ndarray:
+    """Logical input codes (N, rows/2) → physical row codes (N, rows): each code on both rows of
+    its pair (the G− row's drive is inverted by POLARITY)."""
+    out = np.zeros((x.shape[0], rows), np.int64)
+    out[:, 0::2] = x
+    out[:, 1::2] = x
+    return out
+
+
+def main(argv=None) -> int:
+    import argparse
+    from .targets import open_chip
+    p = argparse.ArgumentParser(prog="python -m neurram.firmware.calibration",
+                                description="Calibrate one core of random differential weights and print the "
+                                            "residual MVM error before and after (3-bit inputs).")
+    p.add_argument("--chip", default="model:cores=1x1", help="chip target (default model:cores=1x1, 256 x 256)")
+    p.add_argument("--mismatch", action="store_true",
+                   help="fast model only: add neuron and driver mismatch (offset 2 mV, gain 5 %%, packets 3 %%, "
+                        "negative packet 0.9, drivers 5 %%)")
+    p.add_argument("--vectors", type=int, default=1024, help="calibration vectors (and as many to evaluate)")
+    p.add_argument("--bits", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    params = None
+    if a.mismatch:
+        from neurram.models.core import AnalogParams
+        from neurram.models.neuron import NeuronParams
+        params = AnalogParams(neuron=NeuronParams(comparator_offset_sigma_uV=2000, gain_mismatch_sigma=0.05,
+                                                  packet_mismatch_sigma=0.03, packet_neg_gain=0.9),
+                              driver_mismatch_sigma=0.05)
+    t_start = t = time.perf_counter()
+    chip = open_chip(a.chip, params=params, seed=a.seed) if a.chip.startswith("model") else open_chip(a.chip)
+    rows, cols = chip.info.rows, chip.info.cols
+    print(chip.info.describe())
+    rng = np.random.default_rng(a.seed)
+    core, v0 = 0, 100
+    w, rep = random_differential_core(chip, core, rng)
+    chip.set_bias(core, v0, v0)
+    t_prog = time.perf_counter() - t
+    print(f"programmed {rows} x {cols} ({rows // 2} differential pairs): {len(rep.unconverged)} cells unconverged, "
+          f"{t_prog:.2f} s")
+    ideal = lambda c: c[:, 0::2] @ w                                  # noqa: E731 (codes on pairs)
+    mode = MvmMode(input_bits=a.bits, conversion=R.Conversion.DECREMENT, max_steps=100)
+    xmax = (1 << a.bits) - 1
+    x_cal = pair_codes(rng.integers(0, xmax + 1, (a.vectors, rows // 2)), rows)
+    x_test = pair_codes(rng.integers(0, xmax + 1, (a.vectors, rows // 2)), rows)
+    all_cols = np.arange(cols)
+    g = np.zeros((rows, cols))
+    g[rep.rows, rep.cols] = rep.final_g
+
+    def nominal(vp, vn, packet):
+        return analytic_gain(g.sum(0), w_unit_uS=40.0, v_pos_mV=vp, v_neg_mV=vn,
+                             pulse_multiplier=mode.pulse_multiplier, packet_uV=packet)
+
+    def measure(decode):
+        q, _ = decode_chip(chip.mvm(core, x_test, mode), mode)
+        y_hat, y = decode(q), ideal(x_test)
+        return relative_error(y_hat, y), relative_error(y_hat, y, per_column=True)
+
+    t = time.perf_counter()
+    packet0 = choose_packet(chip, core, all_cols, x_cal, mode)
+    e_before = measure(lambda q: q / nominal(v0, v0, packet0))
+    t_before = time.perf_counter() - t
+    print(f"before: V_pos/V_neg {v0}/{v0} mV, packet {packet0} uV (measured), nominal decode from the read-back "
+          f"conductances  [{t_before:.2f} s]")
+
+    t = time.perf_counter()
+    bal = balance_inputs(chip, core, v_pos_mV=v0, v_neg_mV=v0)
+    t_bal = time.perf_counter() - t
+    print(f"balance_inputs: {bal.start[0]}/{bal.start[1]} mV ({100 * bal.start_fraction:.1f} % +1) -> "
+          f"{bal.v_pos_mV}/{bal.v_neg_mV} mV ({100 * bal.fraction_positive:.1f} % +1), "
+          f"{bal.evaluations} evaluations  [{t_bal:.2f} s]")
+    t = time.perf_counter()
+    packet = choose_packet(chip, core, all_cols, x_cal, mode)
+    cal = fit_columns(chip, core, all_cols, ideal, x_cal, mode)
+    t_fit = time.perf_counter() - t
+    print(f"fit_columns: {int(cal.fitted.sum())}/{cols} columns, {a.vectors} vectors, packet {packet} uV, "
+          f"median a-/a+ {np.median(cal.gain_neg / cal.gain_pos):.3f}  [{t_fit:.2f} s]")
+    t = time.perf_counter()
+    e_after = measure(cal.apply)
+    t_eval = time.perf_counter() - t
+    print(f"residual MVM error / std(ideal), {a.vectors} held-out {a.bits}-bit vectors "
+          f"(all outputs | per column)  [{t_eval:.2f} s to evaluate]:")
+    print(f"  before calibration  {e_before[0]:.3f} | {e_before[1]:.3f}")
+    print(f"  after calibration   {e_after[0]:.3f} | {e_after[1]:.3f}")
+    print(f"total {time.perf_counter() - t_start:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
