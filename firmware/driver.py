@@ -182,7 +182,12 @@ class Chip:
         return np.asarray(self.link.read_burst(R.address(space, core, offset), count), np.uint32)
 
     def set_mask(self, core: int, tracked: np.ndarray) -> None:
-        self._buffer_write(R.Space.NEURON_MASK, core, layout.bits_to_words(tracked, self.config.words_per_line_vector))
+        """Neurons tracked by the conversion (the rest read 0 and keep their register entry)."""
+        words = layout.bits_to_words(tracked, self.config.words_per_line_vector)
+        key = ("NEURON_MASK", core)
+        if self._mode_cache.get(key) != words.tobytes():
+            self._buffer_write(R.Space.NEURON_MASK, core, words)
+            self._mode_cache[key] = words.tobytes()
 
     def set_polarity(self, core: int, inverted: np.ndarray) -> None:
         self._buffer_write(R.Space.POLARITY, core, layout.bits_to_words(inverted, self.config.words_per_line_vector))

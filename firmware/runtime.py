@@ -97,7 +97,6 @@ class Runtime:
             g[rows.reshape(-1), cols.reshape(-1)] = rep.final_g
             self._set_decode_from_conductance(core, g)
             self.chip.set_polarity(core, m.polarity(core))
-            self.chip.set_mask(core, np.ones(self.chip.info.lines, bool))
             self.chip.set_bias(core, m.v_mV, m.v_mV)
             bar(1)
         bar.close()
@@ -130,6 +129,10 @@ class Runtime:
             x[:, rb] = ml.x_max
             x[:, rb + 1] = ml.x_max
         self.chip.set_packet(s.core, s.packet_uV)
+        # Track only this segment's neurons: the others read 0 and cost no conversions.
+        tracked = np.zeros(self.chip.info.lines, bool)
+        tracked[s.col0:s.col0 + s.n_out] = True
+        self.chip.set_mask(s.core, tracked)
         out = self.chip.mvm(s.core, x, mode)[:, s.col0:s.col0 + s.n_out].astype(np.int64)
         sign = np.where(out & 0x80, -1.0, 1.0)
         steps = out & 0x7F

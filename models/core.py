@@ -7,9 +7,9 @@ paths share every line of arithmetic, so with the same seed they agree bit for b
 
 Randomness comes from three independent streams spawned from the core's seed, so that the order
 in which a backend interleaves cell operations and MVMs cannot change any draw:
-``device`` (programming, cell reads, relaxation), ``mvm`` (fresh read noise, two standard
-normals per output line per MVM, drawn at initialise) and ``static`` (per-neuron mismatch,
-drawn once).
+``device`` (programming, cell reads, relaxation), ``mvm`` (fresh read noise: two standard
+normals per output line per MVM, a counter-based function of the MVM's index and the line, see
+``models/rng.py``) and ``static`` (per-neuron mismatch, drawn once).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from .crossbar import BACKWARD, FORWARD, Crossbar, CrossbarParams
 from .neuron import NeuronBank, NeuronParams
+from .rng import key_from_seed, normal_pairs
 
 __all__ = ["AnalogParams", "AnalogCore", "READ_LSB_uS", "FORWARD", "BACKWARD", "pulse_counts"]
 
@@ -88,7 +89,8 @@ class AnalogCore:
         static = np.random.default_rng(static_ss)
         self.driver_gain = 1.0 + self.params.driver_mismatch_sigma * static.standard_normal()
         self.neurons = NeuronBank(max(rows, cols), self.params.neuron, static)
-        self.mvm_rng = np.random.default_rng(mvm_ss)
+        self.mvm_key = key_from_seed(mvm_ss)
+        self.mvm_count = 0              # MVMs whose read noise has been drawn
         # Event-API state of the MVM in progress.
         self._direction = FORWARD
         self._n_plus = self._n_minus = None
@@ -124,11 +126,14 @@ class AnalogCore:
     def _volts(self, v_pos_mV, v_neg_mV):
         return v_pos_mV * 1e-3 * self.driver_gain, v_neg_mV * 1e-3 * self.driver_gain
 
-    def _draw_z(self, batch_shape, direction):
-        n = self.n_outputs(direction)
+    def _draw_z(self, n_mvms: int, direction, columns=None):
+        """Read-noise normals of the next ``n_mvms`` MVMs: (n_mvms, 2, lines evaluated)."""
+        index = self.mvm_count + np.arange(n_mvms)
+        self.mvm_count += n_mvms
         if not self.crossbar.has_read_noise():
             return None
-        return self.mvm_rng.standard_normal(tuple(batch_shape) + (2, n), dtype=np.float32)
+        lines = np.arange(self.n_outputs(direction)) if columns is None else np.asarray(columns)
+        return normal_pairs(self.mvm_key, index, lines)
 
     # -- event API (co-simulation) ---------------------------------------------------------------
     def initialise(self, direction: int) -> None:
@@ -138,7 +143,8 @@ class AnalogCore:
         n_in = self.n_inputs(direction)
         self._n_plus = np.zeros(n_in, np.int64)
         self._n_minus = np.zeros(n_in, np.int64)
-        self._z = self._draw_z((), direction)
+        z = self._draw_z(1, direction)
+        self._z = None if z is None else z[0]
 
     def integrate(self, drive: np.ndarray, n_pulses: int, v_pos_mV: float, v_neg_mV: float) -> None:
         """A burst of ``n_pulses`` identical pulses with ternary ``drive`` on the input lines."""
@@ -173,6 +179,16 @@ class AnalogCore:
         self.neurons.step(enable, latched_positive, packet_uV, shift)
 
     # -- batch API (fast model) ------------------------------------------------------------------
+    def mvm_charge_dt(self, direction: int, d: np.ndarray, t, v_pos_mV: float, v_neg_mV: float,
+                      columns: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`mvm_charge` from d = n+ - n- and t = n+ + n- (see Crossbar.integrate_dt)."""
+        d = np.atleast_2d(d)
+        z = self._draw_z(d.shape[0], direction, columns)
+        vp, vn = self._volts(v_pos_mV, v_neg_mV)
+        dev = self.crossbar.integrate_dt(direction, d, t, vp, vn, z, columns)
+        sel = slice(0, self.n_outputs(direction)) if columns is None else np.asarray(columns)
+        return self.neurons.charge_nV(np.zeros(dev.shape, np.int64), dev, sel)
+
     def mvm_charge(self, direction: int, n_plus: np.ndarray, n_minus: np.ndarray,
                    v_pos_mV: float, v_neg_mV: float, columns: np.ndarray | None = None) -> np.ndarray:
         """Integrator voltages (nV) after whole MVMs for a batch of pulse counts (B, inputs).
@@ -183,7 +199,7 @@ class AnalogCore:
         """
         n_plus = np.atleast_2d(n_plus)
         n_minus = np.atleast_2d(n_minus)
-        z = self._draw_z((n_plus.shape[0],), direction)
+        z = self._draw_z(n_plus.shape[0], direction, columns)
         vp, vn = self._volts(v_pos_mV, v_neg_mV)
         dev = self.crossbar.integrate_counts(direction, n_plus, n_minus, vp, vn, z, columns)
         sel = slice(0, self.n_outputs(direction)) if columns is None else np.asarray(columns)

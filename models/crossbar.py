@@ -103,8 +103,9 @@ class Crossbar:
 
         ``n_plus``/``n_minus``: (..., inputs) counts of +1 and -1 pulses per input line.
         ``z``: (..., 2, outputs) standard normals for this MVM's read noise, or None for none.
-        ``columns``: evaluate only these output lines (each output is independent of the others).
-        Returns (..., outputs) float64 (or (..., len(columns))).
+        ``columns``: evaluate only these output lines (each output is independent of the others);
+        ``z`` then holds the normals of those lines only. Returns (..., outputs) float64 (or
+        (..., len(columns))).
 
         Computed through d = n+ - n- and t = n+ + n-: in a bit-serial MVM every line is driven
         in every phase, so t is the same on every line and only the lines with a non-zero input
@@ -113,8 +114,6 @@ class Crossbar:
         """
         n_plus = np.asarray(n_plus, dtype=np.int64)
         n_minus = np.asarray(n_minus, dtype=np.int64)
-        if columns is not None and z is not None:
-            z = np.asarray(z)[..., columns]
         if n_plus.ndim == 2 and n_plus.shape[0] > self.block:
             # Blocks of vectors keep the temporaries in cache; results are row-independent.
             n_cols = self.coupling(direction).shape[1] if columns is None else len(columns)
@@ -127,19 +126,27 @@ class Crossbar:
         return self._integrate(direction, n_plus, n_minus, v_pos_V, v_neg_V, z, columns)
 
     def _integrate(self, direction, n_plus, n_minus, v_pos_V, v_neg_V, z, columns):
+        return self.integrate_dt(direction, n_plus - n_minus, n_plus + n_minus, v_pos_V, v_neg_V, z, columns)
+
+    def integrate_dt(self, direction: int, d: np.ndarray, t, v_pos_V: float, v_neg_V: float,
+                     z: np.ndarray | None = None, columns: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`integrate_counts` from d = n+ - n- (per line) and t = n+ + n- (per line, or one
+        number when every line is driven equally, as in a bit-serial MVM)."""
         k = self.coupling(direction)
         ksum = self._ksum(direction)
         if columns is not None:
             k, ksum = k[:, columns], ksum[columns]
-        d = n_plus - n_minus
-        t = n_plus + n_minus
+        d = np.asarray(d)
         lead = d.shape[:-1]
         d2 = d.reshape(-1, d.shape[-1])
-        t2 = t.reshape(-1, t.shape[-1])
+        if np.ndim(t) == 0:
+            t2 = np.full((d2.shape[0], 1), int(t), np.int64)
+        else:
+            t2 = np.broadcast_to(np.asarray(t, np.int64), d.shape).reshape(-1, d.shape[-1])
         nz = np.flatnonzero(d2.any(axis=0))
         s_d = d2[:, nz].astype(np.float64) @ k[nz] if nz.size else np.zeros((d2.shape[0], k.shape[1]))
         t0 = t2[:, :1]
-        if np.all(t2 == t0):                                  # uniform drive count per vector
+        if t2.shape[1] == 1 or np.all(t2 == t0):              # uniform drive count per vector
             s_t = t0.astype(np.float64) * ksum
         else:
             s_t = t2.astype(np.float64) @ k

@@ -104,18 +104,24 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
         n_minus = np.broadcast_to(s.pulse_multiplier * (t < 0), (B, n_in))
         pulses_per_mvm = s.pulse_multiplier
     else:
-        codes = np.atleast_2d(np.asarray(codes, np.int64))[:, :n_in]
+        codes = np.atleast_2d(np.asarray(codes))[:, :n_in]
         B = codes.shape[0]
-        n_plus, n_minus = pulse_counts(codes, s.input_bits, s.input_signed, s.pulse_multiplier,
-                                       negate=np.asarray(polarity, bool)[:n_in])
+        # Every line is driven in every phase: n+ + n- = 2·m·(2^nb - 1) on all lines, and
+        # n+ - n- = 2·m·code, negated on inverted lines (models.core.pulse_counts, in closed form).
         magnitude_bits = s.input_bits - int(bool(s.input_signed))
         pulses_per_mvm = 2 * s.pulse_multiplier * ((1 << magnitude_bits) - 1)
+        sign = np.where(np.asarray(polarity, bool)[:n_in], -2 * s.pulse_multiplier, 2 * s.pulse_multiplier)
+        d = codes.astype(np.int32) * sign.astype(np.int32)
+        n_plus = n_minus = None
     # Only tracked neurons are converted (untracked read 0 and keep their register entry), and
     # every output line is independent of the others: evaluate the tracked lines only.
     t_idx = np.flatnonzero(mask)
     sensed = t_idx[t_idx < n_out]
     q = np.zeros((B, t_idx.size), np.int64)
-    q[:, :sensed.size] = model.mvm_charge(direction, n_plus, n_minus, v_pos_mV, v_neg_mV, columns=sensed)
+    if n_plus is None:
+        q[:, :sensed.size] = model.mvm_charge_dt(direction, d, pulses_per_mvm, v_pos_mV, v_neg_mV, columns=sensed)
+    else:
+        q[:, :sensed.size] = model.mvm_charge(direction, n_plus, n_minus, v_pos_mV, v_neg_mV, columns=sensed)
     nb = model.neurons
     off = nb.offset_nV[t_idx]
     pos_nV, neg_nV = (p[t_idx] for p in nb.packets_nV(packet_uV))

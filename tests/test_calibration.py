@@ -258,34 +258,20 @@ def _small_net(rng, n_in=150, hidden=24, n_out=5):
     ])
 
 
-class _BranchRuntime(Runtime):
-    """The runtime with the one-line change that takes separate ± gains (see calibration.decode_with)."""
-
-    def _segment_mvm(self, ml, s, codes, mode):
-        key = (ml.name, s.index)
-        entry = self.decode[key]
-        self.decode[key] = (np.ones(s.n_out), np.zeros(s.n_out))
-        try:
-            q_nV = super()._segment_mvm(ml, s, codes, mode)
-        finally:
-            self.decode[key] = entry
-        return cal.decode_with(entry, q_nV)
-
-
-@pytest.mark.parametrize("runtime_cls,separate", [(Runtime, False), (_BranchRuntime, True)])
-def test_calibrate_runtime(runtime_cls, separate):
+@pytest.mark.parametrize("override,separate", [(None, True), (False, False)])
+def test_calibrate_runtime(override, separate):
     rng = np.random.default_rng(2)
     net = _small_net(rng)
     x = rng.integers(0, 256, (160, 10, 15)).astype(np.uint8)
     x_cal, x_test = x[:120], x[120:]
     chip = open_chip("model", config=ChipConfig(core_grid=(1, 4), rows=128, cols=64), params=MISMATCH, seed=1)
     m = map_network(net, chip.info, x_cal=x_cal)
-    rt = runtime_cls(chip, m)
+    rt = Runtime(chip, m)
     rt.program(progress=False)
     sw = nn.forward(net, x_test)
     uncal = rt.forward(x_test, progress=False)
     old = {k: tuple(np.copy(a) for a in v) for k, v in rt.decode.items()}
-    rep = cal.calibrate_runtime(rt, x_cal)
+    rep = cal.calibrate_runtime(rt, x_cal, separate_branches=override)
     assert rep.separate_branches is separate
     assert set(rep.columns) == set(old) and all(len(v) == (4 if separate else 2) for v in rt.decode.values())
     n_separate = sum(int(c.separate.sum()) for c in rep.columns.values())
