@@ -90,12 +90,9 @@ def _log2(n: int) -> int:
     return n.bit_length() - 1
 
 
-class CoreController(wiring.Component):
-    """The digital half of a core; its ``array`` port goes to the analog array."""
-
-    def __init__(self, config):
-        self.config = config
-        super().__init__({
+def core_members(config) -> dict:
+    """Ports of a core (the controller and the whole core share them)."""
+    return {
             "settings": In(CoreSettings),
             "start": In(1),
             "abort_batch": In(1),
@@ -111,7 +108,15 @@ class CoreController(wiring.Component):
             "cell": In(cell_port_signature()),
             "clear_counters": In(1),
             "counters": Out(CoreCounters),
-        })
+        }
+
+
+class CoreController(wiring.Component):
+    """The digital half of a core; its ``array`` port goes to the analog array."""
+
+    def __init__(self, config):
+        self.config = config
+        super().__init__(core_members(config))
         # The controller side of the analog boundary (connected to the array by CimCore).
         self.array = analog_array_signature(config).create(path=("array",))
 
@@ -557,7 +562,7 @@ class CimCore(wiring.Component):
         self.config = config
         self.index = core_index
         self._array_factory = array_factory or (lambda: AnalogArrayBlackBox(config, core_index))
-        super().__init__(dict(CoreController(config).signature.members))
+        super().__init__(core_members(config))
 
     def elaborate(self, platform):
         m = Module()

@@ -121,6 +121,34 @@ def _cmd_verilog(args) -> int:
     return 0
 
 
+# -- synth -------------------------------------------------------------------------------------------
+
+def _register_synth(subparsers) -> None:
+    p = subparsers.add_parser(
+        "synth", help="generic synthesis with the YoWASP Yosys: cells and flip-flops",
+        description="Synthesise one core and the whole chip to Yosys's generic gates and print "
+                    "cells, flip-flops and memories per module, so an architect sees what a change costs.")
+    add_config_args(p)
+    p.add_argument("--top", choices=("core", "chip", "both"), default="both", help="what to synthesise")
+    p.add_argument("--out", default="build/synth", help="folder for the generated Verilog")
+    p.set_defaults(func=_cmd_synth)
+
+
+def _cmd_synth(args) -> int:
+    from neurram.hdl.synth import synthesize
+    from neurram.hdl.verilog import generate
+
+    config = config_from_args(args)
+    gen = generate(config, args.out)
+    print(config.describe())
+    tops = {"core": ["neurram_core"], "chip": [gen.top], "both": ["neurram_core", gen.top]}[args.top]
+    for top in tops:
+        result = synthesize(gen, top)
+        print(f"\n{top}:")
+        print(result.table())
+    return 0
+
+
 # -- demo and run ----------------------------------------------------------------------------------
 
 def _add_chip_arg(p) -> None:
@@ -271,6 +299,7 @@ def _cmd_report(args) -> int:
 COMMANDS: list[Callable] = [
     _register_regmap,
     _register_verilog,
+    _register_synth,
     _register_demo,
     _register_run,
     _register_report,

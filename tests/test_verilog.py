@@ -44,3 +44,18 @@ def test_cli_verilog_writes_files(tmp_path, capsys):
 def test_cli_rejects_bad_geometry(tmp_path):
     with pytest.raises(SystemExit, match="rows"):
         main(["verilog", "--rows", "7", "--out", str(tmp_path)])
+
+
+def test_synth_counts_cells_and_flip_flops(tmp_path, capsys):
+    """neurram synth: the YoWASP Yosys maps a 2 x 2 chip; cores scale with their count."""
+    assert main(["synth", "--cores", "2x2", "--rows", "16", "--cols", "16", "--top", "core", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "neurram_core" in out and "total neurram_core" in out
+    from neurram.hdl.synth import synthesize
+    r4 = synthesize(generate(ChipConfig.small(cores=(2, 2)), tmp_path / "a"))
+    r1 = synthesize(generate(ChipConfig.small(cores=(1, 1)), tmp_path / "b"))
+    core_cells = sum(c for name, (c, f, m, n) in r4.modules.items() if name.startswith("neurram_core"))
+    assert r4.modules["neurram_core"][3] == 4 and r1.modules["neurram_core"][3] == 1
+    # three more cores cost about three cores' worth of cells
+    assert abs((r4.cells - r1.cells) - 3 * core_cells) < 0.1 * r4.cells
+    assert r4.flip_flops > r1.flip_flops > 0
