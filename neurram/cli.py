@@ -149,6 +149,44 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+# -- figures -----------------------------------------------------------------------------------------
+
+def _register_figures(subparsers) -> None:
+    p = subparsers.add_parser(
+        "figures", help="write the figures: conductances, MVM vs ideal, accuracy vs noise",
+        description="Write PNG figures (needs matplotlib: pip install 'neurram[plot]'): conductance "
+                    "histograms at target / after write-verify / after relaxation, chip MVM output "
+                    "against the ideal before and after calibration, and MNIST accuracy against "
+                    "inference weight-noise strength.")
+    p.add_argument("--out", default="build/figures", help="output folder (default build/figures)")
+    p.add_argument("--images", type=int, default=2000, help="MNIST test images for the noise sweep")
+    p.add_argument("--data-dir", help="MNIST location (see `neurram run --help`)")
+    p.set_defaults(func=_cmd_figures)
+
+
+def _cmd_figures(args) -> int:
+    from pathlib import Path
+
+    from neurram.firmware import figures
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("neurram figures needs matplotlib: pip install 'neurram[plot]'", file=sys.stderr)
+        return 1
+    result = figures.write_all(args.out, images=args.images, data_dir=args.data_dir)
+    for name in ("conductance.png", "mvm_vs_ideal.png", "noise_accuracy.png"):
+        print(f"wrote {Path(args.out) / name}")
+    c = result["conductance"]["spread_uS"]
+    print("conductance error σ (µS, cells above 1 µS): " + ", ".join(f"{k} {v:.2f}" for k, v in c.items()))
+    m = result["mvm"]
+    print(f"MVM error / std(ideal): before calibration {m['error_before']:.3f}, after {m['error_after']:.3f}")
+    a = result["noise_accuracy"]
+    print(f"MNIST accuracy vs inference noise k ({a['images']} images): " +
+          ", ".join(f"k={k:g}: {100 * v[0]:.2f} %" for k, v in a["accuracy"].items()))
+    return 0
+
+
 # -- demo and run ----------------------------------------------------------------------------------
 
 def _add_chip_arg(p) -> None:
@@ -300,6 +338,7 @@ COMMANDS: list[Callable] = [
     _register_regmap,
     _register_verilog,
     _register_synth,
+    _register_figures,
     _register_demo,
     _register_run,
     _register_report,

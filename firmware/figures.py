@@ -1,0 +1,164 @@
+"""Figures people look at (``neurram figures``): written as PNG files (matplotlib, optional).
+
+* ``conductance.png``  histograms of one core's conductances at target, after write-verify, and
+                       after relaxation (1 s, 1 day)
+* ``mvm_vs_ideal.png`` chip MVM outputs against the ideal MVM, before and after calibration
+* ``noise_accuracy.png`` MNIST CNN accuracy against inference weight-noise strength k (software
+                       model with noise injected, as in NEURRAM.md §4), with the chip's points
+
+Each function returns the numbers it plotted, so tests and reports can use them without a plot.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from . import nn
+
+__all__ = ["conductance_figure", "mvm_figure", "noise_accuracy_figure", "write_all"]
+
+
+def _plt():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        return plt
+    except ImportError:
+        return None
+
+
+def conductance_figure(path=None, *, seed: int = 0, relax_s=(1.0, 86400.0)) -> dict:
+    """Program a core's worth of layer-like targets, then let them relax; histogram each stage."""
+    from neurram.config import ChipConfig
+    from neurram.models.device import layer_targets
+
+    from .targets import open_chip
+
+    chip = open_chip("model", config=ChipConfig(core_grid=(1, 1), rows=128, cols=128), seed=seed)
+    chip.enable_cores([0])
+    target = layer_targets(128, 128, seed=seed)
+    report = chip.program(0, target)
+    model = chip.link.chip.cores[0].model                     # the model's true conductances
+    stages = {"target": target.copy(), "after write-verify": model.device.g_uS.copy()}
+    elapsed = 0.0
+    for t in relax_s:
+        model.relax(t - elapsed)
+        elapsed = t
+        stages[f"after relaxation, {t:g} s"] = model.device.g_uS.copy()
+    on = target > 1.0
+    spread = {k: float(np.std((v - target)[on])) for k, v in stages.items() if k != "target"}
+    plt = _plt()
+    if path is not None and plt is not None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        bins = np.linspace(0, 45, 91)
+        for k, v in stages.items():
+            ax.hist(v[on].ravel(), bins=bins, histtype="step", label=k)
+        ax.set_xlabel("conductance (µS)")
+        ax.set_ylabel("cells")
+        ax.set_title(f"128 x 128 core, write-verify ±1 µS; unconverged {report.unconverged_fraction:.2%}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return {"spread_uS": spread, "unconverged_fraction": report.unconverged_fraction}
+
+
+def mvm_figure(path=None, *, seed: int = 0) -> dict:
+    """Chip MVM outputs against the ideal, before and after calibration (3-bit inputs)."""
+    out = _mvm_scatter(seed)
+    plt = _plt()
+    if path is not None and plt is not None:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharex=True, sharey=True)
+        for ax, key, title in ((axes[0], "before", "before calibration"), (axes[1], "after", "after calibration")):
+            y_ideal, y_chip = out["ideal"], out[key]
+            ax.plot(y_ideal.ravel(), y_chip.ravel(), ".", ms=1, alpha=0.3)
+            lim = [y_ideal.min(), y_ideal.max()]
+            ax.plot(lim, lim, "k--", lw=0.8)
+            ax.set_title(f"{title}: error {out['error_' + key]:.3f} σ")
+            ax.set_xlabel("ideal MVM output")
+        axes[0].set_ylabel("chip MVM output")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return {"error_before": out["error_before"], "error_after": out["error_after"]}
+
+
+def _mvm_scatter(seed: int, n: int = 128, vectors: int = 512, bits: int = 3) -> dict:
+    """A core of random differential weights, calibrated (firmware.calibration): outputs before/after."""
+    from neurram.config import ChipConfig
+    from . import calibration as cal
+    from . import regs as R
+    from .driver import MvmMode
+    from .targets import open_chip
+
+    chip = open_chip("model", config=ChipConfig(core_grid=(1, 1), rows=n, cols=n), seed=seed)
+    rng = np.random.default_rng(seed)
+    w, rep = cal.random_differential_core(chip, 0, rng)
+    chip.set_bias(0, 100, 100)
+    ideal = lambda c: c[:, 0::2] @ w                                  # noqa: E731 (codes on pairs)
+    mode = MvmMode(input_bits=bits, conversion=R.Conversion.DECREMENT, max_steps=100)
+    xmax = (1 << bits) - 1
+    x_cal = cal.pair_codes(rng.integers(0, xmax + 1, (vectors, n // 2)), n)
+    x_test = cal.pair_codes(rng.integers(0, xmax + 1, (vectors, n // 2)), n)
+    cols = np.arange(n)
+    g = np.zeros((n, n))
+    g[rep.rows, rep.cols] = rep.final_g
+    packet = cal.choose_packet(chip, 0, cols, x_cal, mode)
+    gain = cal.analytic_gain(g.sum(0), w_unit_uS=40.0, v_pos_mV=100, v_neg_mV=100,
+                             pulse_multiplier=mode.pulse_multiplier, packet_uV=packet)
+    q, _ = cal.decode_chip(chip.mvm(0, x_test, mode), mode)
+    y_ideal = ideal(x_test)
+    before = q / gain
+    cal.balance_inputs(chip, 0, v_pos_mV=100, v_neg_mV=100)
+    cal.choose_packet(chip, 0, cols, x_cal, mode)
+    fit = cal.fit_columns(chip, 0, cols, ideal, x_cal, mode)
+    q, _ = cal.decode_chip(chip.mvm(0, x_test, mode), mode)
+    after = fit.apply(q)
+    return {"ideal": y_ideal, "before": before, "after": after,
+            "error_before": cal.relative_error(before, y_ideal), "error_after": cal.relative_error(after, y_ideal)}
+
+
+def noise_accuracy_figure(path=None, *, images: int = 2000, ks=(0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
+                          seeds: int = 2, chip_points: dict | None = None, data_dir=None) -> dict:
+    """MNIST CNN accuracy against inference weight-noise k = σ / max|W| (software model)."""
+    from .datasets import load_mnist, load_mnist_demo_subset
+    from .tasks.mnist import load_default_network
+
+    net = load_default_network()
+    try:
+        x, y = load_mnist(data_dir, split="test")
+        x, y = x[:images], y[:images]
+    except Exception:
+        x, y, _ = load_mnist_demo_subset()
+    acc = {}
+    for k in ks:
+        vals = [nn.accuracy(net, x, y, weight_noise_k=k, rng=np.random.default_rng(s)) for s in range(seeds if k else 1)]
+        acc[float(k)] = (float(np.mean(vals)), float(np.std(vals)))
+    plt = _plt()
+    if path is not None and plt is not None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        k_arr = np.array(list(acc))
+        m = np.array([v[0] for v in acc.values()]) * 100
+        e = np.array([v[1] for v in acc.values()]) * 100
+        ax.errorbar(k_arr, m, yerr=e, marker="o", label=f"software model + weight noise ({len(x)} images)")
+        for label, (k, a) in (chip_points or {}).items():
+            ax.plot([k], [100 * a], "s", label=label)
+        ax.set_xlabel("inference weight noise k (σ = k · max|W|)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title("MNIST CNN trained with k = 0.15")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return {"accuracy": acc, "images": len(x)}
+
+
+def write_all(out_dir, **kw) -> dict:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "conductance": conductance_figure(out / "conductance.png"),
+        "mvm": mvm_figure(out / "mvm_vs_ideal.png"),
+        "noise_accuracy": noise_accuracy_figure(out / "noise_accuracy.png", **kw),
+    }
