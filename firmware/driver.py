@@ -251,7 +251,8 @@ class Chip:
         self.set_mode(mode)
         self.select_cores([core])
         self.write_reg_cached("BATCH", R.pack("BATCH", count=B))
-        self._buffer_write(R.Space.INPUT, core, layout.input_words(full, cfg, mode.input_signed))
+        for offset, words in layout.input_bursts(full, cfg, mode.input_signed, mode.input_bits):
+            self._buffer_write(R.Space.INPUT, core, words, offset)
         self.start_and_wait()
         words = self._buffer_read(R.Space.OUTPUT, core, B * 8 * cfg.words_per_line_vector)
         return layout.output_bytes_from_words(words, cfg, B)

@@ -8,7 +8,8 @@ transports.
 
 import numpy as np
 
-__all__ = ["bits_to_words", "words_to_bits", "codes_to_planes", "planes_to_codes", "input_words",
+__all__ = ["bits_to_words", "words_to_bits", "codes_to_planes", "planes_to_codes", "input_words", "input_bursts",
+           "input_offset",
            "output_bytes_from_words", "ternary_to_words", "words_to_ternary"]
 
 
@@ -53,9 +54,27 @@ def planes_to_codes(planes: np.ndarray, signed: bool) -> np.ndarray:
 
 
 def input_words(codes: np.ndarray, config, signed: bool) -> np.ndarray:
-    """The INPUT buffer words for a batch of codes (B, lines), vector after vector."""
-    planes = codes_to_planes(codes, config.input_planes, signed)
-    return bits_to_words(planes, config.words_per_line_vector).reshape(-1)
+    """The whole INPUT buffer for a batch of codes (B <= batch_depth, lines): plane after plane,
+    each plane holding every vector slot (unused slots zero)."""
+    planes = codes_to_planes(codes, config.input_planes, signed)          # (B, P, lines)
+    buf = np.zeros((config.input_planes, config.batch_depth, config.words_per_line_vector), np.uint32)
+    buf[:, :planes.shape[0]] = bits_to_words(planes, config.words_per_line_vector).transpose(1, 0, 2)
+    return buf.reshape(-1)
+
+
+def input_bursts(codes: np.ndarray, config, signed: bool, input_bits: int):
+    """The INPUT buffer writes a batch needs: one burst per plane the sequencer reads (the
+    magnitude planes, and the sign plane for signed inputs), each covering the batch's vectors.
+    Returns [(word offset, words)]."""
+    codes = np.atleast_2d(codes)
+    P, D, W = config.input_planes, config.batch_depth, config.words_per_line_vector
+    planes = codes_to_planes(codes, P, signed)
+    used = list(range(input_bits - int(bool(signed)))) + ([P - 1] if signed else [])
+    return [(p * D * W, bits_to_words(planes[:, p], W).reshape(-1)) for p in used]
+
+
+def input_offset(config, plane: int, vector: int) -> int:
+    return (plane * config.batch_depth + vector) * config.words_per_line_vector
 
 
 def output_bytes_from_words(words, config, batch: int) -> np.ndarray:

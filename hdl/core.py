@@ -147,7 +147,6 @@ class CoreController(wiring.Component):
         m.d.sync += [cmp_q.eq(arr.cmp), read_q.eq(arr.read_g)]
 
         vec = Signal(13)
-        vec_base = Signal(range(c.batch_depth * P + 1))
         bit = Signal(3)
         phase = Signal(1)
         hold = Signal(16)
@@ -337,7 +336,8 @@ class CoreController(wiring.Component):
 
         # ---- the controller ------------------------------------------------------------------
         strobe = arr.strobe
-        m.d.comb += in_rd.addr.eq(vec_base + bit)
+        D = c.batch_depth                                  # INPUT buffer: plane-major
+        m.d.comb += in_rd.addr.eq(vec + bit * D)
 
         with m.If(self.abort_batch):
             m.d.sync += abort_pending.eq(1)
@@ -345,7 +345,7 @@ class CoreController(wiring.Component):
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [cfg.eq(self.settings), vec.eq(0), vec_base.eq(0), abort_pending.eq(0),
+                    m.d.sync += [cfg.eq(self.settings), vec.eq(0), abort_pending.eq(0),
                                  rstep.eq(0), noise.eq(seeded), warm.eq(0)]
                     with m.If(self.settings.stochastic):
                         m.next = "WARMUP"
@@ -382,7 +382,7 @@ class CoreController(wiring.Component):
 
             with m.State("INIT"):
                 m.d.comb += [strobe.eq(1), arr.op.eq(AnalogOp.INITIALISE)]
-                m.d.comb += in_rd.addr.eq(vec_base + SIGN_PLANE)
+                m.d.comb += in_rd.addr.eq(vec + SIGN_PLANE * D)
                 m.d.sync += [bit.eq(0), phase.eq(0), ternary_src.eq(cfg.input_source == 1)]
                 m.d.sync += [done.eq(0), neg.eq(0), steps.eq(0), out_k.eq(0)] + [mk.eq(0) for mk in mag]
                 m.next = "INIT_SIGN"
@@ -522,13 +522,12 @@ class CoreController(wiring.Component):
                         with m.If(abort_pending | self.abort_batch | (vec + 1 >= cfg.batch_count)):
                             m.next = "IDLE"
                         with m.Else():
-                            m.d.sync += vec_base.eq(vec_base + P)
                             m.next = "INIT"
 
             with m.State("REC_WB"):
                 # Recurrent: the outputs become this vector's inputs for the next step, one input
                 # bit-plane per cycle, without a host round trip.
-                m.d.comb += [in_wr.addr.eq(vec_base + wb_k), in_wr.data.eq(Cat(rec_plane, C(0, W - L))),
+                m.d.comb += [in_wr.addr.eq(vec + wb_k * D), in_wr.data.eq(Cat(rec_plane, C(0, W - L))),
                              in_wr.en.eq((1 << wplv) - 1)]
                 m.d.sync += wb_k.eq(wb_k + 1)
                 with m.If(wb_k == P - 1):

@@ -283,9 +283,10 @@ REGISTERS: tuple[Register, ...] = (
 BUFFERS: tuple[Buffer, ...] = (
     Buffer("INPUT", 1, A.RW,
            "Input vectors of a batch, as bit-planes.",
-           "word ((v·input_planes) + p)·words_per_line_vector + w holds bit p of the input codes of lines "
-           "32w..32w+31 of vector v (bit i of the word = line 32w+i). Planes 0..input_bits_max-1 are the "
-           "magnitude bits, least significant first; plane input_bits_max is the sign (1 = negative).",
+           "word ((p·batch_depth) + v)·words_per_line_vector + w holds bit p of the input codes of lines "
+           "32w..32w+31 of vector v (bit i of the word = line 32w+i): plane-major, so a batch of "
+           "b-bit inputs is b bursts. Planes 0..input_bits_max-1 are the magnitude bits, least "
+           "significant first; plane input_bits_max is the sign (1 = negative).",
            "batch_depth * input_planes * words_per_line_vector"),
     Buffer("OUTPUT", 2, A.RO,
            "Neuron outputs of a batch, one byte per output line, as bit-planes.",

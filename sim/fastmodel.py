@@ -341,7 +341,7 @@ class FastChip:
         from neurram.firmware import layout
         c = self.config
         wplv, P = c.words_per_line_vector, c.input_planes
-        words = k.input_words[: count * P * wplv].reshape(count, P, wplv)
+        words = k.input_words.reshape(P, c.batch_depth, wplv)[:, :count].transpose(1, 0, 2)
         planes = layout.words_to_bits(words, c.lines)                      # (B, P, lines)
         n_bits = s.input_bits - int(s.input_signed)
         mag = np.einsum("bpl,p->bl", planes[:, :n_bits].astype(np.int64), 1 << np.arange(n_bits, dtype=np.int64))
@@ -381,8 +381,10 @@ class FastChip:
             full_last = np.zeros((count, c.lines), np.int64)
             full_last[:, :res.last_inputs.shape[1]] = res.last_inputs
             if s.direction == 2 and s.recurrent_steps > 1 and write_outputs:
-                k.input_words[: count * c.input_planes * c.words_per_line_vector] = \
-                    _layout.input_words(full_last, c, s.input_signed)
+                # REC_WB writes every plane of each vector's slot
+                buf = k.input_words.reshape(c.input_planes, c.batch_depth, c.words_per_line_vector)
+                new = _layout.input_words(full_last, c, s.input_signed).reshape(buf.shape)
+                buf[:, :count] = new[:, :count]
             codes = full_last
         if s.input_source == 0:
             last = np.zeros(c.lines, np.int64)
@@ -433,8 +435,8 @@ class FastChip:
         # The chunks' buffer writes, last two only (earlier ones are overwritten).
         starts = list(range(0, N, depth))
         for st in starts[-2:]:
-            k.input_words[: (min(N, st + depth) - st) * c.input_planes * c.words_per_line_vector] = \
-                layout.input_words(full[st:st + depth], c, signed)
+            for off, words in layout.input_bursts(full[st:st + depth], c, signed, s.input_bits):
+                k.input_words[off:off + words.size] = words
         self._regs[R.REGISTERS["BATCH"].address()] = R.pack("BATCH", count=N - starts[-1] if starts else 1)
         if not self.config_ok():
             self._status.update(done=0, config_error=1)

@@ -77,8 +77,8 @@ async def parallel_cores_and_broadcast(dut):
         await both.read(R.REGISTERS["COUNT_BUSY"].address(c))
         await both.read(R.REGISTERS["COUNT_MVM"].address(c))
     # The broadcast reached both data-parallel cores (same inputs, different arrays).
-    a = await both.read_buffer(R.Space.INPUT, shared[0], batch * cfg.input_planes * cfg.words_per_line_vector)
-    b = await both.read_buffer(R.Space.INPUT, shared[1], batch * cfg.input_planes * cfg.words_per_line_vector)
+    a = await both.read_buffer(R.Space.INPUT, shared[0], cfg.batch_depth * cfg.input_planes * cfg.words_per_line_vector)
+    b = await both.read_buffer(R.Space.INPUT, shared[1], cfg.batch_depth * cfg.input_planes * cfg.words_per_line_vector)
     assert np.array_equal(a, b)
     assert not np.array_equal(outs[shared[0]], outs[shared[1]])
     # Parallel: the whole batch took about the longest core's busy time, not the sum.

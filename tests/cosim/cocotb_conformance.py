@@ -110,7 +110,7 @@ async def run_modes(both, rng, modes, cores=(0,)):
         await both.write_reg("BATCH", R.pack("BATCH", count=batch, recurrent_steps=mode.get("steps", 1)))
         await both.start_and_wait()
         for i in cores:
-            await both.read_buffer(R.Space.INPUT, i, batch * cfg.input_planes * cfg.words_per_line_vector)
+            await both.read_buffer(R.Space.INPUT, i, cfg.batch_depth * cfg.input_planes * cfg.words_per_line_vector)
             words = await both.read_buffer(R.Space.OUTPUT, i, batch * 8 * cfg.words_per_line_vector)
             outs = layout.output_bytes_from_words(words, cfg, batch)
             if mode["conversion"] in (1, 2) and mode.get("activation", 0) == 0 and mode.get("output_bits", 8) > 2:
