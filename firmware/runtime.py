@@ -110,6 +110,13 @@ class Runtime:
                     self.decode[(ml.name, s.index)] = (charge_per_unit(ml, s, self.mapping, self.neuron_gain, colsum),
                                                        np.zeros(s.n_out))
 
+    def calibrate(self, images: np.ndarray, **kw):
+        """Model-driven calibration of every segment's output columns on a few images
+        (firmware.calibration.calibrate_runtime); returns its report."""
+        from .calibration import calibrate_runtime
+        self.calibration = calibrate_runtime(self, images, **kw)
+        return self.calibration
+
     def unconverged_cells(self) -> int:
         return int(sum(len(r.unconverged) for r in self.reports.values()))
 

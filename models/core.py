@@ -34,14 +34,17 @@ class AnalogParams:
     device: object = None            # models.device.RRAMParams (None: its defaults)
     crossbar: CrossbarParams = field(default_factory=CrossbarParams)
     neuron: NeuronParams = field(default_factory=NeuronParams)
-    #: σ of the relative input-driver amplitude mismatch between cores (0 = ideal).
-    driver_mismatch_sigma: float = 0.0
+    #: σ of the relative input-driver amplitude mismatch between cores, drawn separately for the
+    #: +V_pos and -V_neg drivers. Estimate, consistent with the 1 mV calibration steps of
+    #: V_pos/V_neg in the test software (models/irdrop.py, default_circuit_params).
+    driver_mismatch_sigma: float = 0.01
 
     @classmethod
     def ideal(cls) -> "AnalogParams":
+        """Every non-ideality off: noise-free programming, no read noise, ideal wires and neurons."""
         from .device import RRAMParams
-        return cls(device=RRAMParams.noise_free(), crossbar=CrossbarParams(read_noise=False),
-                   neuron=NeuronParams())
+        return cls(device=RRAMParams.noise_free(), crossbar=CrossbarParams(read_noise=False, wire=None),
+                   neuron=NeuronParams.ideal(), driver_mismatch_sigma=0.0)
 
     def device_params(self):
         from .device import RRAMParams
@@ -87,7 +90,9 @@ class AnalogCore:
         self.crossbar = Crossbar(rows, cols, lambda: self.device.g_uS, self.device.read_noise_sigma_uS,
                                  self.params.crossbar)
         static = np.random.default_rng(static_ss)
-        self.driver_gain = 1.0 + self.params.driver_mismatch_sigma * static.standard_normal()
+        z = static.standard_normal(2)
+        self.driver_gain_pos = 1.0 + self.params.driver_mismatch_sigma * z[0]
+        self.driver_gain_neg = 1.0 + self.params.driver_mismatch_sigma * z[1]
         self.neurons = NeuronBank(max(rows, cols), self.params.neuron, static)
         self.mvm_key = key_from_seed(mvm_ss)
         self.mvm_count = 0              # MVMs whose read noise has been drawn
@@ -124,7 +129,7 @@ class AnalogCore:
         self.crossbar.invalidate()
 
     def _volts(self, v_pos_mV, v_neg_mV):
-        return v_pos_mV * 1e-3 * self.driver_gain, v_neg_mV * 1e-3 * self.driver_gain
+        return v_pos_mV * 1e-3 * self.driver_gain_pos, v_neg_mV * 1e-3 * self.driver_gain_neg
 
     def _draw_z(self, n_mvms: int, direction, columns=None):
         """Read-noise normals of the next ``n_mvms`` MVMs: (n_mvms, 2, lines evaluated)."""

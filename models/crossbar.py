@@ -27,7 +27,7 @@ and costs two extra matrix products instead of one matrix per MVM.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,6 +45,15 @@ class CrossbarParams:
     coupling_frac_bits: int = 24
     #: Fresh read noise on every conductance in every MVM.
     read_noise: bool = True
+    #: Wire and driver resistances (IR drop, models/irdrop.py); None for ideal wires.
+    wire: object = field(default_factory=lambda: _default_wire())
+    #: "approx" (fast, error bound in models/irdrop.py) or "exact" (full network solve).
+    ir_method: str = "approx"
+
+
+def _default_wire():
+    from .irdrop import WireParams
+    return WireParams()
 
 
 class Crossbar:
@@ -77,10 +86,16 @@ class Crossbar:
         """Integer coupling matrix k (inputs x outputs), K = k · 2^-frac_bits."""
         key = ("k", direction)
         if key not in self._cache:
-            g = self._oriented(direction)
-            colsum = g.sum(axis=0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                frac = np.where(colsum > 0, g / np.where(colsum > 0, colsum, 1.0), 0.0)
+            if self.params.wire is not None:
+                # IR drop folds into the coupling: the network is linear in the drive voltages.
+                from .irdrop import effective_coupling
+                frac = effective_coupling(np.asarray(self._conductance(), np.float64), self.params.wire,
+                                          direction, method=self.params.ir_method)
+            else:
+                g = self._oriented(direction)
+                colsum = g.sum(axis=0)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    frac = np.where(colsum > 0, g / np.where(colsum > 0, colsum, 1.0), 0.0)
             self._cache[key] = np.rint(frac * (1 << self.params.coupling_frac_bits))
         return self._cache[key]
 

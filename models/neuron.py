@@ -49,15 +49,25 @@ class NeuronParams:
     c_integ_fF: float = 400.0
     #: Integrator swing limit around V_ref, V (estimate: rail-to-rail at 1.8 V with V_ref 0.9 V).
     v_sat_V: float = 0.9
-    #: σ of the relative mismatch of C_sample/C_integ between neurons (0 = ideal).
-    gain_mismatch_sigma: float = 0.0
-    #: σ of the comparator input offset, µV (0 = ideal).
-    comparator_offset_sigma_uV: float = 0.0
+    #: σ of the relative mismatch of C_sample/C_integ between neurons. Estimate: metal capacitor
+    #: ratios match to 0.1-0.3 %, plus sampling-switch charge injection (models/irdrop.py,
+    #: default_circuit_params).
+    gain_mismatch_sigma: float = 0.005
+    #: σ of the comparator offset that remains after correlated double sampling, µV. Estimate:
+    #: Pelgrom-law offset of a small 130 nm input pair ≈ 3 mV (default_circuit_params), which the
+    #: neuron's correlated double sampling (NEURRAM.md §2) reduces about sixfold.
+    comparator_offset_sigma_uV: float = 500.0
     #: σ of the relative mismatch of the charge packet, positive and negative branches drawn
-    #: independently (0 = ideal).
-    packet_mismatch_sigma: float = 0.0
-    #: Systematic relative gain of the negative-branch packet against the positive one.
-    packet_neg_gain: float = 1.0
+    #: independently. Estimate: few-fF capacitor plus charge injection.
+    packet_mismatch_sigma: float = 0.02
+    #: Systematic gain of the negative-branch packet against the positive one. NEURRAM.md §4:
+    #: the branches differ (published); 5 % is an estimate.
+    packet_neg_gain: float = 0.95
+
+    @classmethod
+    def ideal(cls) -> "NeuronParams":
+        return cls(gain_mismatch_sigma=0.0, comparator_offset_sigma_uV=0.0, packet_mismatch_sigma=0.0,
+                   packet_neg_gain=1.0)
 
     @property
     def gain(self) -> float:

@@ -39,7 +39,7 @@ def test_pulse_counts_follow_the_two_phase_scheme(bits, signed):
 def test_voltage_mode_sensing_formula():
     rng = np.random.default_rng(0)
     g = rng.uniform(0, 40, (12, 7))
-    xb = Crossbar(12, 7, lambda: g, params=CrossbarParams(read_noise=False))
+    xb = Crossbar(12, 7, lambda: g, params=CrossbarParams(read_noise=False, wire=None))
     n_plus = rng.integers(0, 5, (3, 12))
     n_minus = rng.integers(0, 5, (3, 12))
     out = xb.integrate_counts(FORWARD, n_plus, n_minus, 0.1, 0.08)
@@ -63,7 +63,7 @@ def test_charge_is_exact_whatever_the_batch():
 
 def test_event_api_equals_batch_api_with_noise():
     """The co-simulation's event calls and the fast model's batch call draw the same noise."""
-    params = AnalogParams(neuron=NeuronParams(comparator_offset_sigma_uV=500, gain_mismatch_sigma=0.02))
+    params = AnalogParams()                           # the default (calibrated) noise model
     a, b = (AnalogCore(32, 32, params, seed=4) for _ in range(2))
     g = np.random.default_rng(3).uniform(0, 40, (32, 32))
     a.set_conductance(g)
@@ -118,7 +118,7 @@ def test_conversions_closed_forms_equal_the_loops():
 
 
 def test_sar_value_tracks_the_charge():
-    bank = NeuronBank(200, NeuronParams())
+    bank = NeuronBank(200, NeuronParams.ideal())
     q = np.linspace(-15e6, 15e6, 200).astype(np.int64)       # within ±(2^(n-1) - 1/2) packets
     bits, packet_uV = 6, 500
     code = sar_closed_form(q, bank.offset_nV, lambda i: bank.packets_nV(packet_uV, i)[0],
@@ -132,7 +132,7 @@ def test_read_noise_matches_per_mvm_conductance_noise():
     rng = np.random.default_rng(6)
     g = rng.uniform(5, 40, (24, 6))
     sigma = lambda gg: 0.05 * gg + 0.3
-    xb = Crossbar(24, 6, lambda: g, sigma)
+    xb = Crossbar(24, 6, lambda: g, sigma, CrossbarParams(wire=None))
     n_plus = np.tile(rng.integers(0, 9, 24), (20000, 1))
     n_minus = np.tile(rng.integers(0, 9, 24), (20000, 1))
     z = rng.standard_normal((20000, 2, 6))
@@ -142,3 +142,15 @@ def test_read_noise_matches_per_mvm_conductance_noise():
     brute = np.einsum("i,nij->nj", u, ge) / ge.sum(1)
     assert np.allclose(fast.mean(0), brute.mean(0), atol=5 * np.sqrt(2) * brute.std(0).max() / np.sqrt(20000))
     assert np.allclose(fast.std(0), brute.std(0), rtol=0.05)
+
+
+def test_ir_drop_enters_the_coupling():
+    """With wire resistance the coupling departs from G/colsum, by the IR-drop model's amount."""
+    from neurram.models.irdrop import WireParams, effective_coupling
+    g = np.random.default_rng(8).uniform(0, 40, (32, 16))
+    ideal = Crossbar(32, 16, lambda: g, params=CrossbarParams(wire=None)).coupling(FORWARD)
+    wire = WireParams(r_bl_ohm_per_cell=5.0, r_sl_ohm_per_cell=5.0)
+    xb = Crossbar(32, 16, lambda: g, params=CrossbarParams(wire=wire))
+    k = xb.coupling(FORWARD)
+    assert np.array_equal(k, np.rint(effective_coupling(g, wire, FORWARD, method="approx") * 2 ** 24))
+    assert np.abs(k - ideal).max() > 1e-3 * 2 ** 24

@@ -25,7 +25,7 @@ MISMATCH_NEURONS = NeuronParams(comparator_offset_sigma_uV=2000, gain_mismatch_s
                                 packet_mismatch_sigma=0.03, packet_neg_gain=0.9)
 MISMATCH = AnalogParams(neuron=MISMATCH_NEURONS, driver_mismatch_sigma=0.05)
 #: Mismatch on an otherwise noise-free chip: the truth of every column is known exactly.
-MISMATCH_NOISE_FREE = AnalogParams(device=RRAMParams.noise_free(), crossbar=CrossbarParams(read_noise=False),
+MISMATCH_NOISE_FREE = AnalogParams(device=RRAMParams.noise_free(), crossbar=CrossbarParams(read_noise=False, wire=None),
                                    neuron=MISMATCH_NEURONS, driver_mismatch_sigma=0.05)
 DECREMENT3 = MvmMode(input_bits=3, conversion=R.Conversion.DECREMENT, max_steps=100)
 
@@ -128,9 +128,15 @@ def test_fit_columns_recovers_known_gains_and_offsets():
     k = (g[0::2] - g[1::2]) / g.sum(axis=0)            # normalised differential coupling per pair
     nb = model.neurons
     p_pos, p_neg = nb.packets_nV(packet)
-    per_y = nb.gain[:64] * model.driver_gain * 2 * 1 * 0.1 * 1e9   # integrator nV per unit of Σ x·k
+    # A pair driven with ±x over m·(2^3-1) phases each way integrates m·V·[(g+ + g-)·x·k +
+    # (g+ - g-)·f·(K+ + K-)] with driver gains g± and f = 2^3 - 1: a gain and an input-independent
+    # offset (all rows are pairs, so Σ (K+ + K-) = 1 per column).
+    gp, gn = model.driver_gain_pos, model.driver_gain_neg
+    per_y = nb.gain[:64] * (gp + gn) * 1 * 0.1 * 1e9                # integrator nV per unit of Σ x·k
+    imbalance = nb.gain[:64] * (gp - gn) * 7 * 1 * 0.1 * 1e9
     a_pos, a_neg = per_y / p_pos[:64], per_y / p_neg[:64]
-    b_pos, b_neg = nb.offset_nV[:64] / p_pos[:64], nb.offset_nV[:64] / p_neg[:64]
+    b_pos = (nb.offset_nV[:64] + imbalance) / p_pos[:64]
+    b_neg = (nb.offset_nV[:64] + imbalance) / p_neg[:64]
     ideal = lambda c: c[:, 0::2] @ k                   # noqa: E731
     q, sat = cal.decode_chip(chip.mvm(0, x, DECREMENT3), DECREMENT3)
     assert 0.3 < (q > 0).mean() < 0.7 and sat.mean() < 0.01    # both branches well populated

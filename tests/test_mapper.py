@@ -72,6 +72,7 @@ def test_runtime_matches_software(target, agree):
     rt = Runtime(chip, m)
     rt.program(progress=False)
     assert rt.unconverged_cells() <= 0.01 * sum(len(r.targets) for r in rt.reports.values())
+    rt.calibrate(x[:40])
     res = rt.forward(x, progress=False)
     sw = nn.forward(net, x)
     assert np.mean(res.predictions == sw.argmax(1)) >= agree

@@ -46,6 +46,8 @@ class MnistReport:
     chip_cycles: int | None
     layers: list = field(default_factory=list)
     mapping_summary: str = ""
+    calibration: str = ""
+    seconds_calibration: float = 0.0
 
     @property
     def images_per_s(self) -> float:
@@ -60,6 +62,7 @@ class MnistReport:
             f"cores used             {len(self.cores_used)}: {self.cores_used}",
             f"programming            {self.programmed_cells:,} cells, {self.unconverged_cells} unconverged "
             f"({100 * self.unconverged_cells / max(self.programmed_cells, 1):.3f} %), {self.seconds_programming:.1f} s",
+            f"calibration            {self.seconds_calibration:.1f} s (per-column gains and offsets on calibration images)",
             f"MVMs                   {self.mvms:,} ({self.mvms / max(self.images, 1):,.0f} per image)",
         ]
         if self.chip_cycles is not None:
@@ -70,7 +73,8 @@ class MnistReport:
 
 
 def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | None = None,
-              x_cal: np.ndarray | None = None, progress: bool = True, batch_images: int = 50) -> MnistReport:
+              x_cal: np.ndarray | None = None, progress: bool = True, batch_images: int = 50,
+              calibrate: bool = True) -> MnistReport:
     net = net or load_default_network()
     if x_cal is None:
         x_cal = x[:64]
@@ -79,6 +83,9 @@ def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | Non
     t0 = time.perf_counter()
     rt.program(progress=progress)
     t_prog = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cal = rt.calibrate(x_cal) if calibrate else None
+    t_cal = time.perf_counter() - t0
     chip.clear_counters()
     result = rt.forward(x, batch_images=batch_images, progress=progress)
     events = {}
@@ -92,4 +99,5 @@ def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | Non
         unconverged_cells=rt.unconverged_cells(),
         programmed_cells=int(sum(len(r.targets) for r in rt.reports.values())),
         events=events, mvms=sum(l.mvms for l in result.layers), chip_cycles=result.chip_cycles,
-        layers=result.layers, mapping_summary=mapping.summary())
+        layers=result.layers, mapping_summary=mapping.summary(),
+        calibration=cal.summary() if cal is not None else "", seconds_calibration=t_cal)
