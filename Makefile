@@ -4,6 +4,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export AMARANTH_USE_YOSYS := builtin
+# numpy's BLAS threads fight each other on small machines; one thread is faster here.
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: demo test verilog regmap clean
 

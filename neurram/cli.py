@@ -249,7 +249,10 @@ def _cmd_run(args) -> int:
         x, y = x[:args.limit], y[:args.limit]
     chip = open_chip(args.chip, seed=args.seed)
     print(f"chip: {chip.info.describe()} [target {args.chip}, seed {args.seed}]")
-    report = run_mnist(chip, x, y, x_cal=x_cal[:64], progress=not args.quiet)
+    # The RTL simulation runs thousands of times slower: calibrate on fewer vectors there.
+    cal_vectors = 96 if args.chip.startswith("rtl") else 2048
+    report = run_mnist(chip, x, y, x_cal=x_cal[:64], progress=not args.quiet, calibration_vectors=cal_vectors,
+                       batch_images=1 if args.chip.startswith("rtl") else 50)
     print(report.mapping_summary)
     print(report.table())
     if args.json:

@@ -58,7 +58,7 @@ class MnistReport:
             f"images                 {self.images}",
             f"chip accuracy          {100 * self.accuracy:.2f} %",
             f"software (same images) {100 * self.software_accuracy:.2f} %",
-            f"throughput             {self.images_per_s:,.1f} images/s ({self.seconds_inference:.1f} s)",
+            f"throughput             {self.images_per_s:,.3g} images/s ({self.seconds_inference:.1f} s, {self.seconds_inference / max(self.images, 1):.3g} s per image)",
             f"cores used             {len(self.cores_used)}: {self.cores_used}",
             f"programming            {self.programmed_cells:,} cells, {self.unconverged_cells} unconverged "
             f"({100 * self.unconverged_cells / max(self.programmed_cells, 1):.3f} %), {self.seconds_programming:.1f} s",
@@ -74,7 +74,7 @@ class MnistReport:
 
 def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | None = None,
               x_cal: np.ndarray | None = None, progress: bool = True, batch_images: int = 50,
-              calibrate: bool = True) -> MnistReport:
+              calibrate: bool = True, calibration_vectors: int = 2048) -> MnistReport:
     net = net or load_default_network()
     if x_cal is None:
         x_cal = x[:64]
@@ -84,7 +84,7 @@ def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | Non
     rt.program(progress=progress)
     t_prog = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cal = rt.calibrate(x_cal) if calibrate else None
+    cal = rt.calibrate(x_cal, max_vectors=calibration_vectors) if calibrate else None
     t_cal = time.perf_counter() - t0
     chip.clear_counters()
     result = rt.forward(x, batch_images=batch_images, progress=progress)

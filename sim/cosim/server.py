@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["launch_rtl_server", "serve", "IDLE_STEP_CYCLES"]
+__all__ = ["launch_rtl_server", "serve", "IDLE_STEP_CYCLES", "Backdoor"]
 
 IDLE_STEP_CYCLES = 64
 
@@ -48,7 +48,51 @@ def launch_rtl_server(config, *, seed: int = 0, noise: bool = True, port: int | 
     (b.build_dir.parent / "server").mkdir(exist_ok=True)
     out = log if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=out)
-    return SocketTransport("127.0.0.1", port, connect_timeout=300, process=proc)
+    transport = SocketTransport("127.0.0.1", port, connect_timeout=300, process=proc)
+    transport.backdoor = Backdoor(config, port + 1, seed=seed, noise=noise)
+    return transport
+
+
+class Backdoor:
+    """The simulator's test access to the analog arrays (like loading a memory with $readmemh).
+
+    Programming 70,000 cells cell by cell through the byte protocol would take hours of
+    simulation; :meth:`program` instead runs the same write-verify algorithm against a local
+    model of the core (same device model, same seed, so the same programming error) and loads the
+    resulting conductances into the simulated array. Write-verify through the protocol itself is
+    covered by the co-simulation tests on small cores.
+    """
+
+    def __init__(self, config, port: int, *, seed: int = 0, noise: bool = True):
+        self.config, self.port, self.seed, self.noise = config, port, seed, noise
+        self._sock = None
+
+    def _conn(self):
+        if self._sock is None:
+            self._sock = socket.create_connection(("127.0.0.1", self.port), timeout=60)
+            self._file = self._sock.makefile("rb")
+        return self._sock
+
+    def set_conductance(self, core: int, g_uS) -> None:
+        import io
+        import numpy as np
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(g_uS, np.float64), allow_pickle=False)
+        data = buf.getvalue()
+        sock = self._conn()
+        sock.sendall(core.to_bytes(1, "little") + len(data).to_bytes(8, "little") + data)
+        if self._file.read(1) != b"\x01":
+            raise ConnectionError("the RTL server did not acknowledge the conductances")
+
+    def program(self, core: int, rows, cols, targets_uS, wv_config=None):
+        """Write-verify on a local model of the core, then load its conductances; the report."""
+        from neurram.firmware.writeverify import WriteVerifyConfig, write_verify
+        from neurram.models.core import AnalogCore, AnalogParams
+        params = AnalogParams() if self.noise else AnalogParams.ideal()
+        local = AnalogCore(self.config.rows, self.config.cols, params, seed=self.seed * 1000 + core)
+        report = write_verify(local.device.cell_access(), rows, cols, targets_uS, wv_config or WriteVerifyConfig())
+        self.set_conductance(core, local.device.g_uS)
+        return report
 
 
 try:
@@ -76,6 +120,12 @@ if cocotb is not None:
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind(("127.0.0.1", int(os.environ["NEURRAM_SERVER_PORT"])))
         srv.listen(1)
+        back = socket.socket()
+        back.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        back.bind(("127.0.0.1", int(os.environ["NEURRAM_SERVER_PORT"]) + 1))
+        back.listen(1)
+        back.setblocking(False)
+        back_conn = None
         conn, _ = srv.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.setblocking(False)
@@ -83,6 +133,14 @@ if cocotb is not None:
         debug = bool(os.environ.get("NEURRAM_SERVER_DEBUG"))
         pending = bytearray()
         while True:
+            if back_conn is None:
+                try:
+                    back_conn, _ = back.accept()
+                    back_conn.setblocking(True)
+                except BlockingIOError:
+                    pass
+            if back_conn is not None and select.select([back_conn], [], [], 0)[0]:
+                _backdoor_request(back_conn, h)
             ready, _, _ = select.select([conn], [], [], 0)
             if ready:
                 data = conn.recv(1 << 16)
@@ -123,3 +181,22 @@ if cocotb is not None:
             conn.sendall(bytes(out))
         conn.close()
         srv.close()
+
+    def _recv_exact(sock, n):
+        data = bytearray()
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("back door closed")
+            data += chunk
+        return bytes(data)
+
+    def _backdoor_request(sock, h):
+        """One request: core (1 byte), length (8 bytes), an .npy conductance matrix (µS)."""
+        import io
+        import numpy as np
+        core = _recv_exact(sock, 1)[0]
+        n = int.from_bytes(_recv_exact(sock, 8), "little")
+        g = np.load(io.BytesIO(_recv_exact(sock, n)), allow_pickle=False)
+        h.models[core].set_conductance(g)
+        sock.sendall(b"\x01")
