@@ -53,7 +53,7 @@ def open_chip(target: str = "model", *, config=None, params=None, seed=None, tim
         return Chip(open_fast_chip(cfg, params=params, seed=s))
     if kind == "rtl":
         from neurram.sim.cosim.server import launch_rtl_server
-        cfg = config or _config(opts) if opts else (config or _config({"small": "1"}))
+        cfg = config or (_config(opts) if opts else _config({"small": "1"}))
         transport = launch_rtl_server(cfg, seed=seed or int(opts.get("seed", 0)),
                                       noise=opts.get("noise", "on") not in ("off", "0", "no"))
         return Chip(_protocol_link(transport, timeout))

@@ -85,13 +85,18 @@ class Backdoor:
             raise ConnectionError("the RTL server did not acknowledge the conductances")
 
     def program(self, core: int, rows, cols, targets_uS, wv_config=None):
-        """Write-verify on a local model of the core, then load its conductances; the report."""
-        from neurram.firmware.writeverify import WriteVerifyConfig, write_verify
-        from neurram.models.core import AnalogCore, AnalogParams
-        params = AnalogParams() if self.noise else AnalogParams.ideal()
-        local = AnalogCore(self.config.rows, self.config.cols, params, seed=self.seed * 1000 + core)
-        report = write_verify(local.device.cell_access(), rows, cols, targets_uS, wv_config or WriteVerifyConfig())
-        self.set_conductance(core, local.device.g_uS)
+        """Write-verify through the driver on a fast model of the same chip (same seed, so the
+        same programming error as the RTL's own arrays would get), then load the result."""
+        from neurram.firmware.driver import Chip
+        from neurram.firmware.writeverify import WriteVerifyConfig
+        from neurram.models.core import AnalogParams
+        from neurram.sim.fastlink import open_fast_chip
+        if not hasattr(self, "_twin"):
+            params = AnalogParams() if self.noise else AnalogParams.ideal()
+            self._twin = Chip(open_fast_chip(self.config, params=params, seed=self.seed))
+        self._twin.enable_cores([core])
+        report = self._twin.program(core, targets_uS, rows=rows, cols=cols, config=wv_config or WriteVerifyConfig())
+        self.set_conductance(core, self._twin.link.chip.cores[core].model.device.g_uS)
         return report
 
 
