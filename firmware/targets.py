@@ -4,7 +4,8 @@
 target                                       chip
 ==========================================  ===========================================================
 ``model`` (default)                          the fast chip model in this process, calibrated noise
-``model:noise=off,seed=3,cores=2x2,rows=64``  options: noise (on/off), seed, cores, rows, cols, small
+``model:noise=off,seed=3,cores=2x2,rows=64``  options: noise (on/off), seed, cores, rows, cols, small,
+                                             age (seconds between programming and inference: relaxation)
 ``rtl`` / ``rtl:cores=1x1,rows=16``           the generated Verilog under Verilator + cocotb, in its own
                                              process, reached over a TCP socket (byte protocol)
 ``tcp:HOST:PORT``                            a chip server already listening (e.g. ``neurram rtl-server``)
@@ -50,7 +51,7 @@ def open_chip(target: str = "model", *, config=None, params=None, seed=None, tim
         if params is None:
             params = AnalogParams.ideal() if opts.get("noise", "on") in ("off", "0", "no") else AnalogParams()
         s = seed if seed is not None else int(opts.get("seed", 0))
-        return Chip(open_fast_chip(cfg, params=params, seed=s))
+        return Chip(open_fast_chip(cfg, params=params, seed=s, age_s=float(opts.get("age", 0))))
     if kind == "rtl":
         from neurram.sim.cosim.server import launch_rtl_server
         cfg = config or (_config(opts) if opts else _config({"small": "1"}))

@@ -98,5 +98,5 @@ class FastLink:
         return self.chip.cell_reads(core, rows, cols, read_mV)
 
 
-def open_fast_chip(config=None, params=None, seed: int = 0) -> FastLink:
-    return FastLink(FastChip(config, params=params, seed=seed))
+def open_fast_chip(config=None, params=None, seed: int = 0, age_s: float = 0.0) -> FastLink:
+    return FastLink(FastChip(config, params=params, seed=seed, age_s=age_s))

@@ -80,16 +80,21 @@ class _Core:
     cell_valid: int = 0
     batch_index: int = 0
     automaton: object = None
+    programmed: bool = False          # cells programmed since the last relaxation
 
 
 class FastChip:
     """A chip instance in this process. ``params`` selects the analog behaviour (default: the
     calibrated noise model); cores are seeded ``seed * 1000 + index`` like the co-simulation."""
 
-    def __init__(self, config: ChipConfig | None = None, params: AnalogParams | None = None, seed: int = 0):
+    def __init__(self, config: ChipConfig | None = None, params: AnalogParams | None = None, seed: int = 0,
+                 age_s: float = 0.0):
         self.config = config or ChipConfig()
         self.params = params if params is not None else AnalogParams()
         self.seed = seed
+        #: Time between programming and inference: before the first MVM after programming, each
+        #: programmed core's conductances relax for this long (models.device relaxation).
+        self.age_s = age_s
         self.cycles = 0
         self._regs = {}
         self.reset()
@@ -292,6 +297,7 @@ class FastChip:
                 k.counters["program"] += 1
         elif program:
             k.model.program_pulse(a["row"], a["col"], int(p["polarity"]), p["amplitude_mV"], t["width_ns"], p["gate_mV"])
+            k.programmed = True
             k.counters["program"] += 1
         else:
             k.cell_result = int(k.model.read_cell(a["row"], a["col"], t["read_mV"]))
@@ -353,6 +359,9 @@ class FastChip:
         from neurram.firmware import layout
         c = self.config
         k = self.cores[i]
+        if k.programmed and self.age_s > 0:
+            k.model.relax(self.age_s)
+        k.programmed = False
         bias, neuron = self._reg("CORE_BIAS", i), self._reg("CORE_NEURON", i)
         direction = 1 if s.direction == 1 else 0
         kw = dict(mask=k.mask, polarity=k.polarity, v_pos_mV=bias["v_pos_mV"], v_neg_mV=bias["v_neg_mV"],
@@ -479,6 +488,7 @@ class FastChip:
         gate = np.round(np.asarray(gate_mV, float)).astype(np.int64) & 0x1FFF
         width = np.asarray(width_ns).astype(np.int64) & 0xFFFF
         k.model.program_pulse(rows, cols, np.asarray(polarity), amp, width, gate)
+        k.programmed = True
         k.counters["program"] += int(rows.size)
         self._cell_regs(core, rows[-1], cols[-1], np.asarray(polarity).reshape(-1)[-1],
                         np.asarray(amp).reshape(-1)[-1], np.asarray(width).reshape(-1)[-1],

@@ -99,3 +99,20 @@ def test_refused_start_and_bad_inputs():
     with pytest.raises(ChipError):
         chip.run_batch(0, np.zeros((1, CFG.rows), int), MvmMode(input_bits=3))   # core 0 disabled
     assert R.unpack("STATUS", fast.read(R.REGISTERS["STATUS"].address()))["config_error"] == 1
+
+
+def test_age_relaxes_conductances_before_inference():
+    """model:age=... lets programmed conductances relax before the first MVM (and only once)."""
+    from neurram.firmware.targets import open_chip
+    cfg = "model:cores=1x1,rows=32,cols=32"
+    fresh, aged = open_chip(cfg), open_chip(cfg + ",age=86400")
+    target = np.random.default_rng(0).uniform(2, 38, (32, 32))
+    for chip in (fresh, aged):
+        chip.enable_cores([0])
+        chip.program(0, target)
+        chip.mvm(0, np.zeros((1, 32), int), MvmMode(input_bits=1))
+    g_fresh = fresh.link.chip.cores[0].model.device.g_uS
+    g_aged = aged.link.chip.cores[0].model.device.g_uS.copy()
+    assert np.std(g_aged - target) > 1.3 * np.std(g_fresh - target)
+    aged.mvm(0, np.zeros((1, 32), int), MvmMode(input_bits=1))
+    assert np.array_equal(aged.link.chip.cores[0].model.device.g_uS, g_aged)   # relaxed once
