@@ -303,7 +303,7 @@ def busy_cycles_per_mvm(input_bits: int, *, signed: bool = False, pulse_multipli
                         ternary: bool = False) -> int:
     """Clock cycles one core's controller spends on one MVM (the state machine of ``hdl/core.py``).
 
-    Same formula as ``neurram.sim.fastmodel.busy_cycles_per_mvm`` (a test keeps them equal):
+    The fast model uses it for COUNT_BUSY, and the co-simulation checks it against the RTL:
     INIT, INIT_SIGN, per magnitude bit {LOAD, LATCH_PLANE, 2 × (DRIVE, BURST, HOLD × m·2^k)},
     COMPARE, LATCH_SIGN, the conversion (decrement: 1 + 3 per step; SAR: 2 per bit after the sign)
     and WRITE (8 planes)."""

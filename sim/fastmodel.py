@@ -44,24 +44,13 @@ def raise_refused(why: str = "CTRL.start refused: check MVM_CONFIG, BATCH and th
 
 
 def busy_cycles_per_mvm(s: MvmSettings, steps: np.ndarray) -> np.ndarray:
-    """Busy cycles the RTL core controller spends per MVM (hdl/core.py state machine).
-
-    Bit-serial input: INIT, INIT_SIGN, per magnitude bit {LOAD, LATCH_PLANE, 2 x (DRIVE, BURST,
-    HOLD x m·2^k)}, COMPARE, LATCH_SIGN, the conversion, and WRITE (8 planes). Decrement: one
-    STEP_CHECK plus 3 cycles per step; SAR: 2 cycles per bit after the sign.
-    """
-    m = s.pulse_multiplier
-    if s.input_source == 1:
-        integrate = 1 + m
-    else:
-        nb = s.input_bits - int(bool(s.input_signed))
-        integrate = 6 * nb + 2 * m * ((1 << nb) - 1)
-    base = 2 + integrate + 2 + 8
-    if s.conversion == 1:
-        return base + 1 + 3 * np.asarray(steps)
-    if s.conversion == 2:
-        return base + 2 * max(s.output_bits - 1, 0) + 0 * np.asarray(steps)
-    return base + 0 * np.asarray(steps)
+    """Busy cycles the RTL core controller spends per MVM, for each MVM's conversion steps
+    (the cycle model lives with the energy model: models.energy.busy_cycles_per_mvm)."""
+    from neurram.models.energy import busy_cycles_per_mvm as cycles
+    base = cycles(s.input_bits, signed=s.input_signed, pulse_multiplier=s.pulse_multiplier,
+                  conversion=int(s.conversion), output_bits=s.output_bits, steps=0, ternary=s.input_source == 1)
+    steps = np.asarray(steps)
+    return base + (3 * steps if s.conversion == 1 else 0 * steps)
 
 
 @dataclass
