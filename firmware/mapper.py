@@ -44,10 +44,19 @@ class Segment:
     g_plus: np.ndarray        # (n_in + bias_rows, n_out) µS
     g_minus: np.ndarray
     packet_uV: int = 100
+    rows: np.ndarray = None   # physical rows in order (pairs: rows[0::2] G+, rows[1::2] G-); skips bad rows
 
     @property
     def n_rows(self) -> int:
         return 2 * (len(self.inputs) + self.bias_rows)
+
+    @property
+    def plus_rows(self) -> np.ndarray:
+        return self.rows[0::2]
+
+    @property
+    def minus_rows(self) -> np.ndarray:
+        return self.rows[1::2]
 
 
 @dataclass
@@ -91,10 +100,8 @@ class Mapping:
             for s in l.segments:
                 if s.core != core:
                     continue
-                n = len(s.inputs) + s.bias_rows
-                r = s.row0 + 2 * np.arange(n)
-                g[r, s.col0:s.col0 + s.n_out] = s.g_plus
-                g[r + 1, s.col0:s.col0 + s.n_out] = s.g_minus
+                g[s.plus_rows, s.col0:s.col0 + s.n_out] = s.g_plus
+                g[s.minus_rows, s.col0:s.col0 + s.n_out] = s.g_minus
         return g
 
     def polarity(self, core: int) -> np.ndarray:
@@ -103,14 +110,14 @@ class Mapping:
         for l in self.layers:
             for s in l.segments:
                 if s.core == core:
-                    p[s.row0 + 1:s.row0 + s.n_rows:2] = True
+                    p[s.minus_rows] = True
         return p
 
     def summary(self) -> str:
         lines = [f"{len(self.layers)} weight layers on {len(self.cores_used)} of {self.n_cores} cores "
                  f"({self.rows} x {self.cols} each)"]
         for l in self.layers:
-            segs = ", ".join(f"core {s.core} rows {s.row0}-{s.row0 + s.n_rows - 1} cols {s.col0}-{s.col0 + s.n_out - 1}"
+            segs = ", ".join(f"core {s.core} rows {s.rows[0]}-{s.rows[-1]} cols {s.col0}-{s.col0 + s.n_out - 1}"
                              for s in l.segments)
             lines.append(f"  {l.name:<8} {l.weight.shape[0]:>4} x {l.weight.shape[1]:<5} w_max {l.w_max:.3f}  "
                          f"{len(l.segments)} segment(s), {l.bias_rows_total} bias row(s): {segs}")
@@ -168,8 +175,11 @@ def _layer_ranges(net: nn.Network, x_cal: np.ndarray) -> dict:
 
 def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_segment_inputs: int = 100,
                 max_bias_rows: int = 6, max_steps: int = 100, pulse_multiplier: int = 1, v_mV: int = 100,
-                neuron_gain: float = 1 / 16, percentile: float = 95.0) -> Mapping:
-    """Place ``net`` on a chip described by ``info`` (a ChipInfo or ChipConfig)."""
+                neuron_gain: float = 1 / 16, percentile: float = 95.0, bad_rows: dict | None = None) -> Mapping:
+    """Place ``net`` on a chip described by ``info`` (a ChipInfo or ChipConfig).
+
+    ``bad_rows``: {core: rows} that must not be used (unformed or leaky cells); segments take
+    spare rows instead (NEURRAM.md §3: per-die bad-row tables, spare rows swapped in)."""
     rows, cols = info.rows, info.cols
     n_cores = info.n_cores
     net = fold_batchnorm(net)
@@ -211,23 +221,31 @@ def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_s
         layers.append(ml)
         in_bits = int(act["bits"]) if act is not None else in_bits
         in_step = nn.act_step(act) if act is not None else in_step
-    _pack(layers, rows, cols, n_cores)
+    _pack(layers, rows, cols, n_cores, bad_rows or {})
     mapping = Mapping(net, layers, rows, cols, n_cores, max_steps, pulse_multiplier, v_mV)
+    mapping.bad_rows = {c: set(map(int, r)) for c, r in (bad_rows or {}).items()}
+    mapping.options = dict(x_cal=x_cal, max_segment_inputs=max_segment_inputs, max_bias_rows=max_bias_rows,
+                           max_steps=max_steps, pulse_multiplier=pulse_multiplier, v_mV=v_mV,
+                           neuron_gain=neuron_gain, percentile=percentile)
     for ml in layers:
         for s in ml.segments:
             s.packet_uV = _packet(ml, s, mapping, neuron_gain)
     return mapping
 
 
-def _pack(layers, rows, cols, n_cores):
-    """Block-diagonal packing: each core fills rows and columns from its corner onwards."""
-    free = [[0, 0] for _ in range(n_cores)]      # next free row, next free column
+def _pack(layers, rows, cols, n_cores, bad_rows):
+    """Block-diagonal packing: each core fills rows and columns from its corner onwards,
+    skipping its bad rows (a segment's rows need not be contiguous)."""
+    good = [[r for r in range(rows) if r not in set(bad_rows.get(core, ()))] for core in range(n_cores)]
+    free = [[0, 0] for _ in range(n_cores)]      # next free index into good rows, next free column
     for ml in layers:
         for s in ml.segments:
             for core in range(n_cores):
                 r, c = free[core]
-                if r + s.n_rows <= rows and c + s.n_out <= cols:
-                    s.core, s.row0, s.col0 = core, r, c
+                if r + s.n_rows <= len(good[core]) and c + s.n_out <= cols:
+                    s.core, s.col0 = core, c
+                    s.rows = np.asarray(good[core][r:r + s.n_rows])
+                    s.row0 = int(s.rows[0])
                     free[core] = [r + s.n_rows, c + s.n_out]
                     break
             else:

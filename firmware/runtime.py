@@ -79,8 +79,39 @@ class Runtime:
         self.decode = {}
 
     # -- programming -----------------------------------------------------------------------------
-    def program(self, progress: bool = True, write_verify_config=None):
-        """Program every used core by write-verify; decode scales from the read-back conductances."""
+    def program(self, progress: bool = True, write_verify_config=None, repair: bool = True):
+        """Program every used core by write-verify; decode scales from the read-back conductances.
+
+        With ``repair``, rows holding cells that failed to program (unformed or leaky cells) go
+        into a bad-row table and the network is mapped again onto spare rows, then programmed
+        again (NEURRAM.md §3: per-die bad-row tables, spare rows swapped in)."""
+        from .mapper import map_network
+        self._program_once(progress, write_verify_config)
+        for _ in range(3 if repair else 0):            # spare rows can hold bad cells too
+            bad = self.bad_rows(write_verify_config)
+            known = getattr(self.mapping, "bad_rows", {})
+            if all(bad.get(c, set()) <= known.get(c, set()) for c in bad):
+                break
+            merged = {c: set(known.get(c, set())) | set(bad.get(c, set())) for c in set(known) | set(bad)}
+            self.mapping = map_network(self.mapping.net, self.chip.info, bad_rows=merged, **self.mapping.options)
+            self.repaired_rows = {c: sorted(r) for c, r in merged.items() if r}
+            self._program_once(progress, write_verify_config)
+        return self.reports
+
+    def bad_rows(self, write_verify_config=None) -> dict:
+        """{core: rows} holding a cell that missed its target by more than twice the tolerance
+        (a failed cell that would corrupt a weight, not a near miss)."""
+        from .writeverify import WriteVerifyConfig
+        tol = (write_verify_config or WriteVerifyConfig()).g_tol_uS
+        out = {}
+        for core, rep in self.reports.items():
+            miss = ~rep.converged & (np.abs(rep.final_g - rep.targets) > 2 * tol)
+            rows = set(map(int, np.asarray(rep.rows)[miss]))
+            if rows:
+                out[core] = rows
+        return out
+
+    def _program_once(self, progress, write_verify_config):
         from .writeverify import WriteVerifyConfig
         m = self.mapping
         cores = m.cores_used
@@ -133,14 +164,12 @@ class Runtime:
         N = codes.shape[0]
         n_in = len(s.inputs)
         x = np.zeros((N, m.rows), np.int64)
-        r = s.row0 + 2 * np.arange(n_in)
         seg_codes = codes[:, s.inputs]
-        x[:, r] = seg_codes
-        x[:, r + 1] = seg_codes
+        x[:, s.plus_rows[:n_in]] = seg_codes
+        x[:, s.minus_rows[:n_in]] = seg_codes
         if s.bias_rows:
-            rb = s.row0 + 2 * (n_in + np.arange(s.bias_rows))
-            x[:, rb] = ml.x_max
-            x[:, rb + 1] = ml.x_max
+            x[:, s.plus_rows[n_in:]] = ml.x_max
+            x[:, s.minus_rows[n_in:]] = ml.x_max
         self.chip.set_packet(s.core, s.packet_uV)
         # Track only this segment's neurons: the others read 0 and cost no conversions.
         tracked = np.zeros(self.chip.info.lines, bool)

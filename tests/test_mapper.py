@@ -34,13 +34,13 @@ def test_differential_mapping_split_and_bias():
     assert sum(s.bias_rows for s in fc1.segments) == fc1.bias_rows_total >= 1
     for s in fc1.segments:
         g = m.targets(s.core)
-        pairs = g[s.row0:s.row0 + s.n_rows, s.col0:s.col0 + s.n_out]
+        pairs = g[s.rows, s.col0:s.col0 + s.n_out]
         w = np.concatenate([fc1.weight[:, s.inputs].T, np.repeat(fc1.bias_row_weight[None], s.bias_rows, 0)])
         expect = np.clip(w, -fc1.w_max, fc1.w_max) / fc1.w_max * G_MAX_uS
         assert np.allclose(pairs[0::2] - pairs[1::2], expect)                  # G+ - G- encodes W
         assert np.all((pairs[0::2] == 0) | (pairs[1::2] == 0))                 # one of each pair is off
         assert pairs.max() <= G_MAX_uS
-        pol = m.polarity(s.core)[s.row0:s.row0 + s.n_rows]
+        pol = m.polarity(s.core)[s.rows]
         assert not pol[0::2].any() and pol[1::2].all()                         # G- rows inverted
     # Block-diagonal packing: no two segments share a row or a column of a core.
     for core in m.cores_used:
@@ -48,7 +48,7 @@ def test_differential_mapping_split_and_bias():
         for l in m.layers:
             for s in l.segments:
                 if s.core == core:
-                    used[s.row0:s.row0 + s.n_rows, :] += 1
+                    used[s.rows, :] += 1
                     used[:, s.col0:s.col0 + s.n_out] += 1
         assert used.max() <= 2
 
@@ -95,3 +95,30 @@ def test_batchnorm_folding_preserves_the_layer():
     y_ref = (y_ref - mean[None, :, None, None]) * (g / np.sqrt(var + 1e-5))[None, :, None, None] + beta[None, :, None, None]
     y = nn.conv2d(x, folded.layers[0]["weight"], folded.layers[0]["bias"], 1, 1)
     assert np.allclose(y, y_ref)
+
+
+def test_bad_rows_are_swapped_for_spare_rows():
+    """Cells that cannot be programmed put their rows in a bad-row table; the mapping moves to
+    spare rows, and the weights the network uses are all programmed."""
+    from neurram.models.core import AnalogParams
+    from neurram.models.device import RRAMParams
+    rng = np.random.default_rng(5)
+    net = small_net(rng, n_in=40, hidden=10)
+    x = rng.integers(0, 256, (40, 5, 8)).astype(np.uint8)
+    params = AnalogParams(device=RRAMParams(p_stuck_off=0.01, p_stuck_on=0.002))
+    chip = open_chip("model", config=ChipConfig(core_grid=(1, 2), rows=128, cols=64), params=params, seed=2)
+    rt = Runtime(chip, map_network(net, chip.info, x_cal=x))
+    rt.program(progress=False, repair=False)
+    bad = rt.bad_rows()
+    assert bad, "the test needs bad cells"
+    rt.program(progress=False)                      # with repair
+    for l in rt.mapping.layers:
+        for s in l.segments:
+            assert not set(map(int, s.rows)) & bad.get(s.core, set())
+    used = {c: set() for c in rt.mapping.cores_used}
+    for l in rt.mapping.layers:
+        for s in l.segments:
+            used[s.core] |= set(map(int, s.rows))
+    # After the repair no failed cell sits on a row the network uses.
+    for core, rows in rt.bad_rows().items():
+        assert not rows & used.get(core, set())
