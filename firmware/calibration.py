@@ -515,23 +515,10 @@ def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.nd
     layer_of = {ml.name: ml for ml in m.layers}
     rng = np.random.default_rng(seed)
     cols_cal, before, after, used = {}, {}, {}, {}
-    for spec in net.layers:
-        t = spec["type"]
-        if t == "maxpool":
-            h = nn.maxpool2d(h, spec.get("kernel", 2), spec.get("stride"), bool(spec.get("ceil_mode", False)))
-            continue
-        if t == "flatten":
-            h = h.reshape(h.shape[0], -1)
-            continue
+    def calibrate_layer(spec, h):
         ml = layer_of[spec["name"]]
-        if t == "conv":
-            kh, kw = spec["weight"].shape[2:]
-            n, _, H, W_ = h.shape
-            pad, stride = spec.get("padding", 0), spec.get("stride", 1)
-            x = nn.im2col(h, kh, kw, stride, pad).astype(np.int64)
-            Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W_ + 2 * pad - kw) // stride + 1
-        else:
-            x = h.astype(np.int64)
+        x, reshape = nn.layer_inputs(spec, h)
+        x = x.astype(np.int64)
         pick = x if x.shape[0] <= max_vectors else x[np.sort(rng.choice(x.shape[0], max_vectors, replace=False))]
         used[ml.name] = pick.shape[0]
         mode = MvmMode(input_bits=ml.in_bits, conversion=R.Conversion.DECREMENT,
@@ -559,11 +546,11 @@ def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.nd
             before[key] = relative_error(decode_with(old, q_nV), y_ideal)
             after[key] = relative_error(decode_with(entry, q_nV), y_ideal)
         # the software model's next activations, from all vectors
-        y = (x @ ml.weight.T) * ml.in_step + ml.bias
-        if t == "conv":
-            y = y.reshape(n, Ho, Wo, -1).transpose(0, 3, 1, 2)
+        y = reshape((x @ ml.weight.T) * ml.in_step + ml.bias)
         act = spec.get("act")
-        h = nn.quantize_act(y, act) if act is not None else y
+        return nn.quantize_act(y, act) if act is not None else y
+
+    nn.walk(net, h, calibrate_layer)
     return RuntimeCalibration(cols_cal, before, after, used, separate_branches, time.perf_counter() - t0)
 
 

@@ -153,23 +153,16 @@ def _layer_ranges(net: nn.Network, x_cal: np.ndarray) -> dict:
     h = nn.quantize_input(x_cal, q).astype(np.float64) * float(q.get("step", 1.0 / (2 ** int(q["bits"]) - 1)))
     if h.ndim == 3:
         h = h[:, None]
-    for layer in net.layers:
-        t = layer["type"]
-        if t == "conv":
-            h = nn.conv2d(h, np.asarray(layer["weight"], float), np.asarray(layer["bias"], float),
-                          layer.get("stride", 1), layer.get("padding", 0))
-        elif t == "dense":
-            h = h @ np.asarray(layer["weight"], float).T + np.asarray(layer["bias"], float)
-        elif t == "maxpool":
-            h = nn.maxpool2d(h, layer.get("kernel", 2), layer.get("stride"), bool(layer.get("ceil_mode", False)))
-            continue
-        elif t == "flatten":
-            h = h.reshape(h.shape[0], -1)
-            continue
-        ranges[layer["name"]] = float(np.abs(h).max())
-        act = layer.get("act")
-        if act is not None:
-            h = nn.quantize_act(h, act).astype(float) * nn.act_step(act)
+
+    def measure(spec, h):
+        x, reshape = nn.layer_inputs(spec, h)
+        w = np.asarray(spec["weight"], float).reshape(len(spec["weight"]), -1)
+        y = reshape(x @ w.T + np.asarray(spec["bias"], float))
+        ranges[spec["name"]] = float(np.abs(y).max())
+        act = spec.get("act")
+        return nn.quantize_act(y, act).astype(float) * nn.act_step(act) if act is not None else y
+
+    nn.walk(net, h, measure)
     return ranges
 
 

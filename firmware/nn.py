@@ -65,6 +65,8 @@ __all__ = [
     "load_network",
     "save_network",
     "noisy_layers",
+    "walk",
+    "layer_inputs",
     "forward",
     "predict",
     "accuracy",
@@ -307,6 +309,37 @@ def noisy_layers(net: Network, k: float, rng: np.random.Generator | None = None)
                 layer["bias"] = b + rng.normal(0.0, sigma, size=b.shape)
         layers.append(layer)
     return Network(input=net.input, layers=layers, meta=net.meta)
+
+
+def layer_inputs(spec: dict, h: np.ndarray):
+    """The vectors a weight layer multiplies: im2col patches (conv) or rows (dense), and a function
+    that puts the layer's outputs (vectors x O) back into shape."""
+    if spec["type"] == "conv":
+        kh, kw = np.asarray(spec["weight"]).shape[2:]
+        n, _, H, W = h.shape
+        pad, stride = spec.get("padding", 0), spec.get("stride", 1)
+        Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+        x = im2col(h, kh, kw, stride, pad)
+        return x, lambda y: y.reshape(n, Ho, Wo, -1).transpose(0, 3, 1, 2)
+    if h.ndim != 2:
+        raise ValueError(f"dense layer {spec.get('name')!r} needs a flatten before it")
+    return h, lambda y: y
+
+
+def walk(net: Network, h: np.ndarray, weight_layer) -> np.ndarray:
+    """Run activations ``h`` through ``net``: max-pool and flatten here, each conv or dense layer
+    through ``weight_layer(spec, h) -> h`` (so software, chip and calibration share one walk)."""
+    for layer in net.layers:
+        t = layer["type"]
+        if t == "maxpool":
+            h = maxpool2d(h, layer.get("kernel", 2), layer.get("stride"), bool(layer.get("ceil_mode", False)))
+        elif t == "flatten":
+            h = h.reshape(h.shape[0], -1)
+        elif t in _WEIGHT_TYPES:
+            h = weight_layer(layer, h)
+        else:
+            raise ValueError(f"unknown layer type {t!r}")
+    return h
 
 
 def _forward_batch(net: Network, x_uint8: np.ndarray, dtype) -> np.ndarray:

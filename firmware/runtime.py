@@ -194,42 +194,29 @@ class Runtime:
         bar = progress_bar(N, "inference", progress)
         for i0 in range(0, N, batch_images):
             xb = x_uint8[i0:i0 + batch_images]
-            q = net.input
-            codes = nn.quantize_input(xb, q)
+            codes = nn.quantize_input(xb, net.input)
             h = codes[:, None] if codes.ndim == 3 else codes        # integer codes (N, C, H, W)
-            for spec in net.layers:
-                t = spec["type"]
-                if t == "maxpool":
-                    h = nn.maxpool2d(h, spec.get("kernel", 2), spec.get("stride"), bool(spec.get("ceil_mode", False)))
-                    continue
-                if t == "flatten":
-                    h = h.reshape(h.shape[0], -1)
-                    continue
+
+            def on_chip(spec, h):
                 ml = layer_of[spec["name"]]
                 t0 = time.perf_counter()
                 before = self._core_counters(ml)
-                if t == "conv":
-                    kh, kw = spec["weight"].shape[2:]
-                    n, _, H, W = h.shape
-                    cols = nn.im2col(h, kh, kw, spec.get("stride", 1), spec.get("padding", 0)).astype(np.int64)
-                    Ho = (H + 2 * spec.get("padding", 0) - kh) // spec.get("stride", 1) + 1
-                    Wo = (W + 2 * spec.get("padding", 0) - kw) // spec.get("stride", 1) + 1
-                else:
-                    cols = h.astype(np.int64)
+                x, reshape = nn.layer_inputs(spec, h)
+                x = x.astype(np.int64)
                 mode = MvmMode(input_bits=ml.in_bits, conversion=R.Conversion.DECREMENT,
                                max_steps=m.max_steps, pulse_multiplier=m.pulse_multiplier)
-                y = sum(self._segment_mvm(ml, s, cols, mode) for s in ml.segments) * ml.in_step
-                stats[ml.name].mvms += cols.shape[0] * len(ml.segments)
-                stats[ml.name].seconds += time.perf_counter() - t0
+                y = sum(self._segment_mvm(ml, s, x, mode) for s in ml.segments) * ml.in_step
+                st = stats[ml.name]
+                st.mvms += x.shape[0] * len(ml.segments)
+                st.seconds += time.perf_counter() - t0
                 after = self._core_counters(ml)
-                acc = stats[ml.name].counters
                 for k in after:
-                    acc[k] = acc.get(k, 0) + ((after[k] - before[k]) & 0xFFFFFFFF)
-                if t == "conv":
-                    y = y.reshape(n, Ho, Wo, -1).transpose(0, 3, 1, 2)
+                    st.counters[k] = st.counters.get(k, 0) + ((after[k] - before[k]) & 0xFFFFFFFF)
+                y = reshape(y)
                 act = spec.get("act")
-                h = nn.quantize_act(y, act) if act is not None else y
-            logits.append(h)
+                return nn.quantize_act(y, act) if act is not None else y
+
+            logits.append(nn.walk(net, h, on_chip))
             bar(len(xb))
         bar.close()
         logits = np.concatenate(logits)
