@@ -254,7 +254,7 @@ class _ChipLogic(wiring.Component):
             # Clock gate: run while enabled and busy/starting, or while addressed. A request takes
             # two core cycles (the core registers its inputs), so the gate stays open one cycle more.
             wake = Signal(name=f"core{i}_wake")
-            wake_q = Signal(name=f"core{i}_wake_q")
+            wake_q = Signal(name=f"core{i}_wake_q", reset_less=True)   # keeps the gate open after reset
             m.d.comb += wake.eq((enabled[i] & (io.busy | start_q[i] | cell_prog_q[i] | cell_read_q[i]))
                                 | b_wen[i] | b_ren[i] | clear_q | ResetSignal("sync"))
             m.d.sync += wake_q.eq(wake)

@@ -12,7 +12,7 @@ generated Verilog small and the Verilator simulation fast.
 """
 
 
-from amaranth import Cat, Const, Module, Mux, Signal, C
+from amaranth import C, Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -565,13 +565,19 @@ class CimCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.ctrl = ctrl = CoreController(self.config)
+        # The reset, too, enters through a register of the core's own clock: then nothing inside
+        # depends on the chip's clock domain.
+        m.domains.core = ClockDomain("core", local=True)
+        rst_q = Signal(init=1, reset_less=True)
+        m.d.sync += rst_q.eq(ResetSignal("sync"))
+        m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")), ResetSignal("core").eq(rst_q)]
+        m.submodules.ctrl = ctrl = DomainRenamer("core")(CoreController(self.config))
         for path, member, outer in self.signature.flatten(self):
             inner = ctrl
             for p in path:
                 inner = getattr(inner, p) if isinstance(p, str) else inner[p]
             if member.flow == In:
-                m.d.sync += inner.eq(outer)
+                m.d.core += inner.eq(outer)
             else:
                 m.d.comb += outer.eq(inner)
         m.submodules.array = array = self._array_factory()
