@@ -29,7 +29,6 @@ def main(argv=None):
     ap.add_argument("--cycles", type=int, default=200_000, help="idle cycles to simulate")
     args = ap.parse_args(argv)
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-    os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
     from neurram.config import ChipConfig
     from neurram.sim.cosim.toolchain import build, run_tests
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

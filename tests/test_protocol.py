@@ -164,7 +164,9 @@ def test_check_request_rules():
     assert check_request(req(Op.WRITE, P("<II", A(1, 63, 0), 1)), am) == Status.OK
     assert check_request(req(Op.READ_BURST, P("<IH", A(1, 0, ninput - 2), 2)), am) == Status.OK
     assert check_request(req(Op.READ_BURST, P("<IH", A(1, 0, ninput - 2), 3)), am) == Status.ADDR_RANGE
-    assert check_request(req(Op.WRITE_BURST, P("<III", A(3, 0, 0), 1, 2)), am) == Status.ADDR_RANGE
+    nbl = am.buffer_words[3]                              # the BL register: one burst past its end
+    assert check_request(req(Op.WRITE_BURST, P(f"<I{nbl}I", A(3, 0, 0), *range(nbl))), am) == Status.OK
+    assert check_request(req(Op.WRITE_BURST, P(f"<I{nbl + 1}I", A(3, 0, 0), *range(nbl + 1))), am) == Status.ADDR_RANGE
 
 
 # ---- the host link against the Python chip end ----------------------------------------------------
