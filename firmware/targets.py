@@ -8,7 +8,7 @@ target                                       chip
                                              age (seconds between programming and inference: relaxation)
 ``rtl`` / ``rtl:cores=1x1,rows=16``           the generated Verilog under Verilator + cocotb, in its own
                                              process, reached over a TCP socket (byte protocol)
-``tcp:HOST:PORT``                            a chip server already listening (e.g. ``neurram rtl-server``)
+``tcp:HOST:PORT``                            a chip server already listening
 ``serial:/dev/ttyUSB0[@115200]``             an FPGA board over a UART (needs ``pip install pyserial``)
 ==========================================  ===========================================================
 """

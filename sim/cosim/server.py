@@ -6,8 +6,6 @@ socket go into the chip's ``rx`` stream one per accepted cycle; reply bytes from
 The analog arrays are the Python models attached by :class:`ChipHarness`. While the host is
 quiet the simulation keeps running (in steps of ``IDLE_STEP_CYCLES``), so batches progress
 between the host's status polls.
-
-``neurram rtl-server`` runs the same server in the foreground for any host program.
 """
 
 import os
