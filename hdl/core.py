@@ -1,10 +1,12 @@
 """One compute-in-memory core: the digital controller around an analog array.
 
-The controller holds the two ternary registers (BL side and SL side), the batch input buffer
-(bit-planes) and output buffer (one byte per neuron), the bit-serial input sequencer, the neuron
-controller (initialise / integrate / compare / step) with sign, charge-decrement and SAR
-conversion, single-cell program and read for write-verify, and the event counters. It talks to
-its array only through :func:`neurram.hdl.analog.analog_array_signature`.
+The controller holds the two ternary registers (BL side and SL side), the batch input buffer and
+output buffer (bit-planes), the bit-serial input sequencer, the neuron controller (initialise /
+integrate / compare / step) with sign, charge-decrement and SAR conversion, ReLU and clipped
+ReLU, the neuron mask, recurrent write-back of outputs as inputs, the stochastic neurons' random
+source (a cellular automaton seeded from LFSR_SEED), single-cell program and read for
+write-verify, and the event counters. It talks to its array only through
+:func:`neurram.hdl.analog.analog_array_signature`.
 
 Per-neuron state is bit-sliced (one ``lines``-bit vector per bit of state, e.g. seven vectors for
 the step counters) so that every update is a handful of wide logic operations: this keeps the
