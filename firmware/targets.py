@@ -9,13 +9,13 @@ target                                       chip
 ``rtl`` / ``rtl:cores=1x1,rows=16``           the generated Verilog under Verilator + cocotb, in its own
                                              process, reached over a TCP socket (byte protocol)
 ``tcp:HOST:PORT``                            a chip server already listening
-``serial:/dev/ttyUSB0[@115200]``             an FPGA board over a UART (needs ``pip install pyserial``)
+``serial:/dev/ttyUSB0[@115200]``             an FPGA board over a UART, or ``neurram serve --pty``
 ==========================================  ===========================================================
 """
 
 from .driver import Chip
 
-__all__ = ["open_chip", "parse_target"]
+__all__ = ["open_chip", "parse_target", "model_engine"]
 
 
 def parse_target(target: str):
@@ -67,6 +67,16 @@ def open_chip(target: str = "model", *, config=None, params=None, seed=None, tim
         port, _, baud = rest.partition("@")
         return Chip(_protocol_link(SerialTransport(port, int(baud or 115200)), timeout))
     raise ValueError(f"unknown chip target {target!r}: use model, rtl, tcp:HOST:PORT or serial:DEVICE[@BAUD]")
+
+
+def model_engine(target: str = "model", *, config=None, params=None, seed=None):
+    """The fast model of a ``model[:options]`` target behind its byte-protocol engine (the chip end
+    that ``neurram serve`` puts on a TCP port or a pseudo-terminal)."""
+    if parse_target(target)[0] != "model":
+        raise ValueError(f"only a model target can be served, not {target!r}")
+    from neurram.sim.fastlink import ChipProtocolEngine
+    link = open_chip(target, config=config, params=params, seed=seed).link
+    return ChipProtocolEngine(link.chip, link.max_words)
 
 
 def _protocol_link(transport, timeout):

@@ -47,7 +47,7 @@ class SerialTransport:
         try:
             import serial
         except ImportError as e:
-            raise RuntimeError("serial targets need pyserial: pip install 'neurram[serial]'") from e
+            raise RuntimeError("serial targets need pyserial: pip install pyserial") from e
         self.port = serial.Serial(port, baud, timeout=0.1)
 
     def write(self, data: bytes) -> None:

@@ -264,6 +264,55 @@ def _cmd_run(args) -> int:
     return 0
 
 
+# -- serve -------------------------------------------------------------------------------------
+
+def _register_serve(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="serve the fast chip model over a pseudo-terminal (virtual UART board) or TCP",
+        description="Put the fast chip model behind the byte protocol on a pseudo-terminal (a virtual "
+                    "UART board: open it with --chip serial:DEVICE) or a TCP port (--chip tcp:HOST:PORT), "
+                    "so host software and the serial transport run without an FPGA board. Runs until "
+                    "interrupted.")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal and print its path")
+    g.add_argument("--tcp", metavar="[HOST:]PORT", help="serve on this TCP port (default host 127.0.0.1)")
+    p.add_argument("--chip", default="model",
+                   help="the model to serve: model (default), model:noise=off,cores=2x2,rows=64, ...")
+    p.add_argument("--seed", type=int, default=0, help="seed of the chip's random draws")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args) -> int:
+    from neurram.firmware.targets import model_engine
+    from neurram.sim.serve import TcpChipServer, VirtualUart
+
+    try:
+        engine = model_engine(args.chip, seed=args.seed)
+    except ValueError as e:
+        print(f"neurram serve: {e}", file=sys.stderr)
+        return 2
+    if args.pty:
+        server = VirtualUart(engine)
+        where, target = server.device, f"serial:{server.device}"
+    else:
+        host, _, port = args.tcp.rpartition(":")
+        try:
+            server = TcpChipServer(engine, host or "127.0.0.1", int(port))
+        except (OSError, ValueError, OverflowError) as e:
+            print(f"neurram serve: cannot listen on {args.tcp!r}: {e}", file=sys.stderr)
+            return 1
+        where, target = f"{server.host}:{server.port}", f"tcp:{server.host}:{server.port}"
+    print(f"serving {args.chip} (seed {args.seed}) on {where}; connect with --chip {target}; Ctrl-C stops",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
 # -- report ------------------------------------------------------------------------------------
 
 def _register_report(subparsers) -> None:
@@ -345,6 +394,7 @@ COMMANDS: list[Callable] = [
     _register_demo,
     _register_run,
     _register_report,
+    _register_serve,
 ]
 
 

@@ -32,6 +32,7 @@ class ChipProtocolEngine(ProtocolServer):
 
     def __init__(self, chip: FastChip, max_words: int = DEFAULT_MAX_WORDS):
         super().__init__(chip.read, chip.write, AddressMap.from_config(chip.config), max_words)
+        self.chip = chip
 
 
 class FastLink:
