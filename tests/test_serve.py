@@ -74,15 +74,23 @@ def test_virtual_uart_board_runs_a_network_like_the_in_process_model(network):
     assert served_counts["program"] > 0
 
 
+def _server(kind, engine):
+    """A server thread of ``kind`` ("pty" or "tcp") and the target string that opens it."""
+    if kind == "pty":
+        server = VirtualUart(engine)
+        return server, f"serial:{server.device}"
+    server = TcpChipServer(engine)
+    return server, f"tcp:{server.host}:{server.port}"
+
+
 @pytest.mark.parametrize("server_kind", ["pty", "tcp"])
 def test_in_process_servers_answer_like_the_in_process_model(server_kind):
     """The server classes in a thread (as a test bench uses them): identify, the ternary
     registers, a batch of MVMs on the same conductances, counters."""
     config = ChipConfig.small()
     engine = model_engine("model:noise=off", config=config)
-    server = VirtualUart(engine) if server_kind == "pty" else TcpChipServer(engine)
+    server, target = _server(server_kind, engine)
     with server:
-        target = f"serial:{server.device}" if server_kind == "pty" else f"tcp:{server.host}:{server.port}"
         chip = open_chip(target, timeout=10)
         try:
             local = open_chip("model:noise=off", config=config)
@@ -146,9 +154,8 @@ def test_serve_refuses_non_model_targets():
 @pytest.mark.parametrize("server_kind", ["pty", "tcp"])
 def test_a_host_may_close_and_reopen_the_served_chip(server_kind):
     engine = model_engine("model:noise=off", config=ChipConfig.small())
-    server = VirtualUart(engine) if server_kind == "pty" else TcpChipServer(engine)
+    server, target = _server(server_kind, engine)
     with server:
-        target = f"serial:{server.device}" if server_kind == "pty" else f"tcp:{server.host}:{server.port}"
         seen = []
         for value in (0x1234, 0x5678):
             chip = open_chip(target, timeout=10)
