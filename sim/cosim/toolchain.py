@@ -100,12 +100,13 @@ _BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fa
 
 def config_key(config, waves: bool = False) -> str:
     from neurram import __version__
-    from neurram.hdl import analog, chip, core, registers, verilog as hv
+    from neurram import hdl
     h = hashlib.sha256()
     h.update(config.to_json().encode())
     h.update(f"waves={waves};v={__version__}".encode())
-    for mod in (analog, chip, core, registers, hv):
-        h.update(Path(mod.__file__).read_bytes())
+    for source in sorted(Path(hdl.__file__).parent.glob("*.py")):     # every module the Verilog may come from
+        h.update(source.name.encode())
+        h.update(source.read_bytes())
     return h.hexdigest()[:16]
 
 
