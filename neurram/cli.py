@@ -108,7 +108,9 @@ def _cmd_verilog(args) -> int:
     t0 = time.perf_counter()
     gen = generate(config, args.out)
     wall = time.perf_counter() - t0
-    peak_MiB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The largest process: this one (Amaranth) or a child (Yosys, when not run in-process).
+    peak_MiB = max(resource.getrusage(who).ru_maxrss
+                   for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
     total = sum(f.stat().st_size for f in gen.files)
     print(f"{config.describe()}")
     for f in gen.files + [gen.control, gen.out_dir / "files.f"]:
