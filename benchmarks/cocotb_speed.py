@@ -13,11 +13,16 @@ from neurram.firmware import regs as R
 from neurram.sim.cosim.harness import CLOCK_PERIOD_NS, ChipHarness
 
 
-def _record(key, value):
+def _record(**values):
+    """Merge ``values`` into the JSON file the benchmark driver reads."""
     path = os.environ["NEURRAM_BENCH_OUT"]
-    data = json.load(open(path)) if os.path.exists(path) else {}
-    data[key] = value
-    json.dump(data, open(path, "w"), indent=2)
+    data = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            data = json.load(f)
+    data.update(values)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
 
 
 @cocotb.test()
@@ -29,7 +34,7 @@ async def idle_clock(dut):
     t0 = time.perf_counter()
     await Timer(n * CLOCK_PERIOD_NS, unit="ns")
     dt = time.perf_counter() - t0
-    _record("idle_cycles_per_s", n / dt)
+    _record(idle_cycles_per_s=n / dt)
 
 
 @cocotb.test()
@@ -63,8 +68,5 @@ async def mvm_rate(dut):
     busy = await h.read_reg("COUNT_BUSY") - c0
     steps = await h.read_reg("COUNT_STEP")
     mvms = await h.read_reg("COUNT_MVM")
-    _record("mvms_per_s", mvms / dt)
-    _record("busy_cycles_per_mvm", busy / mvms)
-    _record("steps_per_mvm", steps / mvms)
-    _record("model_events_per_mvm", (h.drivers[0].events - events0) / mvms)
-    _record("busy_cycles_per_s", busy / dt)
+    _record(mvms_per_s=mvms / dt, busy_cycles_per_mvm=busy / mvms, steps_per_mvm=steps / mvms,
+            model_events_per_mvm=(h.drivers[0].events - events0) / mvms, busy_cycles_per_s=busy / dt)

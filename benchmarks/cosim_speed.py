@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +34,6 @@ def main(argv=None):
     rows = []
     for name in args.only or list(CONFIGS):
         cfg = ChipConfig(**CONFIGS[name])
-        t0 = time.perf_counter()
         b = build(cfg)
         out = Path(tempfile.mkdtemp()) / "bench.json"
         env = {"NEURRAM_BENCH_OUT": str(out), "NEURRAM_BENCH_CYCLES": str(args.cycles),

@@ -55,13 +55,14 @@ from .driver import Chip, MvmMode
 
 __all__ = ["BalanceResult", "balance_inputs", "sign_balance", "ColumnCalibration", "fit_columns", "fit_from_data",
            "decode_chip", "mvm_error", "relative_error", "choose_packet", "analytic_gain", "decode_with",
-           "calibrate_runtime", "RuntimeCalibration", "random_differential_core", "pair_codes"]
+           "calibrate_runtime", "RuntimeCalibration", "random_differential_core", "pair_codes",
+           "calibrate_random_core"]
 
 _V_FIELD_MAX = (1 << 10) - 1          # CORE_BIAS fields are 10-bit millivolts
 
 
 # ---------------------------------------------------------------------------------------------
-# decoding chip outputs (the byte format of NEURRAM.md §2; same as sim.fastcore.decode_outputs)
+# decoding chip outputs (the byte format of NEURRAM.md §2)
 
 def decode_chip(out_bytes: np.ndarray, mode: MvmMode) -> tuple[np.ndarray, np.ndarray]:
     """Output bytes → (values in charge-packet units, saturated mask).
@@ -201,7 +202,7 @@ def _sign_trials(chip: Chip, core: int, cols, rows, trials: int, source: str, se
     rows = np.arange(info.rows) if rows is None else np.asarray(rows)
     rng = np.random.default_rng(seed)
     signs = rng.choice(np.array([-1, 1], np.int64), size=(trials, rows.size))
-    chip.enable_cores(sorted(set(_enabled(chip)) | {core}))
+    chip.ensure_enabled(core)
     if source == "bitserial":
         codes = np.zeros((trials, info.rows), np.int64)
         codes[:, rows] = signs
@@ -232,13 +233,6 @@ def sign_balance(chip: Chip, core: int, *, cols=None, rows=None, trials: int = 2
     trials and columns, per column). Same inputs and options as :func:`balance_inputs`."""
     pos = _sign_trials(chip, core, cols, rows, trials, source, seed)()
     return float(pos.mean()), pos.mean(axis=0)
-
-
-def _enabled(chip: Chip):
-    bits = chip.read_reg("CORE_ENABLE", 0)
-    if chip.info.n_cores > 32:
-        bits |= chip.read_reg("CORE_ENABLE", 1) << 32
-    return [i for i in range(chip.info.n_cores) if (bits >> i) & 1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,16 +441,8 @@ def decode_with(entry, q_nV: np.ndarray) -> np.ndarray:
     """
     if isinstance(entry, ColumnCalibration):
         return entry.apply(q_nV)
-    if len(entry) == 2:
-        scale, offset = entry
-        return (q_nV - offset) / scale
-    sp, op, sn, on = entry
+    sp, op, sn, on = _as4(entry)
     return np.where(q_nV > 0, (q_nV - op) / sp, (q_nV - on) / sn)
-
-
-def _runtime_uses_decode_with(runtime) -> bool:
-    fn = getattr(type(runtime), "_segment_mvm", None)
-    return fn is not None and "decode_with" in fn.__code__.co_names
 
 
 @dataclass
@@ -495,15 +481,14 @@ def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.nd
     runtime's own ``_segment_mvm``, and each output column is fitted against the software
     partial sum of that segment (Σ code·weight over the segment's inputs plus its bias rows).
 
-    ``separate_branches``: write 4-tuples (scale_pos, offset_pos, scale_neg, offset_neg) — needs a
-    runtime that decodes with :func:`decode_with` — or 2-tuples (scale, offset) with one gain per
-    column, which any runtime takes. Default: 4-tuples when the runtime's ``_segment_mvm`` calls
-    ``decode_with``. Columns that cannot be fitted keep their previous decode.
+    ``separate_branches``: write 4-tuples (scale_pos, offset_pos, scale_neg, offset_neg), which
+    :func:`decode_with` (the runtime's decode) takes, or 2-tuples (scale, offset) with one gain per
+    column. Default (None): 4-tuples. Columns that cannot be fitted keep their previous decode.
     """
     from . import nn
     t0 = time.perf_counter()
     if separate_branches is None:
-        separate_branches = _runtime_uses_decode_with(runtime)
+        separate_branches = True
     m = runtime.mapping
     net = m.net
     if codes is None:
@@ -521,8 +506,7 @@ def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.nd
         x = x.astype(np.int64)
         pick = x if x.shape[0] <= max_vectors else x[np.sort(rng.choice(x.shape[0], max_vectors, replace=False))]
         used[ml.name] = pick.shape[0]
-        mode = MvmMode(input_bits=ml.in_bits, conversion=R.Conversion.DECREMENT,
-                       max_steps=m.max_steps, pulse_multiplier=m.pulse_multiplier)
+        mode = runtime.layer_mode(ml)
         for s in ml.segments:
             key = (ml.name, s.index)
             old = runtime.decode[key]
@@ -591,8 +575,7 @@ def random_differential_core(chip: Chip, core: int, rng: np.random.Generator, *,
     g = np.zeros((rows, cols))
     g[0::2] = np.maximum(w, 0) * g_max_uS
     g[1::2] = np.maximum(-w, 0) * g_max_uS
-    chip.enable_cores(sorted(set(_enabled(chip)) | {core}))
-    report = chip.program(core, g)
+    report = chip.program(core, g)                 # enables the core too
     pol = np.zeros(chip.info.lines, bool)
     pol[1:rows:2] = True
     chip.set_polarity(core, pol)
@@ -607,6 +590,66 @@ def pair_codes(x: np.ndarray, rows: int) -> np.ndarray:
     out[:, 0::2] = x
     out[:, 1::2] = x
     return out
+
+
+def calibrate_random_core(chip: Chip, core: int, rng: np.random.Generator, *, bits: int = 3,
+                          vectors: int = 1024, v0_mV: int = 100, log=None) -> dict:
+    """The calibration flow on one core of random differential weights, measured.
+
+    Programs the core (:func:`random_differential_core`), then runs ``vectors`` held-out random
+    ``bits``-bit inputs before calibration (nominal decode from the read-back conductances at
+    V_pos = V_neg = ``v0_mV``) and after it (:func:`balance_inputs`, :func:`choose_packet`,
+    :func:`fit_columns`). Returns the ideal and decoded outputs, the residual errors
+    (:func:`relative_error`, overall and per column) and the time of the last evaluation;
+    ``log(line)`` hears each step.
+    """
+    log = log or (lambda line: None)
+    t = time.perf_counter()
+    rows, cols = chip.info.rows, chip.info.cols
+    w, rep = random_differential_core(chip, core, rng)
+    chip.set_bias(core, v0_mV, v0_mV)
+    log(f"programmed {rows} x {cols} ({rows // 2} differential pairs): {len(rep.unconverged)} cells unconverged, "
+        f"{time.perf_counter() - t:.2f} s")
+    ideal = lambda c: c[:, 0::2] @ w                                  # noqa: E731 (codes on pairs)
+    mode = MvmMode(input_bits=bits, conversion=R.Conversion.DECREMENT, max_steps=100)
+    xmax = (1 << bits) - 1
+    x_cal = pair_codes(rng.integers(0, xmax + 1, (vectors, rows // 2)), rows)
+    x_test = pair_codes(rng.integers(0, xmax + 1, (vectors, rows // 2)), rows)
+    y_ideal = ideal(x_test)
+    all_cols = np.arange(cols)
+    g = np.zeros((rows, cols))
+    g[rep.rows, rep.cols] = rep.final_g
+
+    def decoded(decode):
+        q, _ = decode_chip(chip.mvm(core, x_test, mode), mode)
+        return decode(q)
+
+    t = time.perf_counter()
+    packet0 = choose_packet(chip, core, all_cols, x_cal, mode)
+    gain = analytic_gain(g.sum(0), w_unit_uS=40.0, v_pos_mV=v0_mV, v_neg_mV=v0_mV,
+                         pulse_multiplier=mode.pulse_multiplier, packet_uV=packet0)
+    before = decoded(lambda q: q / gain)
+    log(f"before: V_pos/V_neg {v0_mV}/{v0_mV} mV, packet {packet0} uV (measured), nominal decode from the "
+        f"read-back conductances  [{time.perf_counter() - t:.2f} s]")
+
+    t = time.perf_counter()
+    bal = balance_inputs(chip, core, v_pos_mV=v0_mV, v_neg_mV=v0_mV)
+    log(f"balance_inputs: {bal.start[0]}/{bal.start[1]} mV ({100 * bal.start_fraction:.1f} % +1) -> "
+        f"{bal.v_pos_mV}/{bal.v_neg_mV} mV ({100 * bal.fraction_positive:.1f} % +1), "
+        f"{bal.evaluations} evaluations  [{time.perf_counter() - t:.2f} s]")
+    t = time.perf_counter()
+    packet = choose_packet(chip, core, all_cols, x_cal, mode)
+    fit = fit_columns(chip, core, all_cols, ideal, x_cal, mode)
+    log(f"fit_columns: {int(fit.fitted.sum())}/{cols} columns, {vectors} vectors, packet {packet} uV, "
+        f"median a-/a+ {np.median(fit.gain_neg / fit.gain_pos):.3f}  [{time.perf_counter() - t:.2f} s]")
+    t = time.perf_counter()
+    after = decoded(fit.apply)
+    return {"ideal": y_ideal, "before": before, "after": after,
+            "error_before": relative_error(before, y_ideal),
+            "error_before_per_column": relative_error(before, y_ideal, per_column=True),
+            "error_after": relative_error(after, y_ideal),
+            "error_after_per_column": relative_error(after, y_ideal, per_column=True),
+            "seconds_evaluate": time.perf_counter() - t}
 
 
 def main(argv=None) -> int:
@@ -630,61 +673,14 @@ def main(argv=None) -> int:
         params = AnalogParams(neuron=NeuronParams(comparator_offset_sigma_uV=2000, gain_mismatch_sigma=0.05,
                                                   packet_mismatch_sigma=0.03, packet_neg_gain=0.9),
                               driver_mismatch_sigma=0.05)
-    t_start = t = time.perf_counter()
+    t_start = time.perf_counter()
     chip = open_chip(a.chip, params=params, seed=a.seed) if a.chip.startswith("model") else open_chip(a.chip)
-    rows, cols = chip.info.rows, chip.info.cols
     print(chip.info.describe())
-    rng = np.random.default_rng(a.seed)
-    core, v0 = 0, 100
-    w, rep = random_differential_core(chip, core, rng)
-    chip.set_bias(core, v0, v0)
-    t_prog = time.perf_counter() - t
-    print(f"programmed {rows} x {cols} ({rows // 2} differential pairs): {len(rep.unconverged)} cells unconverged, "
-          f"{t_prog:.2f} s")
-    ideal = lambda c: c[:, 0::2] @ w                                  # noqa: E731 (codes on pairs)
-    mode = MvmMode(input_bits=a.bits, conversion=R.Conversion.DECREMENT, max_steps=100)
-    xmax = (1 << a.bits) - 1
-    x_cal = pair_codes(rng.integers(0, xmax + 1, (a.vectors, rows // 2)), rows)
-    x_test = pair_codes(rng.integers(0, xmax + 1, (a.vectors, rows // 2)), rows)
-    all_cols = np.arange(cols)
-    g = np.zeros((rows, cols))
-    g[rep.rows, rep.cols] = rep.final_g
-
-    def nominal(vp, vn, packet):
-        return analytic_gain(g.sum(0), w_unit_uS=40.0, v_pos_mV=vp, v_neg_mV=vn,
-                             pulse_multiplier=mode.pulse_multiplier, packet_uV=packet)
-
-    def measure(decode):
-        q, _ = decode_chip(chip.mvm(core, x_test, mode), mode)
-        y_hat, y = decode(q), ideal(x_test)
-        return relative_error(y_hat, y), relative_error(y_hat, y, per_column=True)
-
-    t = time.perf_counter()
-    packet0 = choose_packet(chip, core, all_cols, x_cal, mode)
-    e_before = measure(lambda q: q / nominal(v0, v0, packet0))
-    t_before = time.perf_counter() - t
-    print(f"before: V_pos/V_neg {v0}/{v0} mV, packet {packet0} uV (measured), nominal decode from the read-back "
-          f"conductances  [{t_before:.2f} s]")
-
-    t = time.perf_counter()
-    bal = balance_inputs(chip, core, v_pos_mV=v0, v_neg_mV=v0)
-    t_bal = time.perf_counter() - t
-    print(f"balance_inputs: {bal.start[0]}/{bal.start[1]} mV ({100 * bal.start_fraction:.1f} % +1) -> "
-          f"{bal.v_pos_mV}/{bal.v_neg_mV} mV ({100 * bal.fraction_positive:.1f} % +1), "
-          f"{bal.evaluations} evaluations  [{t_bal:.2f} s]")
-    t = time.perf_counter()
-    packet = choose_packet(chip, core, all_cols, x_cal, mode)
-    cal = fit_columns(chip, core, all_cols, ideal, x_cal, mode)
-    t_fit = time.perf_counter() - t
-    print(f"fit_columns: {int(cal.fitted.sum())}/{cols} columns, {a.vectors} vectors, packet {packet} uV, "
-          f"median a-/a+ {np.median(cal.gain_neg / cal.gain_pos):.3f}  [{t_fit:.2f} s]")
-    t = time.perf_counter()
-    e_after = measure(cal.apply)
-    t_eval = time.perf_counter() - t
+    r = calibrate_random_core(chip, 0, np.random.default_rng(a.seed), bits=a.bits, vectors=a.vectors, log=print)
     print(f"residual MVM error / std(ideal), {a.vectors} held-out {a.bits}-bit vectors "
-          f"(all outputs | per column)  [{t_eval:.2f} s to evaluate]:")
-    print(f"  before calibration  {e_before[0]:.3f} | {e_before[1]:.3f}")
-    print(f"  after calibration   {e_after[0]:.3f} | {e_after[1]:.3f}")
+          f"(all outputs | per column)  [{r['seconds_evaluate']:.2f} s to evaluate]:")
+    print(f"  before calibration  {r['error_before']:.3f} | {r['error_before_per_column']:.3f}")
+    print(f"  after calibration   {r['error_after']:.3f} | {r['error_after_per_column']:.3f}")
     print(f"total {time.perf_counter() - t_start:.2f} s")
     return 0
 

@@ -156,6 +156,17 @@ class Chip:
         """Power up exactly these cores (the rest are gated and keep their state)."""
         self._core_mask_write("CORE_ENABLE", cores)
 
+    def enabled_cores(self) -> list[int]:
+        """The cores CORE_ENABLE powers (read from the chip)."""
+        bits = self.read_reg("CORE_ENABLE", 0)
+        if self.info.n_cores > 32:
+            bits |= self.read_reg("CORE_ENABLE", 1) << 32
+        return [i for i in range(self.info.n_cores) if (bits >> i) & 1]
+
+    def ensure_enabled(self, core: int) -> None:
+        """Power up ``core`` too, leaving the other cores as they are."""
+        self.enable_cores(sorted(set(self.enabled_cores()) | {core}))
+
     def select_cores(self, cores) -> None:
         self._core_mask_write("CORE_SELECT", cores)
 
@@ -259,13 +270,18 @@ class Chip:
 
     def start_and_wait(self, max_polls: int = 1_000_000) -> None:
         self.write_reg("CTRL", R.pack("CTRL", start=1))
+        self.wait_idle("busy", max_polls, refused="the chip refused CTRL.start: check MVM_CONFIG, BATCH "
+                                                  "and the enabled/selected cores", what="the batch")
+
+    def wait_idle(self, busy_field: str, max_polls: int, *, refused: str, what: str) -> None:
+        """Poll STATUS until ``busy_field`` clears; a set ``config_error`` raises ``refused``."""
         for _ in range(max_polls):
             st = self.fields("STATUS")
             if st["config_error"]:
-                raise ChipError("the chip refused CTRL.start: check MVM_CONFIG, BATCH and the enabled/selected cores")
-            if not st["busy"]:
+                raise ChipError(refused)
+            if not st[busy_field]:
                 return
-        raise ChipError("timed out waiting for the batch")
+        raise ChipError(f"timed out waiting for {what}")
 
     def mvm(self, core: int, codes: np.ndarray, mode: MvmMode) -> np.ndarray:
         """Any number of input vectors through one core, batch after batch: output bytes (N, lines)."""
@@ -282,7 +298,7 @@ class Chip:
         return np.concatenate(out) if out else np.zeros((0, self.info.lines), np.uint8)
 
     # -- cells ---------------------------------------------------------------------------------------
-    def cell_access(self, core: int, read_mV: int = 150) -> "CellAccess":
+    def cell_access(self, core: int, read_mV: int = 150) -> "_CellAccess":
         self._check_core(core)
         return _CellAccess(self, core, read_mV)
 
@@ -310,7 +326,7 @@ class _CellAccess:
 
     def __init__(self, chip: Chip, core: int, read_mV: int):
         self.chip, self.core, self.read_mV = chip, core, read_mV
-        chip.enable_cores(sorted(set(_enabled(chip)) | {core}))
+        chip.ensure_enabled(core)
 
     def read_cells(self, rows, cols) -> np.ndarray:
         rows, cols = np.asarray(rows).reshape(-1), np.asarray(cols).reshape(-1)
@@ -349,15 +365,5 @@ class _CellAccess:
 
 
 def _wait_cell(chip: Chip, max_polls: int = 100_000) -> None:
-    for _ in range(max_polls):
-        st = chip.fields("STATUS")
-        if st["config_error"]:
-            raise ChipError("cell command refused: is the core enabled?")
-        if not st["cell_busy"]:
-            return
-    raise ChipError("timed out waiting for a cell operation")
-
-
-def _enabled(chip: Chip):
-    bits = chip.read_reg("CORE_ENABLE", 0) | (chip.read_reg("CORE_ENABLE", 1) << 32 if chip.info.n_cores > 32 else 0)
-    return [i for i in range(chip.info.n_cores) if (bits >> i) & 1]
+    chip.wait_idle("cell_busy", max_polls, refused="cell command refused: is the core enabled?",
+                   what="a cell operation")

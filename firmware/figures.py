@@ -87,36 +87,11 @@ def mvm_figure(path=None, *, seed: int = 0) -> dict:
 def _mvm_scatter(seed: int, n: int = 128, vectors: int = 512, bits: int = 3) -> dict:
     """A core of random differential weights, calibrated (firmware.calibration): outputs before/after."""
     from neurram.config import ChipConfig
-    from . import calibration as cal
-    from . import regs as R
-    from .driver import MvmMode
+    from .calibration import calibrate_random_core
     from .targets import open_chip
 
     chip = open_chip("model", config=ChipConfig(core_grid=(1, 1), rows=n, cols=n), seed=seed)
-    rng = np.random.default_rng(seed)
-    w, rep = cal.random_differential_core(chip, 0, rng)
-    chip.set_bias(0, 100, 100)
-    ideal = lambda c: c[:, 0::2] @ w                                  # noqa: E731 (codes on pairs)
-    mode = MvmMode(input_bits=bits, conversion=R.Conversion.DECREMENT, max_steps=100)
-    xmax = (1 << bits) - 1
-    x_cal = cal.pair_codes(rng.integers(0, xmax + 1, (vectors, n // 2)), n)
-    x_test = cal.pair_codes(rng.integers(0, xmax + 1, (vectors, n // 2)), n)
-    cols = np.arange(n)
-    g = np.zeros((n, n))
-    g[rep.rows, rep.cols] = rep.final_g
-    packet = cal.choose_packet(chip, 0, cols, x_cal, mode)
-    gain = cal.analytic_gain(g.sum(0), w_unit_uS=40.0, v_pos_mV=100, v_neg_mV=100,
-                             pulse_multiplier=mode.pulse_multiplier, packet_uV=packet)
-    q, _ = cal.decode_chip(chip.mvm(0, x_test, mode), mode)
-    y_ideal = ideal(x_test)
-    before = q / gain
-    cal.balance_inputs(chip, 0, v_pos_mV=100, v_neg_mV=100)
-    cal.choose_packet(chip, 0, cols, x_cal, mode)
-    fit = cal.fit_columns(chip, 0, cols, ideal, x_cal, mode)
-    q, _ = cal.decode_chip(chip.mvm(0, x_test, mode), mode)
-    after = fit.apply(q)
-    return {"ideal": y_ideal, "before": before, "after": after,
-            "error_before": cal.relative_error(before, y_ideal), "error_after": cal.relative_error(after, y_ideal)}
+    return calibrate_random_core(chip, 0, np.random.default_rng(seed), bits=bits, vectors=vectors)
 
 
 def noise_accuracy_figure(path=None, *, images: int = 2000, ks=(0.0, 0.05, 0.1, 0.15, 0.2, 0.3),

@@ -9,8 +9,7 @@ transports.
 import numpy as np
 
 __all__ = ["bits_to_words", "words_to_bits", "codes_to_planes", "planes_to_codes", "input_words", "input_bursts",
-           "input_offset",
-           "output_bytes_from_words", "ternary_to_words", "words_to_ternary"]
+           "output_words", "output_bytes_from_words", "ternary_to_words", "words_to_ternary"]
 
 
 def bits_to_words(bits: np.ndarray, n_words: int) -> np.ndarray:
@@ -73,8 +72,10 @@ def input_bursts(codes: np.ndarray, config, signed: bool, input_bits: int):
     return [(p * D * W, bits_to_words(planes[:, p], W).reshape(-1)) for p in used]
 
 
-def input_offset(config, plane: int, vector: int) -> int:
-    return (plane * config.batch_depth + vector) * config.words_per_line_vector
+def output_words(outputs, n_words: int) -> np.ndarray:
+    """(batch, lines) output bytes -> OUTPUT buffer words (batch x 8 planes x n_words), flat."""
+    planes = (np.asarray(outputs, np.uint16)[:, None, :] >> np.arange(8)[None, :, None]) & 1
+    return bits_to_words(planes.astype(bool), n_words).reshape(-1)
 
 
 def output_bytes_from_words(words, config, batch: int) -> np.ndarray:

@@ -36,7 +36,6 @@ class Segment:
     layer: str
     index: int
     core: int
-    row0: int                 # first physical row (differential pairs from here)
     inputs: np.ndarray        # indices of the layer's logical inputs in this segment
     bias_rows: int            # differential bias pairs after the inputs
     col0: int
@@ -88,6 +87,8 @@ class Mapping:
     max_steps: int
     pulse_multiplier: int
     v_mV: int
+    bad_rows: dict = field(default_factory=dict)   # core -> set of rows held out of the mapping
+    options: dict = field(default_factory=dict)    # map_network's keyword arguments (to map again)
 
     @property
     def cores_used(self) -> list:
@@ -150,7 +151,7 @@ def _layer_ranges(net: nn.Network, x_cal: np.ndarray) -> dict:
     """Largest |pre-activation| of every weight layer on calibration images (software model)."""
     ranges = {}
     q = net.input
-    h = nn.quantize_input(x_cal, q).astype(np.float64) * float(q.get("step", 1.0 / (2 ** int(q["bits"]) - 1)))
+    h = nn.quantize_input(x_cal, q).astype(np.float64) * nn.input_step(q)
     if h.ndim == 3:
         h = h[:, None]
 
@@ -179,12 +180,9 @@ def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_s
     ranges = _layer_ranges(net, x_cal) if x_cal is not None else {}
     q = net.input
     in_bits = int(q["bits"])
-    in_step = float(q.get("step", 1.0 / (2 ** in_bits - 1)))
+    in_step = nn.input_step(q)
     layers = []
-    for spec in net.layers:
-        t = spec["type"]
-        if t not in ("conv", "dense"):
-            continue
+    for spec in net.weight_layers():
         W = np.asarray(spec["weight"], np.float64).reshape(len(spec["weight"]), -1)
         b = np.asarray(spec["bias"], np.float64) if spec.get("bias") is not None else np.zeros(W.shape[0])
         O, I = W.shape
@@ -210,13 +208,13 @@ def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_s
             Wk = np.concatenate([W[:, idx].T, np.repeat(ml.bias_row_weight[None, :], len(bidx), 0)], axis=0)
             gp = np.clip(Wk, 0, w_max) / w_max * G_MAX_uS
             gm = np.clip(-Wk, 0, w_max) / w_max * G_MAX_uS
-            ml.segments.append(Segment(spec["name"], k, -1, 0, idx, len(bidx), 0, O, gp, gm))
+            ml.segments.append(Segment(spec["name"], k, -1, idx, len(bidx), 0, O, gp, gm))
         layers.append(ml)
         in_bits = int(act["bits"]) if act is not None else in_bits
         in_step = nn.act_step(act) if act is not None else in_step
     _pack(layers, rows, cols, n_cores, bad_rows or {})
-    mapping = Mapping(net, layers, rows, cols, n_cores, max_steps, pulse_multiplier, v_mV)
-    mapping.bad_rows = {c: set(map(int, r)) for c, r in (bad_rows or {}).items()}
+    mapping = Mapping(net, layers, rows, cols, n_cores, max_steps, pulse_multiplier, v_mV,
+                      bad_rows={c: set(map(int, r)) for c, r in (bad_rows or {}).items()})
     mapping.options = dict(x_cal=x_cal, max_segment_inputs=max_segment_inputs, max_bias_rows=max_bias_rows,
                            max_steps=max_steps, pulse_multiplier=pulse_multiplier, v_mV=v_mV,
                            neuron_gain=neuron_gain, percentile=percentile)
@@ -238,7 +236,6 @@ def _pack(layers, rows, cols, n_cores, bad_rows):
                 if r + s.n_rows <= len(good[core]) and c + s.n_out <= cols:
                     s.core, s.col0 = core, c
                     s.rows = np.asarray(good[core][r:r + s.n_rows])
-                    s.row0 = int(s.rows[0])
                     free[core] = [r + s.n_rows, c + s.n_out]
                     break
             else:

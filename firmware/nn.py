@@ -57,6 +57,7 @@ __all__ = [
     "FORMAT",
     "VERSION",
     "act_step",
+    "input_step",
     "quantize_input",
     "quantize_act",
     "im2col",
@@ -342,39 +343,32 @@ def walk(net: Network, h: np.ndarray, weight_layer) -> np.ndarray:
     return h
 
 
+def input_step(q: dict) -> float:
+    """The value of one input code step (``net.input``): its ``step``, or 1/(2^bits − 1)."""
+    return float(q.get("step", 1.0 / (2 ** int(q["bits"]) - 1)))
+
+
 def _forward_batch(net: Network, x_uint8: np.ndarray, dtype) -> np.ndarray:
-    q = net.input
-    codes = quantize_input(x_uint8, q)
-    step = float(q.get("step", 1.0 / (2 ** int(q["bits"]) - 1)))
-    h = codes.astype(dtype) * step
+    codes = quantize_input(x_uint8, net.input)
+    h = codes.astype(dtype) * input_step(net.input)
     if h.ndim == 3:  # (N, H, W) -> (N, 1, H, W)
         h = h[:, None]
-    for layer in net.layers:
-        t = layer["type"]
-        if t == "conv":
-            w = np.asarray(layer["weight"], dtype=dtype)
-            b = None if layer.get("bias") is None else np.asarray(layer["bias"], dtype=dtype)
+
+    def weight_layer(layer, h):
+        w = np.asarray(layer["weight"], dtype=dtype)
+        b = None if layer.get("bias") is None else np.asarray(layer["bias"], dtype=dtype)
+        if layer["type"] == "conv":
             h = conv2d(h, w, b, layer.get("stride", 1), layer.get("padding", 0))
-        elif t == "dense":
-            w = np.asarray(layer["weight"], dtype=dtype)
+        else:
             if h.ndim != 2:
                 raise ValueError(f"dense layer {layer.get('name')!r} needs a flatten before it")
             h = h @ w.T
-            if layer.get("bias") is not None:
-                h = h + np.asarray(layer["bias"], dtype=dtype)
-        elif t == "maxpool":
-            h = maxpool2d(h, layer.get("kernel", 2), layer.get("stride"),
-                          bool(layer.get("ceil_mode", False)))
-            continue
-        elif t == "flatten":
-            h = h.reshape(h.shape[0], -1)
-            continue
-        else:
-            raise ValueError(f"unknown layer type {t!r}")
+            if b is not None:
+                h = h + b
         act = layer.get("act")
-        if act is not None:
-            h = quantize_act(h, act).astype(dtype) * act_step(act)
-    return h
+        return quantize_act(h, act).astype(dtype) * act_step(act) if act is not None else h
+
+    return walk(net, h, weight_layer)
 
 
 def forward(net: Network, x_uint8: np.ndarray, weight_noise_k: float = 0.0,

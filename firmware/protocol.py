@@ -31,7 +31,7 @@ from . import regs
 __all__ = [
     "REQUEST_SYNC", "REPLY_SYNC", "HEADER_BYTES", "CRC_BYTES", "DEFAULT_MAX_WORDS",
     "REGISTER_WORDS", "Op", "Status", "crc16", "encode_request", "encode_reply", "Frame", "Fault",
-    "FrameDecoder", "ProtocolError", "LinkTimeout", "AddressMap", "check_request",
+    "FrameDecoder", "ProtocolError", "LinkTimeout", "AddressMap", "split_address", "check_request",
     "ProtocolServer", "LinkStatus", "Link", "LoopbackTransport",
 ]
 
@@ -326,6 +326,12 @@ class FrameDecoder:
 
 # ---- the chip's rules -------------------------------------------------------------------------
 
+def split_address(addr: int) -> tuple[int, int, int]:
+    """A 32-bit chip bus address -> (space, core, word offset) (docs/registers.md, Addressing)."""
+    return ((addr >> regs.SPACE_SHIFT) & 0xF, (addr >> regs.CORE_SHIFT) & 0x3F,
+            addr & ((1 << regs.OFFSET_BITS) - 1))
+
+
 @dataclass(frozen=True)
 class AddressMap:
     """What addresses a chip answers: its core count and the words per core of each buffer."""
@@ -341,9 +347,7 @@ class AddressMap:
 
     def in_range(self, addr: int, n: int = 1, *, write: bool = False) -> bool:
         """True when the n words from addr are all in one core's buffer or in the registers."""
-        space = (addr >> regs.SPACE_SHIFT) & 0xF
-        core = (addr >> regs.CORE_SHIFT) & 0x3F
-        offset = addr & ((1 << regs.OFFSET_BITS) - 1)
+        space, core, offset = split_address(addr)
         if space == 0:
             return core == 0 and offset + n <= REGISTER_WORDS
         words = self.buffer_words.get(space)
@@ -353,9 +357,7 @@ class AddressMap:
         return core_ok and offset + n <= words
 
     def describe(self, addr: int) -> str:
-        space = (addr >> regs.SPACE_SHIFT) & 0xF
-        core = (addr >> regs.CORE_SHIFT) & 0x3F
-        offset = addr & ((1 << regs.OFFSET_BITS) - 1)
+        space, core, offset = split_address(addr)
         return f"0x{addr:08x} (space {space}, core {core}, offset {offset})"
 
 

@@ -15,8 +15,8 @@ import numpy as np
 from . import nn
 from . import regs as R
 from .driver import Chip, MvmMode
-from .calibration import decode_with
-from .mapper import G_MAX_uS, Mapping, charge_per_unit
+from .calibration import decode_chip, decode_with
+from .mapper import Mapping, charge_per_unit
 
 __all__ = ["Runtime", "LayerStats", "RunResult", "progress_bar"]
 
@@ -68,10 +68,9 @@ class RunResult:
 
 
 class Runtime:
-    def __init__(self, chip: Chip, mapping: Mapping, *, neuron_gain: float = 1 / 16):
+    def __init__(self, chip: Chip, mapping: Mapping):
         self.chip = chip
         self.mapping = mapping
-        self.neuron_gain = neuron_gain
         self.reports = {}
         #: per (layer, segment): how to decode outputs, per output column: (scale nV per unit,
         #: offset nV), or (scale_pos, offset_pos, scale_neg, offset_neg) after calibration;
@@ -89,12 +88,11 @@ class Runtime:
         self._program_once(progress, write_verify_config)
         for _ in range(3 if repair else 0):            # spare rows can hold bad cells too
             bad = self.bad_rows(write_verify_config)
-            known = getattr(self.mapping, "bad_rows", {})
+            known = self.mapping.bad_rows
             if all(bad.get(c, set()) <= known.get(c, set()) for c in bad):
                 break
             merged = {c: set(known.get(c, set())) | set(bad.get(c, set())) for c in set(known) | set(bad)}
             self.mapping = map_network(self.mapping.net, self.chip.info, bad_rows=merged, **self.mapping.options)
-            self.repaired_rows = {c: sorted(r) for c, r in merged.items() if r}
             self._program_once(progress, write_verify_config)
         return self.reports
 
@@ -144,7 +142,7 @@ class Runtime:
             for s in ml.segments:
                 if s.core == core:
                     colsum = g[:, s.col0:s.col0 + s.n_out].sum(axis=0)
-                    self.decode[(ml.name, s.index)] = (charge_per_unit(ml, s, self.mapping, self.neuron_gain, colsum),
+                    self.decode[(ml.name, s.index)] = (charge_per_unit(ml, s, self.mapping, self.mapping.options["neuron_gain"], colsum),
                                                        np.zeros(s.n_out))
 
     def calibrate(self, images: np.ndarray, **kw):
@@ -175,10 +173,8 @@ class Runtime:
         tracked = np.zeros(self.chip.info.lines, bool)
         tracked[s.col0:s.col0 + s.n_out] = True
         self.chip.set_mask(s.core, tracked)
-        out = self.chip.mvm(s.core, x, mode)[:, s.col0:s.col0 + s.n_out].astype(np.int64)
-        sign = np.where(out & 0x80, -1.0, 1.0)
-        steps = out & 0x7F
-        q_nV = np.where(steps > 0, (steps - 0.5) * sign, 0.0) * s.packet_uV * 1e3
+        out = self.chip.mvm(s.core, x, mode)[:, s.col0:s.col0 + s.n_out]
+        q_nV = decode_chip(out, mode)[0] * s.packet_uV * 1e3
         return decode_with(self.decode[(ml.name, s.index)], q_nV)
 
     def forward(self, x_uint8: np.ndarray, *, batch_images: int = 64, progress: bool = True) -> RunResult:
@@ -200,16 +196,15 @@ class Runtime:
             def on_chip(spec, h):
                 ml = layer_of[spec["name"]]
                 t0 = time.perf_counter()
-                before = self._core_counters(ml)
+                st = stats[ml.name]
+                before = self.core_counters(st.cores)
                 x, reshape = nn.layer_inputs(spec, h)
                 x = x.astype(np.int64)
-                mode = MvmMode(input_bits=ml.in_bits, conversion=R.Conversion.DECREMENT,
-                               max_steps=m.max_steps, pulse_multiplier=m.pulse_multiplier)
+                mode = self.layer_mode(ml)
                 y = sum(self._segment_mvm(ml, s, x, mode) for s in ml.segments) * ml.in_step
-                st = stats[ml.name]
                 st.mvms += x.shape[0] * len(ml.segments)
                 st.seconds += time.perf_counter() - t0
-                after = self._core_counters(ml)
+                after = self.core_counters(st.cores)
                 for k in after:
                     st.counters[k] = st.counters.get(k, 0) + ((after[k] - before[k]) & 0xFFFFFFFF)
                 y = reshape(y)
@@ -224,11 +219,17 @@ class Runtime:
         return RunResult(logits, logits.argmax(1), time.perf_counter() - t_start, list(stats.values()),
                          (cycles1 - cycles0) if cycles0 is not None else None)
 
-    def _core_counters(self, ml) -> dict:
-        """Event counters summed over the cores of a layer (counters wrap at 2^32: differences
-        of at most 2^32 events per layer per chunk are exact)."""
+    def layer_mode(self, ml) -> MvmMode:
+        """How every segment of a mapped layer runs: its input bits, charge-decrement outputs."""
+        m = self.mapping
+        return MvmMode(input_bits=ml.in_bits, conversion=R.Conversion.DECREMENT,
+                       max_steps=m.max_steps, pulse_multiplier=m.pulse_multiplier)
+
+    def core_counters(self, cores) -> dict:
+        """Event counters summed over ``cores`` (counters wrap at 2^32: differences of at most
+        2^32 events per layer per chunk are exact)."""
         total = {}
-        for core in sorted({s.core for s in ml.segments}):
+        for core in cores:
             for k, v in self.chip.counters(core).items():
                 total[k] = total.get(k, 0) + v
         return total

@@ -29,17 +29,21 @@ READ                  read cell (cell_row, cell_col) at read_mV; result on ``rea
 
 from __future__ import annotations
 
-from amaranth import ClockSignal, Elaboratable, Instance, Module
+from amaranth import ClockSignal, Instance
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AnalogOp", "analog_array_signature", "AnalogArrayBlackBox", "VERILOG_STUB", "NOISE_PLANES",
+__all__ = ["AnalogOp", "analog_array_signature", "AnalogArrayBlackBox", "VERILOG_STUB", "NOISE_PLANES", "WARMUP_STEPS",
            "STUB_MODULE", "TERNARY_ZERO", "TERNARY_POS", "TERNARY_NEG"]
 
 STUB_MODULE = "neurram_analog_array"
 
 #: Random bit-planes per neuron for stochastic neurons: four 3-bit uniform values.
 NOISE_PLANES = 12
+
+#: Cellular-automaton steps that mix the LFSR seed before a stochastic batch (the RTL's and the
+#: fast model's automata both run exactly this many).
+WARMUP_STEPS = 32
 
 #: Two-bit ternary register entries (two's complement).
 TERNARY_ZERO, TERNARY_POS, TERNARY_NEG = 0b00, 0b01, 0b11

@@ -13,7 +13,7 @@ and busy or starting, or the host or a cell command addresses it: an idle chip c
 nothing to simulate, and a disabled core keeps its state and resumes when enabled again.
 """
 
-from amaranth import C, Cat, ClockDomain, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal
+from amaranth import Cat, ClockDomain, ClockSignal, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.hdl import DomainRenamer
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out

@@ -14,12 +14,12 @@ generated Verilog small and the Verilator simulation fast.
 """
 
 
-from amaranth import C, Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Module, Mux, ResetSignal, Signal
-from amaranth.lib import data, enum, wiring
+from amaranth import C, Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Mux, ResetSignal, Signal
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .analog import NOISE_PLANES, AnalogArrayBlackBox, AnalogOp, analog_array_signature
+from .analog import NOISE_PLANES, WARMUP_STEPS, AnalogArrayBlackBox, AnalogOp, analog_array_signature
 from .registers import Space
 
 __all__ = ["Space", "CoreSettings", "CoreCounters", "core_bus_signature", "cell_port_signature",
@@ -81,10 +81,6 @@ def cell_port_signature() -> wiring.Signature:
         "result": In(16),
         "valid": In(1),
     })
-
-
-#: Cellular-automaton steps that mix the LFSR seed before a stochastic batch.
-WARMUP_STEPS = 32
 
 
 def _log2(n: int) -> int:

@@ -21,7 +21,7 @@ Register addresses below are word offsets in space 0. Per-core registers repeat 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = [
     "Access", "EnumValue", "Enum", "Field", "Register", "Buffer",

@@ -717,7 +717,6 @@ def _c_comment(text: str) -> str:
 def gen_c() -> str:
     validate()
     base, stride, count = _core_block()
-    defs: list[tuple[str, str, str]] = []  # (name, value, comment)
     L = []
     a = L.append
     seen = set()

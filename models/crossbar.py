@@ -86,16 +86,13 @@ class Crossbar:
         """Integer coupling matrix k (inputs x outputs), K = k · 2^-frac_bits."""
         key = ("k", direction)
         if key not in self._cache:
+            from .irdrop import effective_coupling, ideal_coupling
             if self.params.wire is not None:
                 # IR drop folds into the coupling: the network is linear in the drive voltages.
-                from .irdrop import effective_coupling
                 frac = effective_coupling(np.asarray(self._conductance(), np.float64), self.params.wire,
                                           direction, method=self.params.ir_method)
             else:
-                g = self._oriented(direction)
-                colsum = g.sum(axis=0)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    frac = np.where(colsum > 0, g / np.where(colsum > 0, colsum, 1.0), 0.0)
+                frac = ideal_coupling(self._oriented(direction))[0]
             self._cache[key] = np.rint(frac * (1 << self.params.coupling_frac_bits))
         return self._cache[key]
 

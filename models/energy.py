@@ -43,7 +43,7 @@ the array size: a simplification that over-charges small test arrays.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 __all__ = [
     "EnergyModel", "COUNTER_KEYS", "ENERGY_KEYS", "PAPER_TOPS_PER_W", "SCALE_45NM_TO_130NM",
@@ -174,9 +174,6 @@ class EnergyModel:
         """The per-event table as text (name, value)."""
         width = max(len(f.name) for f in fields(self))
         return "\n".join(f"{f.name:<{width}}  {getattr(self, f.name):.4g}" for f in fields(self))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     @staticmethod
     def _counts(counts: dict) -> dict:

@@ -106,7 +106,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WireParams", "effective_coupling", "ir_drop_factor", "approx_error_bound", "nodal_solve",
+__all__ = ["WireParams", "effective_coupling", "ideal_coupling", "ir_drop_factor", "approx_error_bound", "nodal_solve",
            "line_taps", "default_circuit_params", "FORWARD", "BACKWARD", "CORELET"]
 
 FORWARD = 0
@@ -199,7 +199,8 @@ def _green(n: int, tap: int, r: float, r0: float) -> np.ndarray:
     return r0 + r * shared
 
 
-def _ideal(g: np.ndarray):
+def ideal_coupling(g: np.ndarray):
+    """No wire resistance: (K = G / Σ_i G per output column, columns with any conductance)."""
     colsum = g.sum(axis=0)
     live = colsum > 0
     w = np.where(live, g / np.where(live, colsum, 1.0), 0.0)
@@ -267,7 +268,7 @@ def _line_admittance(g_rows, r_in, r_drv, taps):
 
 def _exact(g, r_in, r_out, r_drv, t_in, t_out, chunk=64):
     n_in, n_out = g.shape
-    _, live = _ideal(g)
+    _, live = ideal_coupling(g)
     # Output line j is read at row t_out[j]: vs[t_j, j].
     tapped = [np.flatnonzero(t_out == i) for i in range(n_in)]
     # vs_i = A vs_0 + a, J_i = B vs_0 + b: output-line node voltages at input line i and the current
@@ -389,10 +390,10 @@ def effective_coupling(g_uS, wire: WireParams, direction: int = FORWARD, method:
     g, r_in, r_out, r_drv, t_in, t_out = _oriented(g_uS, wire, direction)
     if method not in ("exact", "approx"):
         raise ValueError(f"method must be 'exact' or 'approx', not {method!r}")
-    if g.size == 0 or (r_in == 0 and r_out == 0 and r_drv == 0):
+    if g.size == 0 or wire.is_ideal():
         # Exactly G / Σ_i G from the µS values, as Crossbar.coupling computes it.
         g_uS = np.asarray(g_uS, dtype=np.float64)
-        return _ideal(g_uS if direction == FORWARD else g_uS.T)[0]
+        return ideal_coupling(g_uS if direction == FORWARD else g_uS.T)[0]
     if method == "exact":
         return _exact(g, r_in, r_out, r_drv, t_in, t_out)
     return _approx(g, r_in, r_out, r_drv, t_in, t_out)

@@ -14,7 +14,7 @@ import numpy as np
 from neurram.models.core import BACKWARD, FORWARD, AnalogCore, pulse_counts
 from neurram.models.neuron import decrement_closed_form, sar_closed_form
 
-__all__ = ["MvmSettings", "BatchResult", "run_batch", "decode_outputs", "recurrent_codes", "NoiseAutomaton",
+__all__ = ["MvmSettings", "BatchResult", "run_batch", "recurrent_codes", "NoiseAutomaton",
            "SIGN", "DECREMENT", "SAR"]
 
 SIGN, DECREMENT, SAR = 0, 1, 2
@@ -43,7 +43,7 @@ class NoiseAutomaton:
     12·lines cells updated by rule 90 on even and rule 150 on odd cells after every comparison,
     seeded from LFSR_SEED mixed with the core index, then mixed for WARMUP_STEPS steps."""
 
-    WARMUP_STEPS = 32
+    from neurram.hdl.analog import WARMUP_STEPS
 
     def __init__(self, lines: int):
         from neurram.hdl.analog import NOISE_PLANES
@@ -108,8 +108,7 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
         B = codes.shape[0]
         # Every line is driven in every phase: n+ + n- = 2·m·(2^nb - 1) on all lines, and
         # n+ - n- = 2·m·code, negated on inverted lines (models.core.pulse_counts, in closed form).
-        magnitude_bits = s.input_bits - int(bool(s.input_signed))
-        pulses_per_mvm = 2 * s.pulse_multiplier * ((1 << magnitude_bits) - 1)
+        pulses_per_mvm = _code_pulses_per_line(s)
         sign = np.where(np.asarray(polarity, bool)[:n_in], -2 * s.pulse_multiplier, 2 * s.pulse_multiplier)
         d = codes.astype(np.int32) * sign.astype(np.int32)
         n_plus = n_minus = None
@@ -134,11 +133,11 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
         code = sar_closed_form(q, off, lambda i: nb.packets_nV(packet_uV, i)[0][t_idx],
                                lambda i: nb.packets_nV(packet_uV, i)[1][t_idx], tracked, bits)
         outputs[:, t_idx] = code.astype(np.uint8)
-        n_steps = max(bits - 1, 0) if t_idx.size else 0
-        counts["step"] = B * max(bits - 1, 0)
-        counts["compare"] += B * max(bits - 1, 0)
-        final[:, t_idx] = ~(code & 1).astype(bool) if bits > 1 else ~((code >> (bits - 1)) & 1).astype(bool)
-        return BatchResult(outputs, counts, np.full(B, max(bits - 1, 0), np.int64), final)
+        n_steps = max(bits - 1, 0)
+        counts["step"] = B * n_steps
+        counts["compare"] += B * n_steps
+        final[:, t_idx] = (code & 1) == 0
+        return BatchResult(outputs, counts, np.full(B, n_steps, np.int64), final)
     negative, steps, flipped = decrement_closed_form(q, off, pos_nV, neg_nV, tracked, s.max_steps)
     per_mvm = np.zeros(B, np.int64)
     final[:, t_idx] = negative
@@ -147,28 +146,30 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
         counts["step"] = int(per_mvm.sum())
         counts["compare"] += int(per_mvm.sum())
         final[:, t_idx] = negative ^ flipped
-        if s.activation == ACT_CLIPPED:
-            steps = np.minimum(steps, s.clip)
-        byte = (negative.astype(np.int64) << 7) | steps
+        byte = _output_byte(s, negative, steps)
     else:
-        byte = negative.astype(np.int64) << 7
-    if s.activation != ACT_NONE:
-        byte = np.where(negative, 0, byte)
-    outputs[:, t_idx] = byte.astype(np.uint8)
+        byte = _output_byte(s, negative)
+    outputs[:, t_idx] = byte
     return BatchResult(outputs, counts, per_mvm, final)
 
 
-def decode_outputs(bytes_: np.ndarray, conversion: int, output_bits: int = 8) -> np.ndarray:
-    """Output bytes to values in charge-packet units (NEURRAM.md §2 decoding)."""
-    b = np.asarray(bytes_, np.int64)
-    sign = np.where(b & 0x80, -1.0, 1.0)
-    if conversion == SIGN:
-        return sign
-    if conversion == DECREMENT:
-        steps = b & 0x7F
-        return np.where(steps > 0, (steps - 0.5) * sign, 0.0)
-    code = b & ((1 << output_bits) - 1)
-    return code - ((1 << output_bits) - 1) / 2.0
+def _code_pulses_per_line(s: MvmSettings) -> int:
+    """Pulses on every line of one MVM from input codes: 2·m·(2^magnitude_bits − 1)."""
+    return 2 * s.pulse_multiplier * ((1 << _magnitude_bits(s)) - 1)
+
+
+def _magnitude_bits(s: MvmSettings) -> int:
+    return s.input_bits - int(bool(s.input_signed))
+
+
+def _output_byte(s: MvmSettings, negative: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
+    """The output byte {sign, steps} after the activation (``steps`` None: sign conversion)."""
+    byte = negative.astype(np.int64) << 7
+    if steps is not None:
+        byte |= np.minimum(steps, s.clip) if s.activation == ACT_CLIPPED else steps
+    if s.activation != ACT_NONE:
+        byte = np.where(negative, 0, byte)
+    return byte.astype(np.uint8)
 
 
 def _convert_loop(q: np.ndarray, s: MvmSettings, bank, mask: np.ndarray, packet_uV: int, noise):
@@ -201,21 +202,13 @@ def _convert_loop(q: np.ndarray, s: MvmSettings, bank, mask: np.ndarray, packet_
             steps += ~done
             done |= ~done & (c != latched)
             latched = c
-        mag = steps.copy()
-        if s.activation == ACT_CLIPPED:
-            steps = np.minimum(steps, s.clip)
-        byte = (negative.astype(np.int64) << 7) | steps
-    else:
-        mag = np.zeros(L, np.int64)
-        byte = negative.astype(np.int64) << 7
-    if s.activation != ACT_NONE:
-        byte = np.where(negative, 0, byte)
-    return byte.astype(np.uint8), n, ~latched, mag, negative
+        return _output_byte(s, negative, steps), n, ~latched, steps, negative
+    return _output_byte(s, negative), n, ~latched, np.zeros(L, np.int64), negative
 
 
 def recurrent_codes(s: MvmSettings, mag: np.ndarray, negative: np.ndarray) -> np.ndarray:
     """Next-step input codes from one MVM's outputs (the RTL's REC_WB planes)."""
-    nb = s.input_bits - int(bool(s.input_signed))
+    nb = _magnitude_bits(s)
     top = (1 << nb) - 1
     if s.conversion == SIGN:
         m = np.ones_like(mag) if nb > 0 else np.zeros_like(mag)
@@ -250,18 +243,19 @@ def _run_sequential(model, s, *, codes, ternary, mask, polarity, v_pos_mV, v_neg
     outs, finals, steps_run, lasts = [], [], [], []
     counts = {"mvm": 0, "pulse": 0, "compare": 0, "step": 0}
     extra = NoiseAutomaton.WARMUP_STEPS if s.stochastic else 0
+    if s.input_source == 1:
+        t = np.asarray(ternary, np.int64)[:n_in]
+        n_plus, n_minus = s.pulse_multiplier * (t > 0), s.pulse_multiplier * (t < 0)
+        pulses = s.pulse_multiplier
+    else:
+        negate = np.asarray(polarity, bool)[:n_in]
+        pulses = _code_pulses_per_line(s)
     for v in range(B):
         x = None if s.input_source == 1 else np.asarray(codes[v], np.int64)[:n_in]
         for r in range(steps_total):
-            if s.input_source == 1:
-                t = np.asarray(ternary, np.int64)[:n_in]
-                n_plus, n_minus = s.pulse_multiplier * (t > 0), s.pulse_multiplier * (t < 0)
-                pulses = s.pulse_multiplier
-            else:
+            if s.input_source != 1:
                 n_plus, n_minus = pulse_counts(x[None], s.input_bits, s.input_signed, s.pulse_multiplier,
-                                               negate=np.asarray(polarity, bool)[:n_in])
-                nb_bits = s.input_bits - int(bool(s.input_signed))
-                pulses = 2 * s.pulse_multiplier * ((1 << nb_bits) - 1)
+                                               negate=negate)
             q = np.zeros(L, np.int64)
             q[:n_out] = model.mvm_charge(direction, np.atleast_2d(n_plus), np.atleast_2d(n_minus),
                                          v_pos_mV, v_neg_mV)[0]

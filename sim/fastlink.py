@@ -18,9 +18,8 @@ offers two bulk transactions the driver uses when present:
 
 import numpy as np
 
-from neurram.firmware import regs as R
 from neurram.firmware.protocol import (AddressMap, DEFAULT_MAX_WORDS, LinkStatus, ProtocolError,
-                                       ProtocolServer, Status)
+                                       ProtocolServer, Status, split_address)
 
 from .fastmodel import FastChip
 
@@ -64,20 +63,20 @@ class FastLink:
         words = np.asarray(words, np.uint32).reshape(-1)
         self._check(addr, words.size, True, "WRITE_BURST")
         self.frames += -(-words.size // self.max_words)
-        space = addr >> R.SPACE_SHIFT
+        space, core, offset = split_address(addr)
         if space == 0:
             for i, w in enumerate(words):
                 self.chip.write(addr + i, int(w))
         else:
-            self.chip.write_buffer(space, (addr >> R.CORE_SHIFT) & 63, addr & ((1 << R.OFFSET_BITS) - 1), words)
+            self.chip.write_buffer(space, core, offset, words)
 
     def read_burst(self, addr: int, count: int) -> np.ndarray:
         self._check(addr, count, False, "READ_BURST")
         self.frames += -(-count // self.max_words)
-        space = addr >> R.SPACE_SHIFT
+        space, core, offset = split_address(addr)
         if space == 0:
             return np.asarray([self.chip.read(addr + i) for i in range(count)], np.uint32)
-        return self.chip.read_buffer(space, (addr >> R.CORE_SHIFT) & 63, addr & ((1 << R.OFFSET_BITS) - 1), count)
+        return self.chip.read_buffer(space, core, offset, count)
 
     def status(self) -> LinkStatus:
         return LinkStatus(self.frames & 0xFFFF, self.frames_bad & 0xFFFF, Status.OK, self.max_words)

@@ -19,23 +19,16 @@ import numpy as np
 
 from neurram.config import ChipConfig
 from neurram.firmware import regs as R
+from neurram.firmware.protocol import split_address
 from neurram.models.core import AnalogCore, AnalogParams
 
 from .fastcore import MvmSettings, NoiseAutomaton, run_batch
 
-__all__ = ["FastChip", "busy_cycles_per_mvm", "BusError"]
+__all__ = ["FastChip", "busy_cycles_per_mvm"]
 
 IDENT = ("CHIP_ID", "VERSION", "GEOMETRY", "PRECISION", "BUFFERS", "FEATURES", "CLOCK")
 _COUNTERS = ("mvm", "pulse", "compare", "step", "program", "read", "busy")
 _MASK32 = 0xFFFFFFFF
-
-
-class BusError(Exception):
-    """A request the protocol engine refuses (status code in ``.status``)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def raise_refused(why: str = "CTRL.start refused: check MVM_CONFIG, BATCH and the enabled/selected cores"):
@@ -144,13 +137,13 @@ class FastChip:
 
     # -- the word bus ----------------------------------------------------------------------------
     def read(self, addr: int) -> int:
-        space, core, offset = addr >> R.SPACE_SHIFT, (addr >> R.CORE_SHIFT) & 63, addr & ((1 << R.OFFSET_BITS) - 1)
+        space, core, offset = split_address(addr)
         if space == 0:
             return self._read_reg(offset & 0xFFFF)
         return int(self._buffer_read(space, core, offset, 1)[0])
 
     def write(self, addr: int, data: int) -> None:
-        space, core, offset = addr >> R.SPACE_SHIFT, (addr >> R.CORE_SHIFT) & 63, addr & ((1 << R.OFFSET_BITS) - 1)
+        space, core, offset = split_address(addr)
         if space == 0:
             self._write_reg(offset & 0xFFFF, int(data) & _MASK32)
         else:
@@ -233,7 +226,7 @@ class FastChip:
     def _buffer_write(self, space: int, core: int, offset: int, words: np.ndarray) -> None:
         c = self.config
         if core == R.BROADCAST_CORE:
-            targets = [i for i in range(c.n_cores) if self._mask_bits("CORE_SELECT")[i]]
+            targets = np.flatnonzero(self._mask_bits("CORE_SELECT")).tolist()
         elif core < c.n_cores:
             targets = [core]
         else:
@@ -368,20 +361,18 @@ class FastChip:
                 codes = self._buffer_codes(k, s, count)
             res = run_batch(k.model, s, codes=codes, **kw)
         if write_outputs:
-            out_planes = ((res.outputs[:, None, :].astype(np.uint16) >> np.arange(8)[None, :, None]) & 1).astype(bool)
             k.output_words[: count * 8 * c.words_per_line_vector] = \
-                layout.bits_to_words(out_planes, c.words_per_line_vector).reshape(-1)
+                layout.output_words(res.outputs, c.words_per_line_vector)
         # The input-side register keeps the last phase driven: phase 1 of the top magnitude bit
         # of the last vector (every line driven; -1 where not positive, inverted by polarity).
         if s.input_source == 0 and res.last_inputs is not None:
             # recurrent: the write-backs replaced the vectors' inputs in the INPUT buffer
-            from neurram.firmware import layout as _layout
             full_last = np.zeros((count, c.lines), np.int64)
             full_last[:, :res.last_inputs.shape[1]] = res.last_inputs
             if s.direction == 2 and s.recurrent_steps > 1 and write_outputs:
                 # REC_WB writes every plane of each vector's slot
                 buf = k.input_words.reshape(c.input_planes, c.batch_depth, c.words_per_line_vector)
-                new = _layout.input_words(full_last, c, s.input_signed).reshape(buf.shape)
+                new = layout.input_words(full_last, c, s.input_signed).reshape(buf.shape)
                 buf[:, :count] = new[:, :count]
             codes = full_last
         if s.input_source == 0:
@@ -445,8 +436,7 @@ class FastChip:
         w = 8 * c.words_per_line_vector
         for st in starts[-2:]:
             n = min(N, st + depth) - st
-            planes = ((out[st:st + n, None, :].astype(np.uint16) >> np.arange(8)[None, :, None]) & 1).astype(bool)
-            k.output_words[: n * w] = layout.bits_to_words(planes, c.words_per_line_vector).reshape(-1)
+            k.output_words[: n * w] = layout.output_words(out[st:st + n], c.words_per_line_vector)
         k.batch_index = N - starts[-1] if starts else 0
         self.cycles += cycles
         self._status.update(busy=0, done=1, config_error=0)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from neurram.config import ChipConfig
-from neurram.firmware import layout
 from neurram.firmware import regs as R
 from neurram.firmware.driver import Chip, ChipError, MvmMode
 from neurram.firmware.protocol import Link, LoopbackTransport, ProtocolError, Status, encode_request, Op

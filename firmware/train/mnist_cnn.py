@@ -85,30 +85,28 @@ class QReLU(tnn.Module):
         return float(self.clip.detach().abs() + 1e-4)
 
 
-class NoisyConv(tnn.Conv2d):
-    """Conv2d whose weights and bias carry N(0, (k max|W|)^2) noise in training passes."""
+class _WeightNoise:
+    """Weights and bias carry N(0, (k max|W|)^2) noise in training passes (k = ``noise_k``)."""
 
     noise_k = 0.0
 
-    def forward(self, x):
+    def noisy_parameters(self):
         w, b = self.weight, self.bias
         if self.training and self.noise_k > 0:
             sigma = self.noise_k * w.detach().abs().max()
             w = w + sigma * torch.randn_like(w)
             b = b + sigma * torch.randn_like(b)
-        return F.conv2d(x, w, b, self.stride, self.padding)
+        return w, b
 
 
-class NoisyLinear(tnn.Linear):
-    noise_k = 0.0
-
+class NoisyConv(_WeightNoise, tnn.Conv2d):
     def forward(self, x):
-        w, b = self.weight, self.bias
-        if self.training and self.noise_k > 0:
-            sigma = self.noise_k * w.detach().abs().max()
-            w = w + sigma * torch.randn_like(w)
-            b = b + sigma * torch.randn_like(b)
-        return F.linear(x, w, b)
+        return F.conv2d(x, *self.noisy_parameters(), self.stride, self.padding)
+
+
+class NoisyLinear(_WeightNoise, tnn.Linear):
+    def forward(self, x):
+        return F.linear(x, *self.noisy_parameters())
 
 
 class MnistCNN(tnn.Module):
@@ -125,14 +123,14 @@ class MnistCNN(tnn.Module):
 
     def set_noise(self, k: float):
         for m in self.modules():
-            if isinstance(m, (NoisyConv, NoisyLinear)):
+            if isinstance(m, _WeightNoise):
                 m.noise_k = float(k)
 
     @torch.no_grad()
     def clip_weights(self, n_std: float):
         """Clip every layer's weights to +-n_std standard deviations of that layer."""
         for m in self.modules():
-            if isinstance(m, (NoisyConv, NoisyLinear)):
+            if isinstance(m, _WeightNoise):
                 c = n_std * float(m.weight.std())
                 m.weight.clamp_(-c, c)
 

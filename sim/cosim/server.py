@@ -13,7 +13,6 @@ import select
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 __all__ = ["launch_rtl_server", "serve", "IDLE_STEP_CYCLES", "Backdoor"]
 

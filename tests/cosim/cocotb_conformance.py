@@ -5,7 +5,6 @@ with the same writes, and compares every read: registers, counters, output buffe
 ternary registers. Run by tests/test_conformance.py.
 """
 
-import os
 
 import cocotb
 import numpy as np

@@ -4,7 +4,6 @@ The analog array of each core is the Python model from neurram.models (noise-fre
 expected outputs come from neurram.sim.fastcore, which computes the same MVMs in closed form.
 """
 
-import os
 
 import cocotb
 import numpy as np
