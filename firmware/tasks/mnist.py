@@ -88,10 +88,8 @@ def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | Non
     t_cal = time.perf_counter() - t0
     chip.clear_counters()
     result = rt.forward(x, batch_images=batch_images, progress=progress)
-    events = {}
-    for core in mapping.cores_used:
-        for k, v in chip.counters(core).items():
-            events[k] = events.get(k, 0) + v
+    mapping = rt.mapping                    # the repaired mapping when program() swapped in spare rows
+    events = rt.core_counters(mapping.cores_used)
     sw = nn.predict(net, x)
     return MnistReport(
         images=len(x), accuracy=result.accuracy(y), software_accuracy=float(np.mean(sw == y)),
