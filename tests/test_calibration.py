@@ -20,6 +20,8 @@ from neurram.models.neuron import NeuronParams
 from neurram.sim.fastlink import FastLink
 from neurram.sim.fastmodel import FastChip
 
+from .test_mapper import small_net as _small_net
+
 CFG = ChipConfig(core_grid=(1, 1), rows=64, cols=64)
 MISMATCH_NEURONS = NeuronParams(comparator_offset_sigma_uV=2000, gain_mismatch_sigma=0.05,
                                 packet_mismatch_sigma=0.03, packet_neg_gain=0.9)
@@ -253,16 +255,6 @@ def test_calibration_runs_over_the_byte_protocol():
 
 
 # -- 5. the runtime ------------------------------------------------------------------------------------------
-
-def _small_net(rng, n_in=150, hidden=24, n_out=5):
-    return nn.Network({"bits": 3, "scale": 255 / 7, "step": 1 / 7}, [
-        {"type": "flatten"},
-        {"type": "dense", "name": "fc1", "weight": rng.normal(0, 1 / np.sqrt(n_in), (hidden, n_in)),
-         "bias": rng.normal(0, 0.2, hidden), "act": {"kind": "relu_q", "bits": 3, "clip": 1.0}},
-        {"type": "dense", "name": "fc2", "weight": rng.normal(0, 1 / np.sqrt(hidden), (n_out, hidden)),
-         "bias": rng.normal(0, 0.1, n_out), "act": None},
-    ])
-
 
 @pytest.mark.parametrize("override,separate", [(None, True), (False, False)])
 def test_calibrate_runtime(override, separate):
