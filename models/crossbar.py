@@ -37,6 +37,36 @@ FORWARD = 0
 BACKWARD = 1
 
 
+#: Significant bits of the integer read-variance grid.
+_VAR_BITS = 16
+#: Pulse counts per line (|n+ - n-|, n+ + n-) stay below this: 2·255·(2^8 - 1) < 2^17.
+_COUNT_LIMIT = 1 << 17
+
+
+def _exact_dot(a: np.ndarray, v_q: np.ndarray) -> np.ndarray:
+    """a @ v_q for integer-valued a (|a| < 2^34) and v_q (0 <= v_q < 2^16), exactly.
+
+    float64 BLAS is exact when every product and partial sum is an integer below 2^53; v_q is
+    split into chunks narrow enough for that, and the chunks' exact products are recombined.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    if a.shape[-1] == 0:
+        return np.zeros(a.shape[:-1] + v_q.shape[1:])
+    a_bits = max(1, int(np.abs(a).max(initial=1)).bit_length())
+    line_bits = max(1, int(a.shape[-1]).bit_length())
+    chunk = 53 - a_bits - line_bits
+    if chunk >= _VAR_BITS:
+        return a @ v_q
+    if chunk < 1:
+        raise ValueError("operands too wide for an exact read-noise sum")
+    v = v_q.astype(np.int64)
+    out = np.zeros(a.shape[:-1] + v_q.shape[1:], np.int64)       # exact up to 2^63
+    for lo in range(0, _VAR_BITS, chunk):
+        part = ((v >> lo) & ((1 << chunk) - 1)).astype(np.float64)
+        out += (a @ part).astype(np.int64) << lo
+    return out.astype(np.float64)                                 # one rounding, whatever the chunks
+
+
 @dataclass(frozen=True)
 class CrossbarParams:
     #: Reference (precharge) voltage of every line, V. NEURRAM.md §2.
@@ -97,11 +127,22 @@ class Crossbar:
         return self._cache[key]
 
     def _noise_terms(self, direction: int):
+        """(g, Σ_i g_ij, var on the integer grid, its column sums, grid step) of the read noise.
+
+        The per-cell read variances are rounded to integers of ``var_step`` (16 significant bits
+        relative to the largest one), so that every sum over input lines below is an exact
+        integer: the read noise then has the same bits whatever the batching, the summation
+        order or the BLAS (the co-simulation's one-MVM-at-a-time path and the fast model's batch
+        path agree at every array size).
+        """
         key = ("noise", direction)
         if key not in self._cache:
             g = self._oriented(direction)
             var = np.asarray(self._read_sigma(g), dtype=np.float64) ** 2
-            self._cache[key] = (g, g.sum(axis=0), var, var.sum(axis=0))
+            top = float(var.max()) if var.size else 0.0
+            step = 2.0 ** (np.ceil(np.log2(top)) - _VAR_BITS) if top > 0 else 1.0
+            var_q = np.rint(var / step)
+            self._cache[key] = (g, g.sum(axis=0), var_q, var_q.sum(axis=0), step)
         return self._cache[key]
 
     def has_read_noise(self) -> bool:
@@ -177,37 +218,41 @@ class Crossbar:
         return self._cache[key]
 
     def _read_noise(self, direction, d2, t2, nz, v_pos_V, v_neg_V, ideal, z, columns=None):
-        g, den, var, var_den = self._noise_terms(direction)
+        g, den, var_q, var_den_q, step = self._noise_terms(direction)
         if columns is not None:
-            den, var, var_den = den[columns], var[:, columns], var_den[columns]
-        # a_i = v+ n+_i - v- n-_i = A_i + B d_i with A_i = (v+ - v-) t_i / 2, B = (v+ + v-) / 2
-        f = np.float32                                       # noise needs no more precision
-        var, var_den = var.astype(f), var_den.astype(f)
-        B = f(0.5 * (v_pos_V + v_neg_V))
-        A = f(0.5 * (v_pos_V - v_neg_V)) * t2.astype(f)
-        dd = d2[:, nz].astype(f)
-        vz = var[nz]
-        d_var = dd @ vz if nz.size else 0.0
-        d2_var = (dd * dd) @ vz if nz.size else 0.0
-        if np.all(A == A[:, :1]):
-            a0 = A[:, :1]
-            var_num = a0 * a0 * var_den + 2 * a0 * B * d_var + B * B * d2_var
-            cov = a0 * var_den + B * d_var
+            den, var_q, var_den_q = den[columns], var_q[:, columns], var_den_q[columns]
+        # a_i = v+ n+_i - v- n-_i = α t_i + B d_i with α = (v+ - v-) / 2, B = (v+ + v-) / 2.
+        # The line sums Σ t^p d^q var_i are exact integers (see _noise_terms), computed once per
+        # vector; everything after them is element-wise, so the result does not depend on how
+        # the MVMs were batched.
+        alpha = 0.5 * (v_pos_V - v_neg_V)
+        B = 0.5 * (v_pos_V + v_neg_V)
+        dd = d2[:, nz]
+        if np.abs(dd).max(initial=0) >= _COUNT_LIMIT or np.abs(t2).max(initial=0) >= _COUNT_LIMIT:
+            raise ValueError(f"pulse counts per line must stay below {_COUNT_LIMIT} for exact read noise")
+        vz = var_q[nz]
+        s_d = _exact_dot(dd, vz)
+        s_d2 = _exact_dot(dd * dd, vz)
+        if np.all(t2 == t2[:, :1]):                          # every line driven equally (bit-serial)
+            t0 = t2[:, :1].astype(np.float64)
+            s_t, s_t2, s_td = t0 * var_den_q, (t0 * t0) * var_den_q, t0 * s_d
         else:
-            a = A.copy()
-            a[:, nz] += B * dd
-            var_num = (a * a) @ var
-            cov = a @ var
+            ti = t2 if t2.shape[1] == var_q.shape[0] else np.broadcast_to(t2, (t2.shape[0], var_q.shape[0]))
+            s_t, s_t2 = _exact_dot(ti, var_q), _exact_dot(ti * ti, var_q)
+            s_td = _exact_dot(ti[:, nz] * dd, vz)
+        var_num = step * (alpha * alpha * s_t2 + 2 * alpha * B * s_td + B * B * s_d2)
+        cov = step * (alpha * s_t + B * s_d)
+        var_den = step * var_den_q
         shape = ideal.shape
         ideal = ideal.reshape(-1, shape[-1])
-        z = np.asarray(z, dtype=f).reshape(-1, 2, shape[-1])
+        z = np.asarray(z, dtype=np.float64).reshape(-1, 2, shape[-1])
         z1, z2 = z[:, 0, :], z[:, 1, :]
         sd_den = np.sqrt(var_den)
-        inv_var_den = np.where(sd_den > 0, 1 / np.where(sd_den > 0, var_den, 1), 0).astype(f)
+        inv_var_den = np.where(var_den > 0, 1 / np.where(var_den > 0, var_den, 1), 0)
         n2 = sd_den * z2
         rho_term = cov * inv_var_den
         resid = np.sqrt(np.maximum(var_num - rho_term * cov, 0))
         n1 = rho_term * n2 + resid * z1
-        den_noisy = den.astype(f) + n2
+        den_noisy = den + n2
         den_safe = np.where(den_noisy > 0, den_noisy, np.inf)
-        return ((n1 - ideal.astype(f) * n2) / den_safe).astype(np.float64).reshape(shape)
+        return ((n1 - ideal * n2) / den_safe).reshape(shape)

@@ -61,26 +61,51 @@ def test_charge_is_exact_whatever_the_batch():
     assert np.array_equal(whole, single)
 
 
-def test_event_api_equals_batch_api_with_noise():
-    """The co-simulation's event calls and the fast model's batch call draw the same noise."""
+@pytest.mark.parametrize("n,v_neg_mV", [(32, 100), (256, 100), (256, 83)])
+def test_event_api_equals_batch_api_with_noise(n, v_neg_mV):
+    """The co-simulation's event calls and the fast model's batch call draw the same noise and
+    give the same integer charges, bit for bit, on a full 256 x 256 core too (the read-noise sums
+    are exact, so the batch size and the summation order cannot change a single nanovolt)."""
     params = AnalogParams()                           # the default (calibrated) noise model
-    a, b = (AnalogCore(32, 32, params, seed=4) for _ in range(2))
-    g = np.random.default_rng(3).uniform(0, 40, (32, 32))
-    a.set_conductance(g)
-    b.set_conductance(g)
-    codes = np.random.default_rng(4).integers(0, 8, (5, 32))
-    n_plus, n_minus = pulse_counts(codes, 3, False, 1, negate=np.arange(32) % 2 == 1)
-    q_batch = b.mvm_charge(FORWARD, n_plus, n_minus, 100, 100)
+    a, b, off = (AnalogCore(n, n, p, seed=4) for p in (params, params, AnalogParams.ideal()))
+    g = np.random.default_rng(3).uniform(0, 40, (n, n))
+    for core in (a, b, off):
+        core.set_conductance(g)
+    codes = np.random.default_rng(4).integers(0, 8, (5, n))
+    inverted = np.arange(n) % 2 == 1
+    n_plus, n_minus = pulse_counts(codes, 3, False, 1, negate=inverted)
+    q_batch = b.mvm_charge(FORWARD, n_plus, n_minus, 100, v_neg_mV)
+    q_ideal = off.mvm_charge(FORWARD, n_plus, n_minus, 100, v_neg_mV)
     for v in range(5):
         a.initialise(FORWARD)
         # the bursts of a 3-bit MVM, as the RTL sends them
         for k in range(3):
             for phase in range(2):
                 bit = (codes[v] >> k) & 1
-                drive = np.where(phase == 0, 2 * bit - 1, 1) * np.where(np.arange(32) % 2 == 1, -1, 1)
-                a.integrate(drive, 1 << k, 100, 100)
+                drive = np.where(phase == 0, 2 * bit - 1, 1) * np.where(inverted, -1, 1)
+                a.integrate(drive, 1 << k, 100, v_neg_mV)
         a.compare()
-        assert np.array_equal(a.neurons.q_nV[:32], q_batch[v])
+        assert np.array_equal(a.neurons.q_nV[:n], q_batch[v])
+    # noise on must change the charges (by about the read noise, not by nothing)
+    changed = np.mean(q_batch != q_ideal)
+    assert changed > 0.9, changed
+
+
+def test_event_api_equals_batch_api_with_noise_uneven_drive():
+    """Ternary inputs drive only some lines (uneven pulse counts): still bit-exact at 256 x 256."""
+    n = 256
+    a, b = (AnalogCore(n, n, AnalogParams(), seed=9) for _ in range(2))
+    g = np.random.default_rng(5).uniform(0, 40, (n, n))
+    a.set_conductance(g)
+    b.set_conductance(g)
+    tern = np.random.default_rng(6).integers(-1, 2, (4, n))
+    n_plus, n_minus = (tern > 0).astype(np.int64) * 3, (tern < 0).astype(np.int64) * 3
+    q_batch = b.mvm_charge(FORWARD, n_plus, n_minus, 100, 90)
+    for v in range(4):
+        a.initialise(FORWARD)
+        a.integrate(tern[v], 3, 100, 90)
+        a.compare()
+        assert np.array_equal(a.neurons.q_nV[:n], q_batch[v])
 
 
 def test_conversions_closed_forms_equal_the_loops():
