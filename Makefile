@@ -9,6 +9,10 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: demo test verilog regmap clean
 
+# setuptools tells every editable install whose packages live in mapped folders (hdl/ is
+# neurram.hdl, ...) that same-named folders in the working directory may shadow them: an
+# InformationOnly notice that does not apply here, so the install does not show it.
+$(VENV)/.installed: export PYTHONWARNINGS = ignore:Editable installation
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

@@ -8,8 +8,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, Timer
 
-from neurram.firmware import layout
-from neurram.firmware import regs as R
+from neurram.spec import layout
+from neurram.spec import regmap as R
 from neurram.sim.cosim.harness import CLOCK_PERIOD_NS, ChipHarness
 
 

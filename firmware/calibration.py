@@ -1,4 +1,4 @@
-"""Model-driven calibration of a chip through the driver (NEURRAM.md §4).
+"""Model-driven calibration of a chip through the driver (docs/analog-model.md).
 
 Everything here talks to the chip through :class:`~neurram.firmware.driver.Chip` methods only
 (``set_bias``, ``set_packet``, ``mvm`` …), so it runs unchanged on the fast model, the RTL
@@ -13,7 +13,7 @@ co-simulation and a board. Three steps, as the chip's test software did them:
 
    Inputs: by default **bit-serial signed 2-bit codes ±1** from the input buffer (a 1-bit signed
    code has no magnitude bit and drives nothing). Code +1 drives its line with two +V_pos pulses,
-   code −1 with two −V_neg pulses (the two phases of NEURRAM.md §2), so every line is driven with
+   code −1 with two −V_neg pulses (the two phases of docs/chip.md §2), so every line is driven with
    ±1 exactly as the ternary source would with ``pulse_multiplier = 2``, and a whole set of trials
    is one MVM stream. ``source="ternary"`` uses the BL ternary register instead
    (``write_ternary`` + one ``TERNARY``/``SIGN`` MVM per trial; slower over a real link). Rows
@@ -50,11 +50,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import regs as R
-from .driver import Chip, MvmMode
+from neurram.spec import regmap as R
+from neurram.spec.mvm import PACKET_UV_MAX, MvmSettings, decode_output
+
+from .driver import Chip
 
 __all__ = ["BalanceResult", "balance_inputs", "sign_balance", "ColumnCalibration", "fit_columns", "fit_from_data",
-           "decode_chip", "mvm_error", "relative_error", "choose_packet", "analytic_gain", "decode_with",
+           "mvm_error", "relative_error", "choose_packet", "analytic_gain", "decode_with",
            "calibrate_runtime", "RuntimeCalibration", "random_differential_core", "pair_codes",
            "calibrate_random_core"]
 
@@ -62,29 +64,7 @@ _V_FIELD_MAX = (1 << 10) - 1          # CORE_BIAS fields are 10-bit millivolts
 
 
 # ---------------------------------------------------------------------------------------------
-# decoding chip outputs (the byte format of NEURRAM.md §2)
-
-def decode_chip(out_bytes: np.ndarray, mode: MvmMode) -> tuple[np.ndarray, np.ndarray]:
-    """Output bytes → (values in charge-packet units, saturated mask).
-
-    DECREMENT: bit 7 sign, bits 6:0 steps, value (steps − ½)·(±1); a conversion that ran to
-    ``max_steps`` (or to the clip) is saturated. SIGN: ±1, never saturated. SAR: offset binary,
-    the two end codes saturated.
-    """
-    b = np.asarray(out_bytes, np.int64)
-    sign = np.where(b & 0x80, -1.0, 1.0)
-    conv = int(mode.conversion)
-    if conv == R.Conversion.SIGN:
-        return sign, np.zeros(b.shape, bool)
-    if conv == R.Conversion.DECREMENT:
-        steps = b & 0x7F
-        top = min(int(mode.max_steps), int(mode.clip)) if mode.activation == R.Activation.CLIPPED_RELU \
-            else int(mode.max_steps)
-        return np.where(steps > 0, (steps - 0.5) * sign, 0.0), steps >= top
-    bits = int(mode.output_bits)
-    code = b & ((1 << bits) - 1)
-    return code - ((1 << bits) - 1) / 2.0, (code == 0) | (code == (1 << bits) - 1)
-
+# decoding chip outputs (the byte format of docs/chip.md §2)
 
 # ---------------------------------------------------------------------------------------------
 # 1. input balance
@@ -197,7 +177,7 @@ def balance_inputs(chip: Chip, core: int, *, v_pos_mV: int | None = None, v_neg_
 def _sign_trials(chip: Chip, core: int, cols, rows, trials: int, source: str, seed: int):
     """A function running the same ``trials`` random ±1 input vectors at the current CORE_BIAS and
     returning the comparator signs (trials, len(cols)), True for +1."""
-    info = chip.info
+    info = chip.config
     cols = np.arange(info.cols) if cols is None else np.asarray(cols)
     rows = np.arange(info.rows) if rows is None else np.asarray(rows)
     rng = np.random.default_rng(seed)
@@ -206,13 +186,13 @@ def _sign_trials(chip: Chip, core: int, cols, rows, trials: int, source: str, se
     if source == "bitserial":
         codes = np.zeros((trials, info.rows), np.int64)
         codes[:, rows] = signs
-        mode = MvmMode(input_bits=2, input_signed=True, conversion=R.Conversion.SIGN)
+        mode = MvmSettings(input_bits=2, input_signed=True, conversion=R.Conversion.SIGN)
 
         def measure():
             return (chip.mvm(core, codes, mode)[:, cols] & 0x80) == 0
         return measure
     if source == "ternary":
-        mode = MvmMode(input_source=R.InputSource.TERNARY, conversion=R.Conversion.SIGN)
+        mode = MvmSettings(input_source=R.InputSource.TERNARY, conversion=R.Conversion.SIGN)
         zero = np.zeros((1, info.rows), np.int64)
 
         def measure():
@@ -342,17 +322,17 @@ def fit_from_data(q: np.ndarray, y: np.ndarray, valid: np.ndarray | None = None,
                              unit, n, rms, separate)
 
 
-def fit_columns(chip: Chip, core: int, cols, ideal_fn, codes: np.ndarray, mode: MvmMode, *,
+def fit_columns(chip: Chip, core: int, cols, ideal_fn, codes: np.ndarray, mode: MvmSettings, *,
                 min_branch: int = 20, default_gain=1.0) -> ColumnCalibration:
     """Run ``codes`` through ``core`` and fit each output column in ``cols`` against the ideal.
 
     ``ideal_fn(codes)`` returns the ideal outputs (N, len(cols)) in any unit (that unit is what
-    ``apply`` returns). Chip outputs are decoded to charge-packet units (:func:`decode_chip`);
+    ``apply`` returns). Chip outputs are decoded to charge-packet units (:func:`neurram.spec.mvm.decode_output`);
     the current CORE_BIAS / CORE_NEURON / POLARITY / mask settings are used as they are.
     """
     cols = np.asarray(cols)
     codes = np.atleast_2d(np.asarray(codes))
-    q, sat = decode_chip(chip.mvm(core, codes, mode)[:, cols], mode)
+    q, sat = decode_output(chip.mvm(core, codes, mode)[:, cols], mode)
     y = np.asarray(ideal_fn(codes), np.float64)
     return fit_from_data(q, y, ~sat, cols=cols, min_branch=min_branch, default_gain=default_gain)
 
@@ -372,7 +352,7 @@ def relative_error(y_chip: np.ndarray, y_ideal: np.ndarray, per_column: bool = F
     return float(np.sqrt(np.mean((y_chip - y_ideal) ** 2)) / np.std(y_ideal))
 
 
-def mvm_error(chip: Chip, core: int, cols, ideal_fn, codes: np.ndarray, mode: MvmMode,
+def mvm_error(chip: Chip, core: int, cols, ideal_fn, codes: np.ndarray, mode: MvmSettings,
               calibration: ColumnCalibration | None = None, *, gain=None, per_column: bool = False) -> float:
     """Residual MVM error of ``core`` as a fraction of the ideal output's standard deviation.
 
@@ -383,7 +363,7 @@ def mvm_error(chip: Chip, core: int, cols, ideal_fn, codes: np.ndarray, mode: Mv
     """
     cols = np.asarray(cols)
     codes = np.atleast_2d(np.asarray(codes))
-    q, _ = decode_chip(chip.mvm(core, codes, mode)[:, cols], mode)
+    q, _ = decode_output(chip.mvm(core, codes, mode)[:, cols], mode)
     y = np.asarray(ideal_fn(codes), np.float64)
     if calibration is not None:
         y_chip = calibration.apply(q)
@@ -408,7 +388,7 @@ def analytic_gain(g_column_sum_uS: np.ndarray, *, w_unit_uS: float, v_pos_mV: fl
     return per_unit_nV / (packet_uV * 1e3)
 
 
-def choose_packet(chip: Chip, core: int, cols, codes: np.ndarray, mode: MvmMode, *, probe_uV: int = 100,
+def choose_packet(chip: Chip, core: int, cols, codes: np.ndarray, mode: MvmSettings, *, probe_uV: int = 100,
                   headroom: float = 0.9, quantile: float = 99.9) -> int:
     """The charge packet (µV) that puts the ``quantile`` of |output| near ``headroom·max_steps``.
 
@@ -419,12 +399,12 @@ def choose_packet(chip: Chip, core: int, cols, codes: np.ndarray, mode: MvmMode,
     packet = int(probe_uV)
     for _ in range(8):
         chip.set_packet(core, packet)
-        q, sat = decode_chip(chip.mvm(core, codes, mode)[:, cols], mode)
-        if sat.mean() < 1e-3 or packet * 4 >= (1 << 14):
+        q, sat = decode_output(chip.mvm(core, codes, mode)[:, cols], mode)
+        if sat.mean() < 1e-3 or packet * 4 > PACKET_UV_MAX:
             break
         packet *= 4
     top = float(np.percentile(np.abs(q), quantile)) * packet
-    new = int(np.clip(np.ceil(top / (headroom * mode.max_steps)), 1, (1 << 14) - 1))
+    new = int(np.clip(np.ceil(top / (headroom * mode.max_steps)), 1, PACKET_UV_MAX))
     chip.set_packet(core, new)
     return new
 
@@ -569,17 +549,17 @@ def random_differential_core(chip: Chip, core: int, rng: np.random.Generator, *,
     Returns (w, report): w (rows/2, cols) the programmed weights in units of g_max (in [−1, 1]:
     normal weights scaled by their 95th percentile and clipped, as the mapper maps them).
     """
-    rows, cols = chip.info.rows, chip.info.cols
+    rows, cols = chip.config.rows, chip.config.cols
     w = rng.standard_normal((rows // 2, cols))
     w = np.clip(w / np.percentile(np.abs(w), percentile), -1, 1)
     g = np.zeros((rows, cols))
     g[0::2] = np.maximum(w, 0) * g_max_uS
     g[1::2] = np.maximum(-w, 0) * g_max_uS
     report = chip.program(core, g)                 # enables the core too
-    pol = np.zeros(chip.info.lines, bool)
+    pol = np.zeros(chip.config.lines, bool)
     pol[1:rows:2] = True
     chip.set_polarity(core, pol)
-    chip.set_mask(core, np.ones(chip.info.lines, bool))
+    chip.set_mask(core, np.ones(chip.config.lines, bool))
     return w, report
 
 
@@ -605,13 +585,13 @@ def calibrate_random_core(chip: Chip, core: int, rng: np.random.Generator, *, bi
     """
     log = log or (lambda line: None)
     t = time.perf_counter()
-    rows, cols = chip.info.rows, chip.info.cols
+    rows, cols = chip.config.rows, chip.config.cols
     w, rep = random_differential_core(chip, core, rng)
     chip.set_bias(core, v0_mV, v0_mV)
     log(f"programmed {rows} x {cols} ({rows // 2} differential pairs): {len(rep.unconverged)} cells unconverged, "
         f"{time.perf_counter() - t:.2f} s")
     ideal = lambda c: c[:, 0::2] @ w                                  # noqa: E731 (codes on pairs)
-    mode = MvmMode(input_bits=bits, conversion=R.Conversion.DECREMENT, max_steps=100)
+    mode = MvmSettings(input_bits=bits, conversion=R.Conversion.DECREMENT, max_steps=100)
     xmax = (1 << bits) - 1
     x_cal = pair_codes(rng.integers(0, xmax + 1, (vectors, rows // 2)), rows)
     x_test = pair_codes(rng.integers(0, xmax + 1, (vectors, rows // 2)), rows)
@@ -621,7 +601,7 @@ def calibrate_random_core(chip: Chip, core: int, rng: np.random.Generator, *, bi
     g[rep.rows, rep.cols] = rep.final_g
 
     def decoded(decode):
-        q, _ = decode_chip(chip.mvm(core, x_test, mode), mode)
+        q, _ = decode_output(chip.mvm(core, x_test, mode), mode)
         return decode(q)
 
     t = time.perf_counter()
@@ -650,40 +630,3 @@ def calibrate_random_core(chip: Chip, core: int, rng: np.random.Generator, *, bi
             "error_after": relative_error(after, y_ideal),
             "error_after_per_column": relative_error(after, y_ideal, per_column=True),
             "seconds_evaluate": time.perf_counter() - t}
-
-
-def main(argv=None) -> int:
-    import argparse
-    from .targets import open_chip
-    p = argparse.ArgumentParser(prog="python -m neurram.firmware.calibration",
-                                description="Calibrate one core of random differential weights and print the "
-                                            "residual MVM error before and after (3-bit inputs).")
-    p.add_argument("--chip", default="model:cores=1x1", help="chip target (default model:cores=1x1, 256 x 256)")
-    p.add_argument("--mismatch", action="store_true",
-                   help="fast model only: add neuron and driver mismatch (offset 2 mV, gain 5 %%, packets 3 %%, "
-                        "negative packet 0.9, drivers 5 %%)")
-    p.add_argument("--vectors", type=int, default=1024, help="calibration vectors (and as many to evaluate)")
-    p.add_argument("--bits", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    params = None
-    if a.mismatch:
-        from neurram.models.core import AnalogParams
-        from neurram.models.neuron import NeuronParams
-        params = AnalogParams(neuron=NeuronParams(comparator_offset_sigma_uV=2000, gain_mismatch_sigma=0.05,
-                                                  packet_mismatch_sigma=0.03, packet_neg_gain=0.9),
-                              driver_mismatch_sigma=0.05)
-    t_start = time.perf_counter()
-    chip = open_chip(a.chip, params=params, seed=a.seed) if a.chip.startswith("model") else open_chip(a.chip)
-    print(chip.info.describe())
-    r = calibrate_random_core(chip, 0, np.random.default_rng(a.seed), bits=a.bits, vectors=a.vectors, log=print)
-    print(f"residual MVM error / std(ideal), {a.vectors} held-out {a.bits}-bit vectors "
-          f"(all outputs | per column)  [{r['seconds_evaluate']:.2f} s to evaluate]:")
-    print(f"  before calibration  {r['error_before']:.3f} | {r['error_before_per_column']:.3f}")
-    print(f"  after calibration   {r['error_after']:.3f} | {r['error_after_per_column']:.3f}")
-    print(f"total {time.perf_counter() - t_start:.2f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -55,7 +55,7 @@ SPEECH_COMMANDS_CLASSES = ("_silence_", "_unknown_", "yes", "no", "up", "down", 
                            "right", "on", "off", "stop", "go")
 
 # The official MNIST idx archives: name -> (bytes, sha256).  The sha256 of the two test files
-# and the train labels are the ones in shared/datasets/PROVENANCE.md; the train-images value is
+# and the train labels are the ones in the data directory's PROVENANCE.md; the train-images value is
 # the widely published one (torchvision, tensorflow-datasets and others carry the same sum).
 MNIST_FILES = {
     "train-images-idx3-ubyte.gz": (9912422,

@@ -13,87 +13,19 @@ vectorised call with the same results, counters and random draws as the frame-by
 The driver falls back to frames when a link has no such method; tests hold the two paths equal.
 """
 
-from dataclasses import dataclass
 
 import numpy as np
 
-from . import layout
-from . import regs as R
+from neurram.config import ChipConfig
+from neurram.spec import layout
+from neurram.spec import regmap as R
+from neurram.spec.enums import Direction
+from neurram.spec.errors import ChipError
+from neurram.spec.mvm import PACKET_UV_MAX, MvmSettings
+
 from .writeverify import WriteVerifyConfig, WriteVerifyReport, write_verify
 
-__all__ = ["Chip", "ChipInfo", "MvmMode", "ChipError"]
-
-
-class ChipError(RuntimeError):
-    """The chip refused or failed an operation."""
-
-
-@dataclass(frozen=True)
-class ChipInfo:
-    """What the identification block says (register GEOMETRY and friends)."""
-    version: tuple
-    core_grid: tuple
-    rows: int
-    cols: int
-    input_bits_max: int
-    output_bits_max: int
-    max_steps_limit: int
-    pulse_multiplier_max: int
-    batch_depth: int
-    features: dict
-    clock_kHz: int
-
-    @property
-    def n_cores(self) -> int:
-        return self.core_grid[0] * self.core_grid[1]
-
-    @property
-    def lines(self) -> int:
-        return max(self.rows, self.cols)
-
-    def config(self):
-        """The ChipConfig this chip reports (for layouts and models)."""
-        from neurram.config import ChipConfig
-        conv = tuple(k for k, f in (("sign", "conv_sign"), ("decrement", "conv_decrement"), ("sar", "conv_sar"))
-                     if self.features.get(f))
-        return ChipConfig(core_grid=self.core_grid, rows=self.rows, cols=self.cols,
-                          input_bits_max=self.input_bits_max, output_bits_max=self.output_bits_max,
-                          max_steps_limit=self.max_steps_limit, pulse_multiplier_max=self.pulse_multiplier_max,
-                          batch_depth=self.batch_depth, conversions=conv,
-                          stochastic_neurons=bool(self.features.get("stochastic")),
-                          clock_gating=bool(self.features.get("clock_gating")),
-                          clock_hz=self.clock_kHz * 1e3)
-
-    def describe(self) -> str:
-        v = ".".join(str(x) for x in self.version)
-        return (f"NeuRRAM v{v}: {self.n_cores} cores ({self.core_grid[0]} x {self.core_grid[1]}) of "
-                f"{self.rows} x {self.cols}, batch depth {self.batch_depth}, {self.clock_kHz / 1000:g} MHz")
-
-
-@dataclass(frozen=True)
-class MvmMode:
-    """How to run an MVM (fields of MVM_CONFIG, MVM_TIMING, NEURON_CONFIG)."""
-    input_bits: int = 1
-    input_signed: bool = False
-    conversion: int = R.Conversion.DECREMENT
-    direction: int = R.Direction.FORWARD
-    output_bits: int = 8
-    activation: int = R.Activation.NONE
-    pulse_multiplier: int = 1
-    max_steps: int = 100
-    clip: int = 127
-    input_source: int = R.InputSource.BUFFER
-    stochastic: bool = False
-
-    def registers(self) -> dict:
-        return {
-            "MVM_CONFIG": R.pack("MVM_CONFIG", direction=int(self.direction), input_source=int(self.input_source),
-                                 input_bits=self.input_bits, input_signed=int(self.input_signed),
-                                 conversion=int(self.conversion), output_bits=self.output_bits,
-                                 activation=int(self.activation), stochastic=int(self.stochastic)),
-            "MVM_TIMING": R.pack("MVM_TIMING", pulse_multiplier=self.pulse_multiplier),
-            "NEURON_CONFIG": R.pack("NEURON_CONFIG", max_steps=self.max_steps, clip=self.clip),
-        }
+__all__ = ["Chip"]
 
 
 class Chip:
@@ -101,9 +33,13 @@ class Chip:
 
     def __init__(self, link, *, check_id: bool = True):
         self.link = link
-        self.info = self.identify() if check_id else None
-        self.config = self.info.config() if self.info else None
         self._mode_cache = {}
+        #: The chip's geometry and features, as its identification registers report them.
+        self.config: ChipConfig | None = None
+        #: (major, minor, patch) of the chip's digital design.
+        self.version: tuple | None = None
+        if check_id:
+            self.identify()
 
     # -- registers -------------------------------------------------------------------------------
     def read_reg(self, name: str, index: int = 0) -> int:
@@ -126,22 +62,26 @@ class Chip:
     def fields(self, name: str, index: int = 0) -> dict:
         return R.unpack(name, self.read_reg(name, index))
 
-    def identify(self) -> ChipInfo:
-        magic = self.read_reg("CHIP_ID")
-        if magic != R.CHIP_ID_MAGIC:
-            raise ChipError(f"no NeuRRAM chip on this link: CHIP_ID reads {magic:#010x}, expected {R.CHIP_ID_MAGIC:#010x}")
-        v, g, p = self.fields("VERSION"), self.fields("GEOMETRY"), self.fields("PRECISION")
-        return ChipInfo(version=(v["major"], v["minor"], v["patch"]), core_grid=(g["core_rows"], g["core_cols"]),
-                        rows=g["rows"], cols=g["cols"], input_bits_max=p["input_bits_max"],
-                        output_bits_max=p["output_bits_max"], max_steps_limit=p["max_steps_limit"],
-                        pulse_multiplier_max=p["pulse_multiplier_max"],
-                        batch_depth=self.fields("BUFFERS")["batch_depth"], features=self.fields("FEATURES"),
-                        clock_kHz=self.fields("CLOCK")["freq_kHz"])
+    def identify(self) -> ChipConfig:
+        """Read the identification block: sets and returns :attr:`config` (and :attr:`version`)."""
+        words = {name: self.read_reg(name) for name in R.ID_REGISTERS}
+        try:
+            self.config = R.config_from_identification(words)
+        except ValueError as e:
+            raise ChipError(f"{e} (is this link connected to a NeuRRAM chip?)") from None
+        v = R.unpack("VERSION", words["VERSION"])
+        self.version = (v["major"], v["minor"], v["patch"])
+        return self.config
+
+    def describe(self) -> str:
+        c, v = self.config, ".".join(str(x) for x in self.version)
+        return (f"NeuRRAM v{v}: {c.n_cores} cores ({c.core_grid[0]} x {c.core_grid[1]}) of "
+                f"{c.rows} x {c.cols}, batch depth {c.batch_depth}, {c.clock_hz / 1e6:g} MHz")
 
     # -- cores -----------------------------------------------------------------------------------
     def _check_core(self, core: int) -> None:
-        if not 0 <= core < self.info.n_cores:
-            raise ChipError(f"core {core} does not exist: this chip has {self.info.n_cores} cores")
+        if not 0 <= core < self.config.n_cores:
+            raise ChipError(f"core {core} does not exist: this chip has {self.config.n_cores} cores")
 
     def _core_mask_write(self, name: str, cores) -> None:
         bits = 0
@@ -149,7 +89,7 @@ class Chip:
             self._check_core(c)
             bits |= 1 << c
         self.write_reg_cached(name, bits & 0xFFFFFFFF, 0)
-        if self.info.n_cores > 32:
+        if self.config.n_cores > 32:
             self.write_reg_cached(name, bits >> 32, 1)
 
     def enable_cores(self, cores) -> None:
@@ -159,9 +99,9 @@ class Chip:
     def enabled_cores(self) -> list[int]:
         """The cores CORE_ENABLE powers (read from the chip)."""
         bits = self.read_reg("CORE_ENABLE", 0)
-        if self.info.n_cores > 32:
+        if self.config.n_cores > 32:
             bits |= self.read_reg("CORE_ENABLE", 1) << 32
-        return [i for i in range(self.info.n_cores) if (bits >> i) & 1]
+        return [i for i in range(self.config.n_cores) if (bits >> i) & 1]
 
     def ensure_enabled(self, core: int) -> None:
         """Power up ``core`` too, leaving the other cores as they are."""
@@ -174,7 +114,7 @@ class Chip:
         self.write_reg_cached("CORE_BIAS", R.pack("CORE_BIAS", v_pos_mV=v_pos_mV, v_neg_mV=v_neg_mV), core)
 
     def set_packet(self, core: int, packet_uV: int) -> None:
-        if not 1 <= packet_uV < (1 << 14):
+        if not 1 <= packet_uV <= PACKET_UV_MAX:
             raise ChipError(f"charge packet {packet_uV} µV out of range 1..16383")
         self.write_reg_cached("CORE_NEURON", R.pack("CORE_NEURON", packet_uV=int(packet_uV)), core)
 
@@ -209,7 +149,7 @@ class Chip:
 
     def read_ternary(self, core: int, side: str) -> np.ndarray:
         space = R.Space.BL_REG if side == "bl" else R.Space.SL_REG
-        n = self.info.rows if side == "bl" else self.info.cols
+        n = self.config.rows if side == "bl" else self.config.cols
         return layout.words_to_ternary(self._buffer_read(space, core, self.config.words_per_ternary_vector), n)
 
     def counters(self, core: int) -> dict:
@@ -221,15 +161,15 @@ class Chip:
         self.write_reg("CTRL", R.pack("CTRL", clear_counters=1))
 
     # -- MVMs --------------------------------------------------------------------------------------
-    def set_mode(self, mode: MvmMode) -> None:
-        if mode.input_bits > self.info.input_bits_max:
-            raise ChipError(f"{mode.input_bits}-bit inputs: this chip takes at most {self.info.input_bits_max}")
-        if mode.max_steps > self.info.max_steps_limit:
-            raise ChipError(f"max_steps {mode.max_steps} above the chip's limit {self.info.max_steps_limit}")
+    def set_mode(self, mode: MvmSettings) -> None:
+        if mode.input_bits > self.config.input_bits_max:
+            raise ChipError(f"{mode.input_bits}-bit inputs: this chip takes at most {self.config.input_bits_max}")
+        if mode.max_steps > self.config.max_steps_limit:
+            raise ChipError(f"max_steps {mode.max_steps} above the chip's limit {self.config.max_steps_limit}")
         for name, value in mode.registers().items():
             self.write_reg_cached(name, value)
 
-    def _validate_codes(self, codes: np.ndarray, mode: MvmMode) -> np.ndarray:
+    def _validate_codes(self, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
         codes = np.asarray(codes)
         if codes.dtype.kind == "f":
             if not np.isfinite(codes).all():
@@ -245,23 +185,23 @@ class Chip:
         if codes.size and (codes.min() < lo or codes.max() > top):
             raise ChipError(f"input codes span {codes.min()}..{codes.max()}, outside {lo}..{top} "
                             f"for {mode.input_bits}-bit {'signed' if mode.input_signed else 'unsigned'} inputs")
-        n_in = self.info.rows if mode.direction != R.Direction.BACKWARD else self.info.cols
+        n_in = self.config.rows if mode.direction != Direction.BACKWARD else self.config.cols
         if codes.shape[-1] > n_in:
             raise ChipError(f"{codes.shape[-1]} input lines, the array has {n_in}")
         return codes
 
-    def run_batch(self, core: int, codes: np.ndarray, mode: MvmMode) -> np.ndarray:
+    def run_batch(self, core: int, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
         """One hardware batch (at most batch_depth vectors) on one core: output bytes (B, lines)."""
         codes = self._validate_codes(np.atleast_2d(codes), mode)
         B = codes.shape[0]
-        if not 1 <= B <= self.info.batch_depth:
-            raise ChipError(f"a batch holds 1..{self.info.batch_depth} vectors, not {B}")
+        if not 1 <= B <= self.config.batch_depth:
+            raise ChipError(f"a batch holds 1..{self.config.batch_depth} vectors, not {B}")
         cfg = self.config
         full = np.zeros((B, cfg.lines), np.int64)
         full[:, :codes.shape[1]] = codes
         self.set_mode(mode)
         self.select_cores([core])
-        self.write_reg_cached("BATCH", R.pack("BATCH", count=B))
+        self.write_reg_cached("BATCH", R.pack("BATCH", count=B, recurrent_steps=mode.recurrent_steps))
         for offset, words in layout.input_bursts(full, cfg, mode.input_signed, mode.input_bits):
             self._buffer_write(R.Space.INPUT, core, words, offset)
         self.start_and_wait()
@@ -283,19 +223,19 @@ class Chip:
                 return
         raise ChipError(f"timed out waiting for {what}")
 
-    def mvm(self, core: int, codes: np.ndarray, mode: MvmMode) -> np.ndarray:
+    def mvm(self, core: int, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
         """Any number of input vectors through one core, batch after batch: output bytes (N, lines)."""
         codes = self._validate_codes(np.atleast_2d(codes), mode)
-        stream = getattr(self.link, "mvm_stream", None)
+        stream = self.link.capabilities.mvm_stream
         if stream is not None:
             self.set_mode(mode)
             try:
                 return stream(core, codes, mode.input_signed)
             finally:   # the transaction wrote CORE_SELECT and BATCH
                 self._forget("CORE_SELECT", "BATCH")
-        depth = self.info.batch_depth
+        depth = self.config.batch_depth
         out = [self.run_batch(core, codes[i:i + depth], mode) for i in range(0, codes.shape[0], depth)]
-        return np.concatenate(out) if out else np.zeros((0, self.info.lines), np.uint8)
+        return np.concatenate(out) if out else np.zeros((0, self.config.lines), np.uint8)
 
     # -- cells ---------------------------------------------------------------------------------------
     def cell_access(self, core: int, read_mV: int = 150) -> "_CellAccess":
@@ -311,8 +251,8 @@ class Chip:
         """
         g = np.asarray(g_target_uS, dtype=np.float64)
         if rows is None:
-            if g.shape != (self.info.rows, self.info.cols):
-                raise ChipError(f"targets of shape {g.shape} do not fit a {self.info.rows} x {self.info.cols} array")
+            if g.shape != (self.config.rows, self.config.cols):
+                raise ChipError(f"targets of shape {g.shape} do not fit a {self.config.rows} x {self.config.cols} array")
             rows, cols = np.indices(g.shape)
             rows, cols = rows.reshape(-1), cols.reshape(-1)
         g = g.reshape(-1)
@@ -330,7 +270,7 @@ class _CellAccess:
 
     def read_cells(self, rows, cols) -> np.ndarray:
         rows, cols = np.asarray(rows).reshape(-1), np.asarray(cols).reshape(-1)
-        bulk = getattr(self.chip.link, "cell_reads", None)
+        bulk = self.chip.link.capabilities.cell_reads
         if bulk is not None:
             self.chip._forget("CELL_ADDR", "CELL_TIMING")
             return bulk(self.core, rows, cols, self.read_mV) * 0.01
@@ -349,7 +289,7 @@ class _CellAccess:
         n = rows.size
         polarity, amplitude_mV, width_ns, gate_mV = (np.broadcast_to(np.asarray(v), (n,))
                                                      for v in (polarity, amplitude_mV, width_ns, gate_mV))
-        bulk = getattr(self.chip.link, "cell_pulses", None)
+        bulk = self.chip.link.capabilities.cell_pulses
         if bulk is not None:
             self.chip._forget("CELL_ADDR", "CELL_PULSE", "CELL_TIMING")
             return bulk(self.core, rows, cols, polarity, amplitude_mV, width_ns, gate_mV)

@@ -1,4 +1,4 @@
-"""Map a quantised network (``firmware/nn.py``) onto a chip's cores (NEURRAM.md §2, §4).
+"""Map a quantised network (``firmware/nn.py``) onto a chip's cores (docs/chip.md §2, docs/analog-model.md).
 
 * Dense and convolution layers become matrices W (outputs x inputs); a convolution's inputs are
   its im2col patches in channel-major order.
@@ -18,6 +18,8 @@
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from neurram.spec.mvm import PACKET_UV_MAX
 
 from . import nn
 
@@ -173,7 +175,7 @@ def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_s
     """Place ``net`` on a chip described by ``info`` (a ChipInfo or ChipConfig).
 
     ``bad_rows``: {core: rows} that must not be used (unformed or leaky cells); segments take
-    spare rows instead (NEURRAM.md §3: per-die bad-row tables, spare rows swapped in)."""
+    spare rows instead (docs/chip.md §3: per-die bad-row tables, spare rows swapped in)."""
     rows, cols = info.rows, info.cols
     n_cores = info.n_cores
     net = fold_batchnorm(net)
@@ -262,4 +264,4 @@ def _packet(ml, s, mapping, neuron_gain) -> int:
     """Packet (µV) putting the layer's output range near max_steps (with 10 % headroom)."""
     units = ml.out_range / ml.in_step                          # largest |Σ code·w|
     q_max = float(np.max(units * charge_per_unit(ml, s, mapping, neuron_gain)))
-    return int(np.clip(np.ceil(q_max / (0.9 * mapping.max_steps) / 1000.0), 1, (1 << 14) - 1))
+    return int(np.clip(np.ceil(q_max / (0.9 * mapping.max_steps) / 1000.0), 1, PACKET_UV_MAX))

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import nn
-from . import regs as R
-from .driver import Chip, MvmMode
-from .calibration import decode_chip, decode_with
+from neurram.spec import regmap as R
+from neurram.spec.mvm import MvmSettings, decode_output
+
+from .driver import Chip
+from .calibration import decode_with
 from .mapper import Mapping, charge_per_unit
 
 __all__ = ["Runtime", "LayerStats", "RunResult", "progress_bar"]
@@ -83,7 +85,7 @@ class Runtime:
 
         With ``repair``, rows holding cells that failed to program (unformed or leaky cells) go
         into a bad-row table and the network is mapped again onto spare rows, then programmed
-        again (NEURRAM.md §3: per-die bad-row tables, spare rows swapped in)."""
+        again (docs/chip.md §3: per-die bad-row tables, spare rows swapped in)."""
         from .mapper import map_network
         self._program_once(progress, write_verify_config)
         for _ in range(3 if repair else 0):            # spare rows can hold bad cells too
@@ -92,7 +94,7 @@ class Runtime:
             if all(bad.get(c, set()) <= known.get(c, set()) for c in bad):
                 break
             merged = {c: set(known.get(c, set())) | set(bad.get(c, set())) for c in set(known) | set(bad)}
-            self.mapping = map_network(self.mapping.net, self.chip.info, bad_rows=merged, **self.mapping.options)
+            self.mapping = map_network(self.mapping.net, self.chip.config, bad_rows=merged, **self.mapping.options)
             self._program_once(progress, write_verify_config)
         return self.reports
 
@@ -119,11 +121,12 @@ class Runtime:
             target = m.targets(core)
             used_cols = np.flatnonzero(target.any(axis=0))
             rows, cols = np.meshgrid(np.arange(m.rows), used_cols, indexing="ij")
-            backdoor = getattr(getattr(self.chip.link, "transport", None), "backdoor", None)
-            if backdoor is not None:
-                # RTL simulation: the simulator's test access loads the write-verified state.
-                rep = backdoor.program(core, rows.reshape(-1), cols.reshape(-1), target[rows, cols].reshape(-1),
-                                       write_verify_config or WriteVerifyConfig())
+            test_access = self.chip.link.capabilities.test_access_program
+            if test_access is not None:
+                # A simulated chip opened with test access: it loads the write-verified state
+                # instead of programming cell by cell through the protocol (README, "Test access").
+                rep = test_access(core, rows.reshape(-1), cols.reshape(-1), target[rows, cols].reshape(-1),
+                                  write_verify_config or WriteVerifyConfig())
             else:
                 rep = self.chip.program(core, target[rows, cols], rows=rows.reshape(-1), cols=cols.reshape(-1),
                                         config=write_verify_config or WriteVerifyConfig())
@@ -156,7 +159,7 @@ class Runtime:
         return int(sum(len(r.unconverged) for r in self.reports.values()))
 
     # -- inference -------------------------------------------------------------------------------
-    def _segment_mvm(self, ml, s, codes: np.ndarray, mode: MvmMode) -> np.ndarray:
+    def _segment_mvm(self, ml, s, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
         """Partial pre-activations (N, O) in units of Σ code·weight for one segment."""
         m = self.mapping
         N = codes.shape[0]
@@ -170,18 +173,19 @@ class Runtime:
             x[:, s.minus_rows[n_in:]] = ml.x_max
         self.chip.set_packet(s.core, s.packet_uV)
         # Track only this segment's neurons: the others read 0 and cost no conversions.
-        tracked = np.zeros(self.chip.info.lines, bool)
+        tracked = np.zeros(self.chip.config.lines, bool)
         tracked[s.col0:s.col0 + s.n_out] = True
         self.chip.set_mask(s.core, tracked)
         out = self.chip.mvm(s.core, x, mode)[:, s.col0:s.col0 + s.n_out]
-        q_nV = decode_chip(out, mode)[0] * s.packet_uV * 1e3
+        q_nV = decode_output(out, mode)[0] * s.packet_uV * 1e3
         return decode_with(self.decode[(ml.name, s.index)], q_nV)
 
     def forward(self, x_uint8: np.ndarray, *, batch_images: int = 64, progress: bool = True) -> RunResult:
         m = self.mapping
         net = m.net
         t_start = time.perf_counter()
-        cycles0 = getattr(getattr(self.chip.link, "chip", None), "cycles", None)
+        clock = self.chip.link.capabilities.cycles
+        cycles0 = clock() if clock is not None else None
         stats = {ml.name: LayerStats(ml.name, cores=tuple(sorted({s.core for s in ml.segments})))
                  for ml in m.layers}
         layer_of = {ml.name: ml for ml in m.layers}
@@ -215,14 +219,14 @@ class Runtime:
             bar(len(xb))
         bar.close()
         logits = np.concatenate(logits)
-        cycles1 = getattr(getattr(self.chip.link, "chip", None), "cycles", None)
+        cycles1 = clock() if clock is not None else None
         return RunResult(logits, logits.argmax(1), time.perf_counter() - t_start, list(stats.values()),
                          (cycles1 - cycles0) if cycles0 is not None else None)
 
-    def layer_mode(self, ml) -> MvmMode:
+    def layer_mode(self, ml) -> MvmSettings:
         """How every segment of a mapped layer runs: its input bits, charge-decrement outputs."""
         m = self.mapping
-        return MvmMode(input_bits=ml.in_bits, conversion=R.Conversion.DECREMENT,
+        return MvmSettings(input_bits=ml.in_bits, conversion=R.Conversion.DECREMENT,
                        max_steps=m.max_steps, pulse_multiplier=m.pulse_multiplier)
 
     def core_counters(self, cores) -> dict:

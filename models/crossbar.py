@@ -1,4 +1,4 @@
-"""Crossbar with voltage-mode sensing (NEURRAM.md §2).
+"""Crossbar with voltage-mode sensing (docs/chip.md §2).
 
 During an MVM the output lines are precharged to V_ref and left floating. Each settles to the
 conductance-weighted average of the input line voltages::
@@ -69,7 +69,7 @@ def _exact_dot(a: np.ndarray, v_q: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CrossbarParams:
-    #: Reference (precharge) voltage of every line, V. NEURRAM.md §2.
+    #: Reference (precharge) voltage of every line, V. docs/chip.md §2.
     v_ref_V: float = 0.9
     #: Fraction bits of the integer coupling grid (see module docstring).
     coupling_frac_bits: int = 24

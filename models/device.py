@@ -1,4 +1,4 @@
-"""RRAM device model of a NeuRRAM 1T1R array (NEURRAM.md §3 and §4).
+"""RRAM device model of a NeuRRAM 1T1R array (docs/chip.md §3 and docs/analog-model.md).
 
 What it models, per cell (i, j) of a ``rows x cols`` array:
 
@@ -16,7 +16,7 @@ What it models, per cell (i, j) of a ``rows x cols`` array:
   device-to-device spread, drawn once; ``c2c`` is a mean-one log-normal factor drawn per pulse
   (cycle-to-cycle noise). The conductance never leaves ``[0, g_ceiling_uS]``.
   These response parameters are *estimates* (no published pulse-level data for NeuRRAM's HfOx
-  cells); they are chosen so that NEURRAM.md §3's write-verify loop works as on the chip: the
+  cells); they are chosen so that docs/chip.md §3's write-verify loop works as on the chip: the
   amplitude ramp from 1.2 V starts to move cells around 1.6-2.0 V, each 0.1 V step raises the
   switching rate about 1.5x, a 40 µS target is reachable at a 2.5 V SET gate, and good cells
   converge well within the round budget (see "Measured" below).
@@ -30,7 +30,7 @@ What it models, per cell (i, j) of a ``rows x cols`` array:
   scaled by g_max/40 µS like aihwkit. A and B are 4th-order polynomials fitted (scipy
   ``least_squares``, one-off) to aihwkit's ``ReRamWan2022NoiseModel`` polynomials at 1 s, 1 day and
   2 days over g = 0-40 µS (81 points each), with τ_f = 0.1 s and β = 0.5 fixed (estimates: "fast
-  at first, slower later", NEURRAM.md §3; the data cannot place the slow time constant anywhere
+  at first, slower later", docs/chip.md §3; the data cannot place the slow time constant anywhere
   between 1 s and 1 day, and a stretched exponential gives log-like growth in between) and τ_s
   fitted (1062.6 s). ``python -m neurram.models.device --refit`` repeats the fit (needs scipy).
   Residuals: ≤ 0.004 µS at 1 s, ≤ 0.042 µS at 1 day and 2 days (the two published curves cross each other at low g, which no
@@ -51,10 +51,10 @@ What it models, per cell (i, j) of a ``rows x cols`` array:
   floor (estimate) that scales as 1/V_read because it is a current noise.
 
 * **Bad cells**: unformed cells stuck near 0 µS (``p_stuck_off``) and leaky cells stuck high
-  (``p_stuck_on``), drawn once; pulses and relaxation do not change them. NEURRAM.md §3: the chip
+  (``p_stuck_on``), drawn once; pulses and relaxation do not change them. docs/chip.md §3: the chip
   keeps per-die tables of unformed/leaky rows. The rates are estimates, set so that one
   write-verify pass over layer-like targets leaves about 0.18 % of cells unconverged (the chip:
-  3 of 1,660, NEURRAM.md §3); in this model those are the bad cells.
+  3 of 1,660, docs/chip.md §3); in this model those are the bad cells.
 
 Sources of the calibration numbers
 ----------------------------------
@@ -70,7 +70,7 @@ Sources of the calibration numbers
   601222e6df7584d8cf54e499bfaea99830049953 and 5fb61d9b79521162439bf97e4237254d1e322d0f, identical
   coefficients): ``sigma_G = max(A G³ + B G² + C G + D, 0)``, A, B, C, D = 1.536e-4, -1.167e-2,
   2.374e-1, 1.053 (G in µS, G_max ≤ 39.26 µS, "cubic fit to Extended Data Fig. 3 ... t = 1s").
-* Write-verify loop and its settings: NEURRAM.md §3 and [R] ``weierwan/Neurram_48core``
+* Write-verify loop and its settings: docs/chip.md §3 and [R] ``weierwan/Neurram_48core``
   ``python/wupdate_control.py`` (``program_increment``, ``program_array``); see
   ``neurram.firmware.writeverify``.
 
@@ -234,12 +234,12 @@ class RRAMParams:
     """Every parameter of the device model, with its unit, default and source."""
 
     # -- range ---------------------------------------------------------------------------------
-    #: Top of the used conductance range, µS (NEURRAM.md §3, [R]: G_max = 40 µS). Also scales the
+    #: Top of the used conductance range, µS (docs/chip.md §3, [R]: G_max = 40 µS). Also scales the
     #: relaxation curve like aihwkit's g_max.
     g_max_uS: float = 40.0
     #: Hard ceiling of any conductance state, µS (estimate: full-gate SET of a 130-nm 1T1R cell).
     g_ceiling_uS: float = 100.0
-    #: RESET floor (deepest HRS), µS (estimate; NEURRAM.md §3: "off" cells below 1 µS).
+    #: RESET floor (deepest HRS), µS (estimate; docs/chip.md §3: "off" cells below 1 µS).
     g_floor_uS: float = 0.1
     #: Median conductance of the as-formed, reset state every cell starts in, µS (estimate).
     g_init_uS: float = 0.5
@@ -248,9 +248,9 @@ class RRAMParams:
 
     # -- SET response ----------------------------------------------------------------------------
     #: Compliance conductance G_cc at the reference gate voltage, µS (estimate: 40 µS reachable
-    #: at a 2.5 V SET gate, NEURRAM.md §3).
+    #: at a 2.5 V SET gate, docs/chip.md §3).
     set_gcc_ref_uS: float = 60.0
-    #: Gate voltage of set_gcc_ref_uS, V (NEURRAM.md §3 SET gate 2.5-3.0 V).
+    #: Gate voltage of set_gcc_ref_uS, V (docs/chip.md §3 SET gate 2.5-3.0 V).
     set_gate_ref_V: float = 2.5
     #: Access-transistor threshold voltage, V (estimate, 130-nm I/O device).
     vt_V: float = 0.7
@@ -288,7 +288,7 @@ class RRAMParams:
     read_rel: float = 0.01
     #: Read-noise floor at 0.15 V read, µS; scales as 0.15 V / V_read (estimate).
     read_floor_uS: float = 0.05
-    #: Nominal read voltage, V (NEURRAM.md §3: ~0.1-0.2 V across the cell).
+    #: Nominal read voltage, V (docs/chip.md §3: ~0.1-0.2 V across the cell).
     read_V: float = 0.15
 
     # -- bad cells --------------------------------------------------------------------------------
@@ -568,7 +568,7 @@ class RRAMArray:
 
 def layer_targets(rows: int, cols: int, g_max_uS: float = 40.0, seed: int = 0) -> np.ndarray:
     """(rows, cols) conductance targets of a differential layer: W ~ N(0, 1) of shape
-    (rows // 2, cols), w_max = 95th percentile of |W| (NEURRAM.md §3), G+ on even rows and G- on
+    (rows // 2, cols), w_max = 95th percentile of |W| (docs/chip.md §3), G+ on even rows and G- on
     odd rows, each clip(max(±W, 0) / w_max, 0, 1) · g_max."""
     rng = np.random.default_rng(seed)
     w = rng.standard_normal((rows // 2 + rows % 2, cols))
@@ -578,52 +578,3 @@ def layer_targets(rows: int, cols: int, g_max_uS: float = 40.0, seed: int = 0) -
     out = np.empty((w.shape[0] * 2, cols))
     out[0::2], out[1::2] = gp, gn
     return out[:rows]
-
-
-def _main(argv=None) -> int:
-    import argparse
-    import time
-
-    # Script entry point only: the library itself never imports the firmware layer.
-    from neurram.firmware.writeverify import write_verify
-
-    ap = argparse.ArgumentParser(prog="python -m neurram.models.device",
-                                 description="Write-verify a full array with the RRAM device model "
-                                             "and print pulse statistics.")
-    ap.add_argument("--rows", type=int, default=256)
-    ap.add_argument("--cols", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=0, help="device seed (targets use the same seed)")
-    ap.add_argument("--seeds", type=int, default=1, help="repeat for seeds seed..seed+N-1")
-    ap.add_argument("--ideal", action="store_true", help="noise-free device parameters")
-    ap.add_argument("--refit", action="store_true",
-                    help="repeat the fit of the relaxation curve to aihwkit's polynomials (needs scipy)")
-    args = ap.parse_args(argv)
-    if args.refit:
-        for k, v in fit_relaxation_curve().items():
-            print(f"{k}: {v}")
-        return 0
-    params = RRAMParams.noise_free() if args.ideal else RRAMParams()
-    fractions = []
-    for seed in range(args.seed, args.seed + args.seeds):
-        arr = RRAMArray(args.rows, args.cols, params, seed=seed)
-        tgt = layer_targets(args.rows, args.cols, params.g_max_uS, seed=seed)
-        rr, cc = np.indices(tgt.shape)
-        t0 = time.perf_counter()
-        rep = write_verify(arr.cell_access(), rr, cc, tgt)
-        dt = time.perf_counter() - t0
-        print(f"== seed {seed}: {args.rows} x {args.cols} array, "
-              f"{int(arr.stuck_off.sum())} stuck-off and {int(arr.stuck_on.sum())} stuck-on cells")
-        print(rep.summary())
-        true_err = np.abs(arr.g_uS[rr, cc] - tgt)[rep.converged.reshape(tgt.shape)]
-        print(f"  converged cells: |true G - target| mean {true_err.mean():.3f} µS, "
-              f"max {true_err.max():.3f} µS")
-        print(f"  time: {dt:.2f} s")
-        fractions.append(rep.unconverged_fraction)
-    if len(fractions) > 1:
-        print("unconverged fraction per seed (%): " + ", ".join(f"{100 * f:.3f}" for f in fractions)
-              + f"; mean {100 * np.mean(fractions):.3f} %")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -1,4 +1,4 @@
-"""Energy and time per counted event (DESIGN.md contract 8: counters, not guesses).
+"""Energy and time per counted event (docs/architecture.md, contract 8: counters, not guesses).
 
 The chip counts the events that cost energy and time (registers ``COUNT_MVM``, ``COUNT_PULSE``,
 ``COUNT_COMPARE``, ``COUNT_STEP``, ``COUNT_PROGRAM``, ``COUNT_READ``, ``COUNT_BUSY`` of every
@@ -13,9 +13,9 @@ one field below, with its unit in its name and its source next to it:
   fitted to the paper's measured energy breakdown (Extended Data Fig. 12b). Those are the
   closest published per-operation numbers for this chip; the paper itself reports energy per
   operation and TOPS/W, not per circuit event.
-* **[L]** W. D. Lu's 45 nm reference table (NEURRAM.md §6): 8-bit add 0.03 pJ, 8-bit multiply
+* **[L]** W. D. Lu's 45 nm reference table (docs/chip.md §6): 8-bit add 0.03 pJ, 8-bit multiply
   0.2 pJ, 32-bit float multiply 3.7 pJ, 64-bit SRAM read 10-100 pJ, DRAM access 1.3-2.6 nJ.
-* **[R]** the NeuRRAM test system (NEURRAM.md §1, §3): neuron control at 12.5 MHz, 1 µs
+* **[R]** the NeuRRAM test system (docs/chip.md §1, §3): neuron control at 12.5 MHz, 1 µs
   programming pulses.
 * **[E]** an estimate of ours from the physics stated in the comment (E = C·ΔV·V for charging a
   line of capacitance C by ΔV from a rail V; E = V·I·t for a DC current; C·V² for a node that
@@ -35,7 +35,7 @@ How the counters map to circuit events (``hdl/regmap.py`` docs, ``sim/fastcore.p
 * ``program`` is one SET or RESET pulse on one cell, ``read`` one single-cell read;
 * ``busy`` is one clock cycle of one core's digital controller;
 * bytes moved over the host interface are not counted by the chip; callers pass them in
-  (``firmware/report.py`` derives them from the buffer layout).
+  (``neurram/report.py`` derives them from the buffer layout).
 
 Line energies are for the 256-cell lines of the NeuRRAM core and are applied per line whatever
 the array size: a simplification that over-charges small test arrays.

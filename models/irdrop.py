@@ -1,4 +1,4 @@
-"""IR drop along bitlines and source lines (NEURRAM.md §2 voltage-mode sensing, §4 non-idealities).
+"""IR drop along bitlines and source lines (docs/chip.md §2 voltage-mode sensing, non-idealities in docs/analog-model.md).
 
 The model
 ---------
@@ -18,7 +18,7 @@ per programmed state and replaces the ideal K = G / Σ_i G in ``Crossbar.couplin
 all input lines move no current, so every column of K sums to 1.
 
 What the resistances do. Without wire resistance a floating output line settles to the
-conductance-weighted mean of the input-line voltages (NEURRAM.md §2). With it, currents circulate
+conductance-weighted mean of the input-line voltages (docs/chip.md §2). With it, currents circulate
 through the output line from the cells on high input lines to those on low ones, so its node
 voltages differ along the line and the sense node sees the potential at its tap: cells far from
 the tap couple less. Each input line sags away from its driver because of the current its cells
@@ -28,11 +28,11 @@ cells far from the driver, and lines with much conductance, couple less.
 Assumptions. (1) Cells are linear conductances at the read voltage; the access transistor (word
 line fully on) is part of G. (2) Steady state: the output line has settled before it is sampled;
 no capacitive coupling. (3) Wires are lumped per cell pitch; the sense node draws no DC current.
-(4) Every input line is driven in every phase (NEURRAM.md §2, bit-serial phases), a 0 input being
+(4) Every input line is driven in every phase (docs/chip.md §2, bit-serial phases), a 0 input being
 V_ref from the same driver; drivers are linear, identical for all lines; the V_ref and V_ref ± V
 rails that feed them are ideal (no rail IR drop). (5) Tap positions (``driver_position``): "start"
 (every neuron at cell 0 of its line), "end" (last cell), or "corelet": the TNSA interleaves one
-neuron per 16 x 16 corelet (NEURRAM.md §1-2); *inferred*: the neuron of corelet (a, b) serves
+neuron per 16 x 16 corelet (docs/chip.md §1-2); *inferred*: the neuron of corelet (a, b) serves
 bitline 16a + b and source line 16b + a, i.e. line l meets its neuron in the (l mod 16)-th corelet
 along it, taken at the corelet's centre cell. The same neuron drives a line when it is an input and
 senses it when it is an output, so the tap of a line is the same in both directions.
@@ -73,9 +73,9 @@ Measured
 Command: ``OPENBLAS_NUM_THREADS=1 python -m neurram.models.irdrop``: a 256 x 256 layer-like array
 (:func:`neurram.models.device.layer_targets`, seed 0, "off" cells at 0.1 µS), 1000 random input
 vectors, either ±1 on every line or differential (logical ±1 driven as +x on the G+ row and -x on
-the G- row, as the chip drives signed weights, NEURRAM.md §2). Errors are RMS over all outputs
+the G- row, as the chip drives signed weights, docs/chip.md §2). Errors are RMS over all outputs
 divided by the std of the exact outputs; "after cal." is the residual after a least-squares line
-y_exact ≈ a_j·y_ideal + b_j per output column (the chip's calibration, NEURRAM.md §4)::
+y_exact ≈ a_j·y_ideal + b_j per output column (the chip's calibration, docs/analog-model.md)::
 
                               ε     η     time (s)        approx vs exact                     IR drop vs ideal K, RMS / std
                                           exact  approx   max|ΔK|/maxK  RMS/std  (diff.)     ±1: raw  after cal.   diff.: raw  after cal.
@@ -87,7 +87,7 @@ The stated bound 0.25·η² is 1.6 % (1.2 % for "corelet") of max K against the 
 measured. With the default driver most of the raw IR drop is a gain per output column (removed by
 calibration) and a gain per input line 1/(1 + r_driver·Σ_j G_ij) (which differential drive largely
 cancels); what is left after calibration is ~0.04 of the output std, against the 0.20-0.34 of
-all effects together that the chip keeps after calibration (NEURRAM.md §4).
+all effects together that the chip keeps after calibration (docs/analog-model.md).
 
 Times: one BLAS thread on the shared 2-core development machine. With a multi-threaded BLAS on a
 machine whose cores are busy the same run took 4.7 s (exact) and 0.5-1.2 s (approx): both are
@@ -112,7 +112,7 @@ __all__ = ["WireParams", "effective_coupling", "ideal_coupling", "ir_drop_factor
 FORWARD = 0
 BACKWARD = 1
 
-#: Cells per corelet side: one neuron per 16 x 16 corelet (NEURRAM.md §1; Wan et al. 2022).
+#: Cells per corelet side: one neuron per 16 x 16 corelet (docs/chip.md §1; Wan et al. 2022).
 CORELET = 16
 
 #: SkyWater SKY130 met1/met2 sheet resistance, Ω/□ (published: ``RESISTANCE RPERSQ 0.125`` in the
@@ -512,7 +512,7 @@ def default_circuit_params() -> dict:
                       "3-5 mV·µm for 130-nm devices (typical literature range, not re-read here) and an "
                       "input pair of ~1-2 µm² per device in a neuron that must fit a 16 x 16-cell "
                       "corelet (estimate): 2-5 mV; 3 mV taken. NeuRRAM calibrates comparator offsets "
-                      "(NEURRAM.md §4), so the uncalibrated offset is large compared with one "
+                      "(docs/analog-model.md), so the uncalibrated offset is large compared with one "
                       "charge packet (100 µV default)."},
         "gain_mismatch_sigma": {
             "value": 0.005, "unit": "relative (σ of C_sample/C_integ between neurons)",
@@ -530,14 +530,14 @@ def default_circuit_params() -> dict:
             "value": 0.95, "unit": "ratio (negative-branch packet / positive-branch packet)",
             "kind": "estimate (direction published)",
             "source": "Published: positive and negative branches have different gains, so [R]'s "
-                      "calibration fits them separately (NEURRAM.md §4, weierwan/Neurram_48core). "
+                      "calibration fits them separately (docs/analog-model.md, weierwan/Neurram_48core). "
                       "The size is not published; 5 % is an estimate."},
         "driver_mismatch_sigma": {
             "value": 0.01, "unit": "relative (σ of V_pos/V_neg amplitude between cores)",
             "kind": "estimate",
             "source": "Per-core drive amplitude differences from rail distribution and driver "
                       "devices; consistent with [R]'s per-core calibration of V_pos/V_neg in 1-mV "
-                      "steps around 0.5-0.8 V (NEURRAM.md §4), i.e. differences of several mV."},
+                      "steps around 0.5-0.8 V (docs/analog-model.md), i.e. differences of several mV."},
         "r_bl_ohm_per_cell": {
             "value": w.r_bl_ohm_per_cell, "unit": "Ω per cell pitch", "kind": "estimate from published",
             "source": f"{SKY130_MET1_OHM_PER_SQ} Ω/□ (published: SkyWater SKY130 met1/met2, open PDK "
@@ -563,7 +563,10 @@ def default_circuit_params() -> dict:
 # Measurement (the numbers in the module docstring)
 # ------------------------------------------------------------------------------------------------
 
-def _measure(size: int = 256, seed: int = 0, vectors: int = 1000, repeats: int = 2) -> list[dict]:
+def measure_accuracy(size: int = 256, seed: int = 0, vectors: int = 1000, repeats: int = 2) -> list[dict]:
+    """Accuracy and speed of :func:`effective_coupling` on a ``size x size`` layer-like array for three
+    wire settings (the table in the module docstring; printed by ``neurram irdrop``): one dict per
+    setting with ε, η, the best-of-``repeats`` times of both methods and the output errors."""
     import time
 
     from .device import layer_targets
@@ -606,27 +609,3 @@ def _measure(size: int = 256, seed: int = 0, vectors: int = 1000, repeats: int =
             row[f"ir_cal_{kind}"] = float(np.sqrt((resid ** 2).mean()) / sd)
         rows.append(row)
     return rows
-
-
-def _main(argv=None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m neurram.models.irdrop",
-                                 description="Accuracy and speed of effective_coupling on a layer-like array.")
-    ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--vectors", type=int, default=1000)
-    args = ap.parse_args(argv)
-    for r in _measure(args.size, args.seed, args.vectors):
-        print(f"{r['wire']}: eps {r['eps']:.3f}, eta {r['eta']:.3f}; exact {r['exact_s']:.3f} s, "
-              f"approx {r['approx_s']:.3f} s; approx max|dK|/maxK {100 * r['approx_dk_rel']:.2f} % "
-              f"(stated bound {100 * r['approx_bound_rel']:.2f} %)")
-        for kind, label in (("line", "±1 per line"), ("diff", "differential ±1")):
-            print(f"    {label:<16} approx error RMS {100 * r[f'approx_rms_{kind}']:.2f} % / max "
-                  f"{100 * r[f'approx_max_{kind}']:.2f} % of output std; IR drop vs ideal RMS "
-                  f"{r[f'ir_raw_{kind}']:.3f} std, {r[f'ir_cal_{kind}']:.3f} std after per-column calibration")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

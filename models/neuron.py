@@ -1,4 +1,4 @@
-"""The integrate-and-convert neuron (NEURRAM.md §2).
+"""The integrate-and-convert neuron (docs/chip.md §2).
 
 Four operations: initialise (discharge the integration capacitor), sample-and-integrate (once
 per input pulse: the output line's deviation from V_ref, sampled on C_sample, is added to the
@@ -55,12 +55,12 @@ class NeuronParams:
     gain_mismatch_sigma: float = 0.005
     #: σ of the comparator offset that remains after correlated double sampling, µV. Estimate:
     #: Pelgrom-law offset of a small 130 nm input pair ≈ 3 mV (default_circuit_params), which the
-    #: neuron's correlated double sampling (NEURRAM.md §2) reduces about sixfold.
+    #: neuron's correlated double sampling (docs/chip.md §2) reduces about sixfold.
     comparator_offset_sigma_uV: float = 500.0
     #: σ of the relative mismatch of the charge packet, positive and negative branches drawn
     #: independently. Estimate: few-fF capacitor plus charge injection.
     packet_mismatch_sigma: float = 0.02
-    #: Systematic gain of the negative-branch packet against the positive one. NEURRAM.md §4:
+    #: Systematic gain of the negative-branch packet against the positive one. docs/analog-model.md:
     #: the branches differ (published); 5 % is an estimate.
     packet_neg_gain: float = 0.95
 

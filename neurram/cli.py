@@ -169,7 +169,7 @@ def _register_figures(subparsers) -> None:
 def _cmd_figures(args) -> int:
     from pathlib import Path
 
-    from neurram.firmware import figures
+    from neurram import figures
 
     try:
         import matplotlib  # noqa: F401
@@ -211,13 +211,13 @@ def _register_demo(subparsers) -> None:
 
 def _cmd_demo(args) -> int:
     from neurram.firmware.datasets import load_mnist_demo_subset
-    from neurram.firmware.targets import open_chip
+    from neurram.targets import open_chip
     from neurram.firmware.tasks.mnist import run_mnist
 
     x, y, _ = load_mnist_demo_subset()
     x, y = x[:args.images], y[:args.images]
     chip = open_chip(args.chip, seed=args.seed)
-    print(f"chip: {chip.info.describe()} [target {args.chip}, seed {args.seed}]")
+    print(f"chip: {chip.describe()} [target {args.chip}, seed {args.seed}]")
     report = run_mnist(chip, x, y, progress=not args.quiet)
     print(report.mapping_summary)
     print(report.table())
@@ -241,7 +241,7 @@ def _cmd_run(args) -> int:
     import json
 
     from neurram.firmware.datasets import load_mnist
-    from neurram.firmware.targets import open_chip
+    from neurram.targets import open_chip
     from neurram.firmware.tasks.mnist import run_mnist
 
     kw = {"download": True} if args.download else {}
@@ -250,7 +250,7 @@ def _cmd_run(args) -> int:
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     chip = open_chip(args.chip, seed=args.seed)
-    print(f"chip: {chip.info.describe()} [target {args.chip}, seed {args.seed}]")
+    print(f"chip: {chip.describe()} [target {args.chip}, seed {args.seed}]")
     # The RTL simulation runs thousands of times slower: calibrate on fewer vectors there.
     cal_vectors = 96 if args.chip.startswith("rtl") else 2048
     report = run_mnist(chip, x, y, x_cal=x_cal[:64], progress=not args.quiet, calibration_vectors=cal_vectors,
@@ -285,7 +285,7 @@ def _register_serve(subparsers) -> None:
 
 
 def _cmd_serve(args) -> int:
-    from neurram.firmware.targets import model_engine
+    from neurram.targets import model_engine
     from neurram.sim.serve import TcpChipServer, VirtualUart
 
     try:
@@ -340,7 +340,7 @@ def _register_report(subparsers) -> None:
 
 
 def _cmd_report(args) -> int:
-    from neurram.firmware import report
+    from neurram import report
     from neurram.models.energy import EnergyModel
 
     model = EnergyModel()
@@ -366,7 +366,7 @@ def _cmd_report(args) -> int:
             print("neurram report: --mnist needs at least 1 image", file=sys.stderr)
             return 2
         from neurram.firmware.datasets import load_mnist_demo_subset
-        from neurram.firmware.targets import open_chip
+        from neurram.targets import open_chip
         from neurram.firmware.tasks.mnist import load_default_network, run_mnist
 
         try:
@@ -377,12 +377,195 @@ def _cmd_report(args) -> int:
         x, y, _ = load_mnist_demo_subset()
         x, y = x[:args.mnist], y[:args.mnist]
         chip = open_chip(args.chip, seed=args.seed)
-        print(f"\nchip: {chip.info.describe()} [target {args.chip}, seed {args.seed}]")
+        print(f"\nchip: {chip.describe()} [target {args.chip}, seed {args.seed}]")
         rep = run_mnist(chip, x, y, net=net, progress=not args.quiet)
         print(f"MNIST, {rep.images} images: chip accuracy {100 * rep.accuracy:.2f} %, software "
               f"{100 * rep.software_accuracy:.2f} %, {rep.mvms:,} MVMs on cores {rep.cores_used}")
-        print(report.energy_report(rep.layers, chip.info.config(), model, images=rep.images))
+        print(report.energy_report(rep.layers, chip.config, model, images=rep.images))
     return 0
+
+
+# -- device, irdrop, calibration: the analog models' measurements ------------------------------
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _register_device(subparsers) -> None:
+    p = subparsers.add_parser(
+        "device", help="write-verify statistics of the RRAM device model on a full core",
+        description="Write-verify a fresh array of the RRAM device model (neurram.models.device) to "
+                    "layer-like targets with the host's write-verify (neurram.firmware.writeverify) and "
+                    "print the pulse statistics, the unconverged cells and the true conductance error.")
+    p.add_argument("--rows", type=_positive_int, default=256, help="array rows (default 256)")
+    p.add_argument("--cols", type=_positive_int, default=256, help="array columns (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="device seed (targets use the same seed; default 0)")
+    p.add_argument("--seeds", type=_positive_int, default=1, help="repeat for seeds seed..seed+N-1 (default 1)")
+    p.add_argument("--ideal", action="store_true", help="noise-free device parameters")
+    p.add_argument("--refit", action="store_true",
+                   help="only repeat the fit of the relaxation curve to aihwkit's polynomials (needs scipy)")
+    p.set_defaults(func=_cmd_device)
+
+
+def _cmd_device(args) -> int:
+    import numpy as np
+
+    from neurram.models.device import RRAMParams, fit_relaxation_curve
+
+    if args.refit:
+        for k, v in fit_relaxation_curve().items():
+            print(f"{k}: {v}")
+        return 0
+    from neurram.figures import device_array_statistics
+
+    params = RRAMParams.noise_free() if args.ideal else RRAMParams()
+    fractions = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        r = device_array_statistics(args.rows, args.cols, seed=seed, params=params)
+        arr, rep, true_err = r["array"], r["report"], r["true_error_uS"]
+        print(f"== seed {seed}: {args.rows} x {args.cols} array, "
+              f"{int(arr.stuck_off.sum())} stuck-off and {int(arr.stuck_on.sum())} stuck-on cells")
+        print(rep.summary())
+        if true_err.size:
+            print(f"  converged cells: |true G - target| mean {true_err.mean():.3f} µS, "
+                  f"max {true_err.max():.3f} µS")
+        print(f"  time: {r['seconds']:.2f} s")
+        fractions.append(rep.unconverged_fraction)
+    if len(fractions) > 1:
+        print("unconverged fraction per seed (%): " + ", ".join(f"{100 * f:.3f}" for f in fractions)
+              + f"; mean {100 * np.mean(fractions):.3f} %")
+    return 0
+
+
+def _register_irdrop(subparsers) -> None:
+    p = subparsers.add_parser(
+        "irdrop", help="accuracy and speed of the IR-drop coupling on a layer-like array",
+        description="Compute the IR-drop effective coupling of a layer-like array (neurram.models.irdrop) "
+                    "exactly and approximately for three wire settings, and print the approximation's "
+                    "error against its stated bound and the IR drop against ideal wires, raw and after "
+                    "per-column calibration. Set OPENBLAS_NUM_THREADS=1 for stable times.")
+    p.add_argument("--size", type=_positive_int, default=256, help="array rows and columns (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the targets and input vectors (default 0)")
+    p.add_argument("--vectors", type=_positive_int, default=1000, help="random input vectors (default 1000)")
+    p.set_defaults(func=_cmd_irdrop)
+
+
+def _cmd_irdrop(args) -> int:
+    from neurram.models.irdrop import measure_accuracy
+
+    for r in measure_accuracy(args.size, args.seed, args.vectors):
+        print(f"{r['wire']}: eps {r['eps']:.3f}, eta {r['eta']:.3f}; exact {r['exact_s']:.3f} s, "
+              f"approx {r['approx_s']:.3f} s; approx max|dK|/maxK {100 * r['approx_dk_rel']:.2f} % "
+              f"(stated bound {100 * r['approx_bound_rel']:.2f} %)")
+        for kind, label in (("line", "±1 per line"), ("diff", "differential ±1")):
+            print(f"    {label:<16} approx error RMS {100 * r[f'approx_rms_{kind}']:.2f} % / max "
+                  f"{100 * r[f'approx_max_{kind}']:.2f} % of output std; IR drop vs ideal RMS "
+                  f"{r[f'ir_raw_{kind}']:.3f} std, {r[f'ir_cal_{kind}']:.3f} std after per-column calibration")
+    return 0
+
+
+def _register_calibration(subparsers) -> None:
+    p = subparsers.add_parser(
+        "calibration", help="residual MVM error of one core before and after calibration",
+        description="Program one core with random differential weights, calibrate it "
+                    "(neurram.firmware.calibration) and print the residual MVM error against the ideal "
+                    "before and after, on held-out input vectors.")
+    p.add_argument("--chip", default="model:cores=1x1",
+                   help="chip target (default model:cores=1x1, one 256 x 256 core); see `neurram run --help`")
+    p.add_argument("--mismatch", action="store_true",
+                   help="fast model only: add neuron and driver mismatch (offset 2 mV, gain 5 %%, packets 3 %%, "
+                        "negative packet 0.9, drivers 5 %%)")
+    p.add_argument("--vectors", type=_positive_int, default=1024,
+                   help="calibration vectors, and as many held-out ones to evaluate (default 1024)")
+    p.add_argument("--bits", type=_positive_int, default=3, help="input bits (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, vectors and chip (default 0)")
+    p.set_defaults(func=_cmd_calibration)
+
+
+def _cmd_calibration(args) -> int:
+    import time
+
+    import numpy as np
+
+    from neurram.firmware.calibration import calibrate_random_core
+    from neurram.targets import open_chip
+
+    params = None
+    if args.mismatch:
+        from neurram.models.core import AnalogParams
+        from neurram.models.neuron import NeuronParams
+        params = AnalogParams(neuron=NeuronParams(comparator_offset_sigma_uV=2000, gain_mismatch_sigma=0.05,
+                                                  packet_mismatch_sigma=0.03, packet_neg_gain=0.9),
+                              driver_mismatch_sigma=0.05)
+    t_start = time.perf_counter()
+    chip = (open_chip(args.chip, params=params, seed=args.seed) if args.chip.startswith("model")
+            else open_chip(args.chip))
+    print(chip.describe())
+    r = calibrate_random_core(chip, 0, np.random.default_rng(args.seed), bits=args.bits, vectors=args.vectors,
+                              log=print)
+    print(f"residual MVM error / std(ideal), {args.vectors} held-out {args.bits}-bit vectors "
+          f"(all outputs | per column)  [{r['seconds_evaluate']:.2f} s to evaluate]:")
+    print(f"  before calibration  {r['error_before']:.3f} | {r['error_before_per_column']:.3f}")
+    print(f"  after calibration   {r['error_after']:.3f} | {r['error_after_per_column']:.3f}")
+    print(f"total {time.perf_counter() - t_start:.2f} s")
+    return 0
+
+
+# -- train -------------------------------------------------------------------------------------
+
+def _register_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a network with noise-resilient training (needs PyTorch)",
+        description="Train a network for the chip with weight-noise injection. Needs PyTorch, the "
+                    "optional 'train' extra: pip install 'neurram[train]'; nothing else does.")
+    networks = p.add_subparsers(dest="network", metavar="network", required=True)
+    m = networks.add_parser(
+        "mnist", help="the MNIST CNN (firmware/train/mnist_cnn.py)",
+        description="Train the NeuRRAM MNIST CNN (NEURRAM.md section 5) with noise-resilient training "
+                    "(section 4) and write it with neurram.firmware.nn.save_network. Needs PyTorch: "
+                    "pip install 'neurram[train]'.")
+    m.add_argument("--data-dir", default=None, help="directory with mnist.npz or the idx files")
+    m.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
+    m.add_argument("--noise-k", type=float, default=0.15, help="training weight noise k (default 0.15)")
+    m.add_argument("--out", default="firmware/weights/mnist_cnn.npz",
+                   help="network file to write (default firmware/weights/mnist_cnn.npz)")
+    m.add_argument("--noise-warmup", type=float, default=1.0,
+                   help="ramp the training noise k linearly from 0 over this many epochs (default 1)")
+    m.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    m.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
+    m.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of Adam (default 3e-3)")
+    m.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
+    m.add_argument("--weight-clip", type=float, default=2.0,
+                   help="after every step clip each layer's weights to +-C std (0 = off; default 2); "
+                        "a smaller max|W| means less relative noise")
+    m.add_argument("--ema", type=float, default=0.0,
+                   help="export an exponential moving average of the parameters with this "
+                        "decay per step (0 = export the raw parameters; default 0)")
+    m.add_argument("--shift", type=int, default=2, help="random shift augmentation, pixels (default 2)")
+    m.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    m.add_argument("--limit-train", type=int, default=0, help="use only N training images (0 = all)")
+    m.add_argument("--eval-noise", default="0.05,0.10,0.15",
+                   help="inference noise levels for the final numpy evaluation ('' = none; "
+                        "default 0.05,0.10,0.15)")
+    m.add_argument("--eval-seeds", type=int, default=3, help="seeds per inference noise level (default 3)")
+    m.set_defaults(func=_cmd_train_mnist)
+
+
+def _cmd_train_mnist(args) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("neurram train mnist needs PyTorch: pip install 'neurram[train]' (torch==2.13.0)", file=sys.stderr)
+        return 1
+    from neurram.firmware.train import mnist_cnn
+
+    return mnist_cnn.train(args)
 
 
 # -- registry ----------------------------------------------------------------------------------
@@ -397,6 +580,10 @@ COMMANDS: list[Callable] = [
     _register_run,
     _register_report,
     _register_serve,
+    _register_device,
+    _register_irdrop,
+    _register_calibration,
+    _register_train,
 ]
 
 

@@ -4,7 +4,7 @@ Every layer sizes itself from a :class:`ChipConfig`: the Amaranth RTL elaborates
 analog models size their arrays from it, the fast model mirrors it, and the host driver reads it
 back from the chip's identification block (registers ``GEOMETRY``, ``PRECISION``, ``FEATURES``).
 
-The default is the NeuRRAM chip (NEURRAM.md §1): 8 x 6 cores of 256 x 256 RRAM cells. Tests use
+The default is the NeuRRAM chip (docs/chip.md §1): 8 x 6 cores of 256 x 256 RRAM cells. Tests use
 small configurations such as ``ChipConfig.small()`` (one core of 16 x 16).
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 __all__ = ["ChipConfig", "CONVERSIONS", "MAX_CORES", "MAX_LINES"]
 
-#: The conversion modes a neuron can implement (NEURRAM.md §2).
+#: The conversion modes a neuron can implement (docs/chip.md §2).
 CONVERSIONS = ("sign", "decrement", "sar")
 
 #: Address-space limits of the register map (6-bit core index with 63 = broadcast, 12-bit line count).

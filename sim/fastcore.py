@@ -12,30 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurram.models.core import BACKWARD, FORWARD, AnalogCore, pulse_counts
-from neurram.models.neuron import decrement_closed_form, sar_closed_form
+from neurram.models.neuron import decrement_closed_form, sar_closed_form, stochastic_noise_nV
+from neurram.spec.analog import NOISE_PLANES, WARMUP_STEPS, seed_mix
+from neurram.spec.enums import Conversion, Direction, InputSource
+from neurram.spec.mvm import MvmSettings, encode_output, magnitude_bits
 
-__all__ = ["MvmSettings", "BatchResult", "run_batch", "recurrent_codes", "NoiseAutomaton",
-           "SIGN", "DECREMENT", "SAR"]
-
-SIGN, DECREMENT, SAR = 0, 1, 2
-ACT_NONE, ACT_RELU, ACT_CLIPPED = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class MvmSettings:
-    """The fields of MVM_CONFIG / MVM_TIMING / NEURON_CONFIG / BATCH that a core latches."""
-    direction: int = FORWARD          # 0 forward, 1 backward (2 recurrent: forward per step)
-    input_source: int = 0             # 0 buffer (bit-serial), 1 ternary register
-    input_bits: int = 1
-    input_signed: bool = False
-    conversion: int = SIGN
-    output_bits: int = 8
-    activation: int = ACT_NONE
-    stochastic: bool = False
-    pulse_multiplier: int = 1
-    max_steps: int = 100
-    clip: int = 127
-    recurrent_steps: int = 1
+__all__ = ["BatchResult", "run_batch", "recurrent_codes", "NoiseAutomaton"]
 
 
 class NoiseAutomaton:
@@ -43,10 +25,7 @@ class NoiseAutomaton:
     12·lines cells updated by rule 90 on even and rule 150 on odd cells after every comparison,
     seeded from LFSR_SEED mixed with the core index, then mixed for WARMUP_STEPS steps."""
 
-    from neurram.hdl.analog import WARMUP_STEPS
-
     def __init__(self, lines: int):
-        from neurram.hdl.analog import NOISE_PLANES
         self.lines = lines
         self.planes_n = NOISE_PLANES
         n = NOISE_PLANES * lines
@@ -54,10 +33,10 @@ class NoiseAutomaton:
         self.state = np.zeros(n, bool)
 
     def seed(self, seed: int, core_index: int) -> None:
-        mix = (seed ^ (core_index * 0x9E3779B9)) & 0xFFFFFFFF
+        mix = seed_mix(seed, core_index)
         k = np.arange(self.state.size)
         self.state = ((mix >> ((k + (k >> 5)) & 31)) & 1).astype(bool)
-        for _ in range(self.WARMUP_STEPS):
+        for _ in range(WARMUP_STEPS):
             self.step()
 
     def step(self) -> None:
@@ -89,15 +68,15 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
     the other (each one's random draws depend on the ones before): ``automaton`` is the core's
     noise source, already seeded.
     """
-    if s.stochastic or s.direction == 2:
+    if s.stochastic or s.direction == Direction.RECURRENT:
         return _run_sequential(model, s, codes=codes, ternary=ternary, mask=mask, polarity=polarity,
                                v_pos_mV=v_pos_mV, v_neg_mV=v_neg_mV, packet_uV=packet_uV,
                                noise_uV=noise_uV, automaton=automaton, input_planes=input_planes)
     L = max(model.rows, model.cols)
-    direction = BACKWARD if s.direction == 1 else FORWARD
+    direction = BACKWARD if s.direction == Direction.BACKWARD else FORWARD
     n_in, n_out = model.n_inputs(direction), model.n_outputs(direction)
     mask = np.asarray(mask, bool)
-    if s.input_source == 1:
+    if s.input_source == InputSource.TERNARY:
         t = np.asarray(ternary, np.int64)[:n_in]
         B = 1 if codes is None else len(codes)
         n_plus = np.broadcast_to(s.pulse_multiplier * (t > 0), (B, n_in))
@@ -128,7 +107,7 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
     outputs = np.zeros((B, L), np.uint8)
     final = np.zeros((B, L), bool)
     tracked = np.ones(t_idx.size, bool)
-    if s.conversion == SAR:
+    if s.conversion == Conversion.SAR:
         bits = s.output_bits
         code = sar_closed_form(q, off, lambda i: nb.packets_nV(packet_uV, i)[0][t_idx],
                                lambda i: nb.packets_nV(packet_uV, i)[1][t_idx], tracked, bits)
@@ -141,35 +120,21 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
     negative, steps, flipped = decrement_closed_form(q, off, pos_nV, neg_nV, tracked, s.max_steps)
     per_mvm = np.zeros(B, np.int64)
     final[:, t_idx] = negative
-    if s.conversion == DECREMENT:
+    if s.conversion == Conversion.DECREMENT:
         per_mvm = steps.max(axis=1) if t_idx.size else per_mvm
         counts["step"] = int(per_mvm.sum())
         counts["compare"] += int(per_mvm.sum())
         final[:, t_idx] = negative ^ flipped
-        byte = _output_byte(s, negative, steps)
+        byte = encode_output(s, negative, steps)
     else:
-        byte = _output_byte(s, negative)
+        byte = encode_output(s, negative)
     outputs[:, t_idx] = byte
     return BatchResult(outputs, counts, per_mvm, final)
 
 
 def _code_pulses_per_line(s: MvmSettings) -> int:
     """Pulses on every line of one MVM from input codes: 2·m·(2^magnitude_bits − 1)."""
-    return 2 * s.pulse_multiplier * ((1 << _magnitude_bits(s)) - 1)
-
-
-def _magnitude_bits(s: MvmSettings) -> int:
-    return s.input_bits - int(bool(s.input_signed))
-
-
-def _output_byte(s: MvmSettings, negative: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
-    """The output byte {sign, steps} after the activation (``steps`` None: sign conversion)."""
-    byte = negative.astype(np.int64) << 7
-    if steps is not None:
-        byte |= np.minimum(steps, s.clip) if s.activation == ACT_CLIPPED else steps
-    if s.activation != ACT_NONE:
-        byte = np.where(negative, 0, byte)
-    return byte.astype(np.uint8)
+    return 2 * s.pulse_multiplier * ((1 << magnitude_bits(s)) - 1)
 
 
 def _convert_loop(q: np.ndarray, s: MvmSettings, bank, mask: np.ndarray, packet_uV: int, noise):
@@ -182,7 +147,7 @@ def _convert_loop(q: np.ndarray, s: MvmSettings, bank, mask: np.ndarray, packet_
     negative = ~first & mask                       # untracked neurons read 0
     latched = first.copy()
     L = q.size
-    if s.conversion == SAR:
+    if s.conversion == Conversion.SAR:
         bits = s.output_bits
         code = (first & mask).astype(np.int64) << (bits - 1)
         for i in range(bits - 2, -1, -1):
@@ -193,7 +158,7 @@ def _convert_loop(q: np.ndarray, s: MvmSettings, bank, mask: np.ndarray, packet_
         return code.astype(np.uint8), max(bits - 1, 0), ~latched, code, negative
     steps = np.zeros(L, np.int64)
     n = 0
-    if s.conversion == DECREMENT:
+    if s.conversion == Conversion.DECREMENT:
         done = ~mask.copy()
         while not done.all() and n < s.max_steps:
             bank.step(~done, latched, packet_uV)
@@ -202,15 +167,15 @@ def _convert_loop(q: np.ndarray, s: MvmSettings, bank, mask: np.ndarray, packet_
             steps += ~done
             done |= ~done & (c != latched)
             latched = c
-        return _output_byte(s, negative, steps), n, ~latched, steps, negative
-    return _output_byte(s, negative), n, ~latched, np.zeros(L, np.int64), negative
+        return encode_output(s, negative, steps), n, ~latched, steps, negative
+    return encode_output(s, negative), n, ~latched, np.zeros(L, np.int64), negative
 
 
 def recurrent_codes(s: MvmSettings, mag: np.ndarray, negative: np.ndarray) -> np.ndarray:
     """Next-step input codes from one MVM's outputs (the RTL's REC_WB planes)."""
-    nb = _magnitude_bits(s)
+    nb = magnitude_bits(s)
     top = (1 << nb) - 1
-    if s.conversion == SIGN:
+    if s.conversion == Conversion.SIGN:
         m = np.ones_like(mag) if nb > 0 else np.zeros_like(mag)
     else:
         m = np.where(mag > top, top, mag & top)          # saturate to the input range
@@ -221,9 +186,8 @@ def recurrent_codes(s: MvmSettings, mag: np.ndarray, negative: np.ndarray) -> np
 
 def _run_sequential(model, s, *, codes, ternary, mask, polarity, v_pos_mV, v_neg_mV, packet_uV,
                     noise_uV, automaton, input_planes):
-    from neurram.models.neuron import stochastic_noise_nV
     L = max(model.rows, model.cols)
-    direction = BACKWARD if s.direction == 1 else FORWARD
+    direction = BACKWARD if s.direction == Direction.BACKWARD else FORWARD
     n_in, n_out = model.n_inputs(direction), model.n_outputs(direction)
     mask = np.asarray(mask, bool)
     bank = model.neurons
@@ -239,11 +203,11 @@ def _run_sequential(model, s, *, codes, ternary, mask, polarity, v_pos_mV, v_neg
         return n
 
     B = len(codes) if codes is not None else 1
-    steps_total = 1 if s.direction != 2 else max(1, s.recurrent_steps)
+    steps_total = 1 if s.direction != Direction.RECURRENT else max(1, s.recurrent_steps)
     outs, finals, steps_run, lasts = [], [], [], []
     counts = {"mvm": 0, "pulse": 0, "compare": 0, "step": 0}
-    extra = NoiseAutomaton.WARMUP_STEPS if s.stochastic else 0
-    if s.input_source == 1:
+    extra = WARMUP_STEPS if s.stochastic else 0
+    if s.input_source == InputSource.TERNARY:
         t = np.asarray(ternary, np.int64)[:n_in]
         n_plus, n_minus = s.pulse_multiplier * (t > 0), s.pulse_multiplier * (t < 0)
         pulses = s.pulse_multiplier
@@ -251,7 +215,7 @@ def _run_sequential(model, s, *, codes, ternary, mask, polarity, v_pos_mV, v_neg
         negate = np.asarray(polarity, bool)[:n_in]
         pulses = _code_pulses_per_line(s)
     for v in range(B):
-        x = None if s.input_source == 1 else np.asarray(codes[v], np.int64)[:n_in]
+        x = None if s.input_source == InputSource.TERNARY else np.asarray(codes[v], np.int64)[:n_in]
         for r in range(steps_total):
             if s.input_source != 1:
                 n_plus, n_minus = pulse_counts(x[None], s.input_bits, s.input_signed, s.pulse_multiplier,
@@ -265,11 +229,11 @@ def _run_sequential(model, s, *, codes, ternary, mask, polarity, v_pos_mV, v_neg
             counts["compare"] += 1 + n
             counts["step"] += n
             steps_run.append(n)
-            if s.direction == 2 and r < steps_total - 1:
+            if s.direction == Direction.RECURRENT and r < steps_total - 1:
                 x = recurrent_codes(s, mag, negative)[:n_in]
                 extra += input_planes                        # REC_WB: one plane per cycle
         outs.append(byte)
         finals.append(final_neg)
         lasts.append(x)
     return BatchResult(np.stack(outs), counts, np.asarray(steps_run, np.int64), np.stack(finals), extra,
-                       np.stack(lasts) if s.input_source == 0 else None)
+                       np.stack(lasts) if s.input_source == InputSource.BUFFER else None)

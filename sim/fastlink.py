@@ -2,7 +2,7 @@
 
 :class:`FastLink` gives the driver the same four word operations as a protocol link, with the
 protocol engine's checks and error replies (``ProtocolError`` with the same status codes), but
-passes bursts as numpy arrays instead of serialised bytes (DESIGN.md contract 3). It also
+passes bursts as numpy arrays instead of serialised bytes (docs/architecture.md, contract 3). It also
 offers two bulk transactions the driver uses when present:
 
 * ``mvm_stream(core, codes, signed)``: the sequence {write INPUT, write BATCH, CTRL.start, read
@@ -13,31 +13,25 @@ offers two bulk transactions the driver uses when present:
   Noise-free they equal the cell-by-cell frames; with noise the device model draws the same
   distributions in another order.
 
-:class:`ChipProtocolEngine` is the byte-level chip end (``FastChip.handle_bytes``).
+:class:`neurram.sim.fastmodel.ChipProtocolEngine` is the byte-level chip end (``FastChip.handle_bytes``).
 """
 
 import numpy as np
 
-from neurram.firmware.protocol import (AddressMap, DEFAULT_MAX_WORDS, LinkStatus, ProtocolError,
-                                       ProtocolServer, Status, split_address)
+from neurram.spec.link import LinkCapabilities
+from neurram.spec.protocol import AddressMap, DEFAULT_MAX_WORDS, LinkStatus, ProtocolError, Status, split_address
 
 from .fastmodel import FastChip
 
-__all__ = ["FastLink", "ChipProtocolEngine", "open_fast_chip"]
-
-
-class ChipProtocolEngine(ProtocolServer):
-    """The protocol engine of the fast model: the Python chip end over FastChip's bus."""
-
-    def __init__(self, chip: FastChip, max_words: int = DEFAULT_MAX_WORDS):
-        super().__init__(chip.read, chip.write, AddressMap.from_config(chip.config), max_words)
-        self.chip = chip
+__all__ = ["FastLink", "open_fast_chip"]
 
 
 class FastLink:
     def __init__(self, chip: FastChip, max_words: int = DEFAULT_MAX_WORDS):
         self.chip = chip
         self.max_words = max_words
+        self.capabilities = LinkCapabilities(cycles=lambda: self.chip.cycles, mvm_stream=self.mvm_stream,
+                                             cell_pulses=self.cell_pulses, cell_reads=self.cell_reads)
         self.address_map = AddressMap.from_config(chip.config)
         self.frames = 0            # frames the equivalent byte protocol would have carried
         self.frames_bad = 0

@@ -18,32 +18,34 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurram.config import ChipConfig
-from neurram.firmware import regs as R
-from neurram.firmware.protocol import split_address
 from neurram.models.core import AnalogCore, AnalogParams
+from neurram.models.energy import busy_cycles_per_mvm as _cycle_model
+from neurram.spec import layout
+from neurram.spec import regmap as R
+from neurram.spec.enums import Conversion, InputSource
+from neurram.spec.errors import ChipError
+from neurram.spec.mvm import MvmSettings, start_ok
+from neurram.spec.protocol import DEFAULT_MAX_WORDS, AddressMap, ProtocolServer, split_address
 
-from .fastcore import MvmSettings, NoiseAutomaton, run_batch
+from .fastcore import NoiseAutomaton, run_batch
 
-__all__ = ["FastChip", "busy_cycles_per_mvm"]
-
-IDENT = ("CHIP_ID", "VERSION", "GEOMETRY", "PRECISION", "BUFFERS", "FEATURES", "CLOCK")
+__all__ = ["FastChip", "ChipProtocolEngine", "busy_cycles_per_mvm"]
 _COUNTERS = ("mvm", "pulse", "compare", "step", "program", "read", "busy")
 _MASK32 = 0xFFFFFFFF
 
 
 def raise_refused(why: str = "CTRL.start refused: check MVM_CONFIG, BATCH and the enabled/selected cores"):
-    from neurram.firmware.driver import ChipError
     raise ChipError(why)
 
 
 def busy_cycles_per_mvm(s: MvmSettings, steps: np.ndarray) -> np.ndarray:
     """Busy cycles the RTL core controller spends per MVM, for each MVM's conversion steps
     (the cycle model lives with the energy model: models.energy.busy_cycles_per_mvm)."""
-    from neurram.models.energy import busy_cycles_per_mvm as cycles
-    base = cycles(s.input_bits, signed=s.input_signed, pulse_multiplier=s.pulse_multiplier,
-                  conversion=int(s.conversion), output_bits=s.output_bits, steps=0, ternary=s.input_source == 1)
+    base = _cycle_model(s.input_bits, signed=s.input_signed, pulse_multiplier=s.pulse_multiplier,
+                        conversion=int(s.conversion), output_bits=s.output_bits, steps=0,
+                        ternary=s.input_source == InputSource.TERNARY)
     steps = np.asarray(steps)
-    return base + (3 * steps if s.conversion == 1 else 0 * steps)
+    return base + (3 * steps if s.conversion == Conversion.DECREMENT else 0 * steps)
 
 
 @dataclass
@@ -79,6 +81,7 @@ class FastChip:
         self.age_s = age_s
         self.cycles = 0
         self._regs = {}
+        self._ident_words = None
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
@@ -120,22 +123,10 @@ class FastChip:
 
     # -- identification -------------------------------------------------------------------------
     def _ident(self, name: str) -> int:
-        c = self.config
-        values = {
-            "CHIP_ID": dict(magic=R.CHIP_ID_MAGIC),
-            "VERSION": dict(major=R.VERSION[0], minor=R.VERSION[1], patch=R.VERSION[2]),
-            "GEOMETRY": dict(core_rows=c.core_grid[0], core_cols=c.core_grid[1], rows=c.rows, cols=c.cols),
-            "PRECISION": dict(input_bits_max=c.input_bits_max, output_bits_max=c.output_bits_max,
-                              max_steps_limit=c.max_steps_limit, pulse_multiplier_max=c.pulse_multiplier_max),
-            "BUFFERS": dict(batch_depth=c.batch_depth),
-            "FEATURES": dict(conv_sign=int("sign" in c.conversions), conv_decrement=int("decrement" in c.conversions),
-                             conv_sar=int("sar" in c.conversions), backward=1, recurrent=1,
-                             stochastic=int(c.stochastic_neurons), clock_gating=int(c.clock_gating), cell_access=1),
-            "CLOCK": dict(freq_kHz=int(round(c.clock_hz / 1000))),
-        }[name]
-        return R.pack(name, **values)
+        if self._ident_words is None:
+            self._ident_words = R.identification(self.config)
+        return self._ident_words[name]
 
-    # -- the word bus ----------------------------------------------------------------------------
     def read(self, addr: int) -> int:
         space, core, offset = split_address(addr)
         if space == 0:
@@ -163,7 +154,7 @@ class FastChip:
         reg, i = self._find_reg(offset)
         if reg is None or reg.access == "WS":
             return 0
-        if reg.name in IDENT:
+        if reg.name in R.ID_REGISTERS:
             return self._ident(reg.name)
         if reg.access == "RW":
             return self._regs[offset]
@@ -182,7 +173,7 @@ class FastChip:
 
     def _write_reg(self, offset: int, data: int) -> None:
         reg, i = self._find_reg(offset)
-        if reg is None or reg.access == "RO" or reg.name in IDENT:
+        if reg is None or reg.access == "RO" or reg.name in R.ID_REGISTERS:
             return
         if reg.access == "RW":
             value = data & reg.mask
@@ -212,12 +203,10 @@ class FastChip:
         elif name == "OUTPUT":
             src = k.output_words
         elif name in ("BL_REG", "SL_REG"):
-            from neurram.firmware.layout import ternary_to_words
             act, neg = (k.bl_act, k.bl_neg) if name == "BL_REG" else (k.sl_act, k.sl_neg)
-            src = ternary_to_words(np.where(act, np.where(neg, -1, 1), 0), c.words_per_ternary_vector)
+            src = layout.ternary_to_words(np.where(act, np.where(neg, -1, 1), 0), c.words_per_ternary_vector)
         else:
-            from neurram.firmware.layout import bits_to_words
-            src = bits_to_words(k.mask if name == "NEURON_MASK" else k.polarity, c.words_per_line_vector)
+            src = layout.bits_to_words(k.mask if name == "NEURON_MASK" else k.polarity, c.words_per_line_vector)
         out = np.zeros(count, np.uint32)
         avail = src[offset:offset + count]
         out[:avail.size] = avail
@@ -231,7 +220,6 @@ class FastChip:
             targets = [core]
         else:
             return
-        from neurram.firmware import layout
         name = R.Space(space).name
         for i in targets:
             k = self.cores[i]
@@ -288,27 +276,13 @@ class FastChip:
         self._status.update(cell_busy=0, cell_done=1)
 
     def settings(self) -> MvmSettings:
-        mc, tm, nc = self._reg("MVM_CONFIG"), self._reg("MVM_TIMING"), self._reg("NEURON_CONFIG")
-        return MvmSettings(direction=int(mc["direction"]), input_source=int(mc["input_source"]),
-                           input_bits=mc["input_bits"], input_signed=bool(mc["input_signed"]),
-                           conversion=int(mc["conversion"]), output_bits=mc["output_bits"],
-                           activation=int(mc["activation"]), stochastic=bool(mc["stochastic"]),
-                           pulse_multiplier=tm["pulse_multiplier"], max_steps=nc["max_steps"], clip=nc["clip"],
-                           recurrent_steps=self._reg("BATCH")["recurrent_steps"])
+        return MvmSettings.from_registers({name: self._regs[R.REGISTERS[name].address()] for name in
+                                           ("MVM_CONFIG", "MVM_TIMING", "NEURON_CONFIG", "BATCH")})
 
     def config_ok(self) -> bool:
-        """The RTL's start check (hdl/chip.py, config_ok)."""
-        c = self.config
-        s = self.settings()
-        count = self._reg("BATCH")["count"]
-        supported = {"sign": 0, "decrement": 1, "sar": 2}
-        conv_ok = s.conversion in {supported[k] for k in c.conversions}
-        bits_ok = (s.input_bits >= (2 if s.input_signed else 1)) and s.input_bits <= c.input_bits_max
-        out_ok = s.conversion != 2 or 1 <= s.output_bits <= c.output_bits_max
-        sel = self._mask_bits("CORE_SELECT") & self._mask_bits("CORE_ENABLE")
-        return bool(conv_ok and bits_ok and out_ok and s.direction != 3 and 1 <= count <= c.batch_depth
-                    and s.pulse_multiplier >= 1 and s.max_steps >= 1 and sel.any()
-                    and (s.direction != 2 or s.recurrent_steps >= 1))
+        """The start check of CTRL.start (the RTL evaluates the same rule, neurram.spec.mvm.start_ok)."""
+        ready = (self._mask_bits("CORE_SELECT") & self._mask_bits("CORE_ENABLE")).any()
+        return bool(start_ok(self.settings(), self.config, self._reg("BATCH")["count"], ready))
 
     def _start(self) -> None:
         ok = self.config_ok()
@@ -326,7 +300,6 @@ class FastChip:
 
     def _buffer_codes(self, k, s: MvmSettings, count: int) -> np.ndarray:
         """Input codes of a batch from the core's INPUT buffer (bit-planes)."""
-        from neurram.firmware import layout
         c = self.config
         wplv, P = c.words_per_line_vector, c.input_planes
         words = k.input_words.reshape(P, c.batch_depth, wplv)[:, :count].transpose(1, 0, 2)
@@ -338,7 +311,6 @@ class FastChip:
     def _run_core(self, i: int, s: MvmSettings, count: int, codes: np.ndarray | None = None,
                   write_outputs: bool = True):
         """Run a batch on core i (codes from the INPUT buffer unless given); returns (cycles, result)."""
-        from neurram.firmware import layout
         c = self.config
         k = self.cores[i]
         if k.programmed and self.age_s > 0:
@@ -408,7 +380,6 @@ class FastChip:
     def stream_batches(self, core: int, codes: np.ndarray, signed: bool) -> np.ndarray:
         """Equivalent of, for each chunk of batch_depth vectors: select the core, write the INPUT
         buffer and BATCH, CTRL.start, read the OUTPUT buffer. Returns the output bytes (N, lines)."""
-        from neurram.firmware import layout
         c = self.config
         codes = np.atleast_2d(np.asarray(codes, np.int64))
         N = codes.shape[0]
@@ -492,7 +463,14 @@ class FastChip:
     # -- protocol ---------------------------------------------------------------------------------
     def handle_bytes(self, data: bytes) -> bytes:
         """Chip side of the byte protocol: requests in, replies out (docs/protocol.md)."""
-        from .fastlink import ChipProtocolEngine
         if not hasattr(self, "_engine"):
             self._engine = ChipProtocolEngine(self)
         return self._engine.feed(data)
+
+
+class ChipProtocolEngine(ProtocolServer):
+    """The protocol engine of the fast model: the Python chip end over FastChip's bus."""
+
+    def __init__(self, chip: FastChip, max_words: int = DEFAULT_MAX_WORDS):
+        super().__init__(chip.read, chip.write, AddressMap.from_config(chip.config), max_words)
+        self.chip = chip

@@ -5,7 +5,7 @@ an FPGA board's serial port (``--chip serial:/dev/pts/N``), so host software and
 transport can be developed and tested without hardware. The TCP server does the same for
 ``--chip tcp:HOST:PORT`` (another machine, or a host program in another language).
 
-The chip end is :class:`~neurram.sim.fastlink.ChipProtocolEngine`, the Python twin of the RTL
+The chip end is :class:`~neurram.sim.fastmodel.ChipProtocolEngine`, the Python twin of the RTL
 protocol engine: byte for byte the same replies, errors and resynchronisation. When the bytes of
 a frame stop arriving for ``idle_s`` the frame is answered ``TRUNCATED``, as the RTL engine does
 after its idle-cycle limit.
@@ -20,7 +20,7 @@ import threading
 import tty
 from typing import Callable
 
-from .fastlink import ChipProtocolEngine
+from .fastmodel import ChipProtocolEngine
 
 __all__ = ["serve_stream", "VirtualUart", "TcpChipServer"]
 

@@ -9,7 +9,7 @@ from neurram.models.neuron import NeuronBank, NeuronParams, decrement_closed_for
 
 
 def phases(code, bits, signed):
-    """The drive phases of one line, written out as NEURRAM.md §2 describes them."""
+    """The drive phases of one line, written out as docs/chip.md §2 describes them."""
     out = []
     if signed:
         mag, neg = abs(code), code < 0

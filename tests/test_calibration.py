@@ -1,4 +1,4 @@
-"""Model-driven calibration (NEURRAM.md §4) through the driver: input balance, per-column fits with
+"""Model-driven calibration (docs/analog-model.md) through the driver: input balance, per-column fits with
 separate positive/negative gains, residual MVM error, and the runtime's decode table."""
 
 import numpy as np
@@ -7,12 +7,13 @@ import pytest
 from neurram.config import ChipConfig
 from neurram.firmware import calibration as cal
 from neurram.firmware import nn
-from neurram.firmware import regs as R
-from neurram.firmware.driver import Chip, MvmMode
+from neurram.spec import regmap as R
+from neurram.firmware.driver import Chip
+from neurram.spec.mvm import MvmSettings, decode_output
 from neurram.firmware.mapper import map_network
 from neurram.firmware.protocol import Link, LoopbackTransport
 from neurram.firmware.runtime import Runtime
-from neurram.firmware.targets import open_chip
+from neurram.targets import open_chip
 from neurram.models.core import AnalogParams
 from neurram.models.crossbar import CrossbarParams
 from neurram.models.device import RRAMParams
@@ -29,7 +30,7 @@ MISMATCH = AnalogParams(neuron=MISMATCH_NEURONS, driver_mismatch_sigma=0.05)
 #: Mismatch on an otherwise noise-free chip: the truth of every column is known exactly.
 MISMATCH_NOISE_FREE = AnalogParams(device=RRAMParams.noise_free(), crossbar=CrossbarParams(read_noise=False, wire=None),
                                    neuron=MISMATCH_NEURONS, driver_mismatch_sigma=0.05)
-DECREMENT3 = MvmMode(input_bits=3, conversion=R.Conversion.DECREMENT, max_steps=100)
+DECREMENT3 = MvmSettings(input_bits=3, conversion=R.Conversion.DECREMENT, max_steps=100)
 
 
 def _core(params, seed=0, config=CFG):
@@ -140,7 +141,7 @@ def test_fit_columns_recovers_known_gains_and_offsets():
     b_pos = (nb.offset_nV[:64] + imbalance) / p_pos[:64]
     b_neg = (nb.offset_nV[:64] + imbalance) / p_neg[:64]
     ideal = lambda c: c[:, 0::2] @ k                   # noqa: E731
-    q, sat = cal.decode_chip(chip.mvm(0, x, DECREMENT3), DECREMENT3)
+    q, sat = decode_output(chip.mvm(0, x, DECREMENT3), DECREMENT3)
     assert 0.3 < (q > 0).mean() < 0.7 and sat.mean() < 0.01    # both branches well populated
     c = cal.fit_columns(chip, 0, cols, ideal, x, DECREMENT3)
     assert c.fitted.all()
@@ -263,7 +264,7 @@ def test_calibrate_runtime(override, separate):
     x = rng.integers(0, 256, (160, 10, 15)).astype(np.uint8)
     x_cal, x_test = x[:120], x[120:]
     chip = open_chip("model", config=ChipConfig(core_grid=(1, 4), rows=128, cols=64), params=MISMATCH, seed=1)
-    m = map_network(net, chip.info, x_cal=x_cal)
+    m = map_network(net, chip.config, x_cal=x_cal)
     rt = Runtime(chip, m)
     rt.program(progress=False)
     sw = nn.forward(net, x_test)
@@ -284,7 +285,8 @@ def test_calibrate_runtime(override, separate):
 
 
 def test_calibration_script(capsys):
-    assert cal.main(["--chip", "model:cores=1x1,rows=64,cols=64", "--vectors", "128", "--mismatch"]) == 0
+    from neurram.cli import main
+    assert main(["calibration", "--chip", "model:cores=1x1,rows=64,cols=64", "--vectors", "128", "--mismatch"]) == 0
     out = capsys.readouterr().out
     before = float(out.split("before calibration")[1].split("|")[0])
     after = float(out.split("after calibration")[1].split("|")[0])

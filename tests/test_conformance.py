@@ -1,4 +1,4 @@
-"""Conformance between the fast chip model and the RTL co-simulation (DESIGN.md contract 6)."""
+"""Conformance between the fast chip model and the RTL co-simulation (docs/architecture.md, contract 6)."""
 
 import pytest
 

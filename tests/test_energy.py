@@ -123,7 +123,7 @@ def test_worst_case_decrement_steps():
 
 
 def test_busy_cycles_formula_is_the_fast_models():
-    from neurram.sim.fastcore import MvmSettings
+    from neurram.spec.mvm import MvmSettings
     from neurram.sim.fastmodel import busy_cycles_per_mvm as fast_busy
     for conv in (0, 1, 2):
         for signed in (False, True):
@@ -143,9 +143,9 @@ def test_busy_cycles_formula_is_the_fast_models():
 def test_mvm_counts_match_the_chips_counters(conversion, bits, out_bits):
     """The counts derived for one MVM are what the chip's counters say (SAR: exactly; decrement:
     exactly once the measured step count is given)."""
-    from neurram.firmware import regs as R
-    from neurram.firmware.driver import MvmMode
-    from neurram.firmware.targets import open_chip
+    from neurram.spec import regmap as R
+    from neurram.spec.mvm import MvmSettings
+    from neurram.targets import open_chip
     chip = open_chip("model:noise=off", config=ChipConfig.small())
     chip.enable_cores([0])
     rng = np.random.default_rng(4)
@@ -153,7 +153,7 @@ def test_mvm_counts_match_the_chips_counters(conversion, bits, out_bits):
     codes = rng.integers(0, 1 << bits, (n, 16))
     conv = {"sar": R.Conversion.SAR, "decrement": R.Conversion.DECREMENT}[conversion]
     chip.clear_counters()
-    chip.mvm(0, codes, MvmMode(input_bits=bits, conversion=conv, output_bits=out_bits, max_steps=20))
+    chip.mvm(0, codes, MvmSettings(input_bits=bits, conversion=conv, output_bits=out_bits, max_steps=20))
     got = chip.counters(0)
     one = mvm_counts(bits, out_bits, conversion=conversion, steps=0)
     for k in ("mvm", "pulse"):
@@ -175,9 +175,9 @@ def test_energy_report_on_runtime_layers():
     each layer's counters."""
     from neurram.firmware import nn
     from neurram.firmware.mapper import map_network
-    from neurram.firmware.report import bytes_per_mvm, energy_report, layer_energies
+    from neurram.report import bytes_per_mvm, energy_report, layer_energies
     from neurram.firmware.runtime import Runtime
-    from neurram.firmware.targets import open_chip
+    from neurram.targets import open_chip
     rng = np.random.default_rng(2)
     net = nn.Network({"bits": 3, "scale": 255 / 7, "step": 1 / 7}, [
         {"type": "flatten"},
@@ -187,7 +187,7 @@ def test_energy_report_on_runtime_layers():
     cfg = ChipConfig(core_grid=(1, 4), rows=128, cols=64)
     chip = open_chip("model:noise=off", config=cfg)
     x = rng.integers(0, 256, (12, 8, 10)).astype(np.uint8)
-    rt = Runtime(chip, map_network(net, chip.info, x_cal=x))
+    rt = Runtime(chip, map_network(net, chip.config, x_cal=x))
     rt.program(progress=False)
     res = rt.forward(x, progress=False)
     layers = layer_energies(res.layers, cfg)
@@ -204,7 +204,7 @@ def test_energy_report_on_runtime_layers():
 
 
 def test_energy_report_accepts_a_dict_and_totals():
-    from neurram.firmware.report import energy_report, layer_energies
+    from neurram.report import energy_report, layer_energies
     cfg = ChipConfig.small()
     counts = {"a": {"mvm": 10, "pulse": 140, "compare": 50, "step": 40, "busy": 900},
               "b": {"mvm": 0}}
@@ -215,7 +215,7 @@ def test_energy_report_accepts_a_dict_and_totals():
 
 
 def test_tops_grid_and_table():
-    from neurram.firmware.report import tops_per_watt_grid, tops_table
+    from neurram.report import tops_per_watt_grid, tops_table
     g = tops_per_watt_grid(M)
     assert g.shape == (8, 8)
     assert g[3, 3] == pytest.approx(M.tops_per_watt(4, 4, 256, 256))

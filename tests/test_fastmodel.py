@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 
 from neurram.config import ChipConfig
-from neurram.firmware import regs as R
-from neurram.firmware.driver import Chip, ChipError, MvmMode
-from neurram.firmware.protocol import Link, LoopbackTransport, ProtocolError, Status, encode_request, Op
+from neurram.spec import regmap as R
+from neurram.firmware.driver import Chip
+from neurram.spec.errors import ChipError
+from neurram.spec.mvm import MvmSettings
+from neurram.firmware.protocol import Link, LoopbackTransport
+from neurram.spec.protocol import Op, ProtocolError, Status, encode_request
 from neurram.models.core import AnalogParams
 from neurram.sim.fastlink import FastLink
 from neurram.sim.fastmodel import FastChip, busy_cycles_per_mvm
-from neurram.sim.fastcore import MvmSettings
 
 CFG = ChipConfig(core_grid=(1, 2), rows=32, cols=32, batch_depth=8)
 
@@ -35,7 +37,7 @@ def test_stream_equals_batch_by_batch_with_noise():
     fast_a, chip_a = _chip()
     fast_b, chip_b = _chip(byte_level=True)     # no mvm_stream: the driver sends frames
     codes = np.random.default_rng(2).integers(0, 8, (21, CFG.rows))
-    mode = MvmMode(input_bits=3)
+    mode = MvmSettings(input_bits=3)
     out_a = chip_a.mvm(0, codes, mode)
     out_b = chip_b.mvm(0, codes, mode)
     assert np.array_equal(out_a, out_b)
@@ -88,30 +90,30 @@ def test_busy_cycle_formula():
 def test_refused_start_and_bad_inputs():
     fast, chip = _chip()
     with pytest.raises(ChipError, match="outside 0..7"):
-        chip.mvm(0, np.full((2, CFG.rows), 9), MvmMode(input_bits=3))
+        chip.mvm(0, np.full((2, CFG.rows), 9), MvmSettings(input_bits=3))
     with pytest.raises(ChipError, match="NaN"):
-        chip.mvm(0, np.full((2, CFG.rows), np.nan), MvmMode(input_bits=3))
+        chip.mvm(0, np.full((2, CFG.rows), np.nan), MvmSettings(input_bits=3))
     with pytest.raises(ChipError, match="input lines"):
-        chip.mvm(0, np.zeros((2, CFG.rows + 1)), MvmMode(input_bits=3))
+        chip.mvm(0, np.zeros((2, CFG.rows + 1)), MvmSettings(input_bits=3))
     assert chip.counters(0)["mvm"] == 0                                           # nothing ran
     chip.enable_cores([1])
     with pytest.raises(ChipError):
-        chip.run_batch(0, np.zeros((1, CFG.rows), int), MvmMode(input_bits=3))   # core 0 disabled
+        chip.run_batch(0, np.zeros((1, CFG.rows), int), MvmSettings(input_bits=3))   # core 0 disabled
     assert R.unpack("STATUS", fast.read(R.REGISTERS["STATUS"].address()))["config_error"] == 1
 
 
 def test_age_relaxes_conductances_before_inference():
     """model:age=... lets programmed conductances relax before the first MVM (and only once)."""
-    from neurram.firmware.targets import open_chip
+    from neurram.targets import open_chip
     cfg = "model:cores=1x1,rows=32,cols=32"
     fresh, aged = open_chip(cfg), open_chip(cfg + ",age=86400")
     target = np.random.default_rng(0).uniform(2, 38, (32, 32))
     for chip in (fresh, aged):
         chip.enable_cores([0])
         chip.program(0, target)
-        chip.mvm(0, np.zeros((1, 32), int), MvmMode(input_bits=1))
+        chip.mvm(0, np.zeros((1, 32), int), MvmSettings(input_bits=1))
     g_fresh = fresh.link.chip.cores[0].model.device.g_uS
     g_aged = aged.link.chip.cores[0].model.device.g_uS.copy()
     assert np.std(g_aged - target) > 1.3 * np.std(g_fresh - target)
-    aged.mvm(0, np.zeros((1, 32), int), MvmMode(input_bits=1))
+    aged.mvm(0, np.zeros((1, 32), int), MvmSettings(input_bits=1))
     assert np.array_equal(aged.link.chip.cores[0].model.device.g_uS, g_aged)   # relaxed once

@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 
-from neurram.firmware import figures
+from neurram import figures
 
 HAS_MPL = importlib.util.find_spec("matplotlib") is not None
 

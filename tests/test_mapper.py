@@ -7,7 +7,7 @@ from neurram.config import ChipConfig
 from neurram.firmware import nn
 from neurram.firmware.mapper import G_MAX_uS, MappingError, map_network
 from neurram.firmware.runtime import Runtime
-from neurram.firmware.targets import open_chip
+from neurram.targets import open_chip
 
 
 def small_net(rng, n_in=150, hidden=24, n_out=5):
@@ -68,7 +68,7 @@ def test_runtime_matches_software(target, agree):
     net = small_net(rng, n_in=150)
     x = rng.integers(0, 256, (120, 10, 15)).astype(np.uint8)
     chip = open_chip(target, config=ChipConfig(core_grid=(1, 4), rows=128, cols=64))
-    m = map_network(net, chip.info, x_cal=x[:40])
+    m = map_network(net, chip.config, x_cal=x[:40])
     rt = Runtime(chip, m)
     rt.program(progress=False)
     assert rt.unconverged_cells() <= 0.01 * sum(len(r.targets) for r in rt.reports.values())
@@ -107,7 +107,7 @@ def test_bad_rows_are_swapped_for_spare_rows():
     x = rng.integers(0, 256, (40, 5, 8)).astype(np.uint8)
     params = AnalogParams(device=RRAMParams(p_stuck_off=0.01, p_stuck_on=0.002))
     chip = open_chip("model", config=ChipConfig(core_grid=(1, 2), rows=128, cols=64), params=params, seed=2)
-    rt = Runtime(chip, map_network(net, chip.info, x_cal=x))
+    rt = Runtime(chip, map_network(net, chip.config, x_cal=x))
     rt.program(progress=False, repair=False)
     bad = rt.bad_rows()
     assert bad, "the test needs bad cells"

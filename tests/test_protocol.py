@@ -18,10 +18,11 @@ os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 from amaranth.sim import Simulator  # noqa: E402
 
 from neurram import ChipConfig  # noqa: E402
-from neurram.firmware import regs  # noqa: E402
-from neurram.firmware.protocol import (  # noqa: E402
-    AddressMap, Fault, Frame, FrameDecoder, Link, LinkTimeout, LoopbackTransport, Op,
-    ProtocolError, ProtocolServer, Status, check_request, crc16, encode_reply, encode_request,
+from neurram.spec import regmap as regs  # noqa: E402
+from neurram.firmware.protocol import Link, LoopbackTransport  # noqa: E402
+from neurram.spec.protocol import (  # noqa: E402
+    AddressMap, Fault, Frame, FrameDecoder, LinkTimeout, Op, ProtocolError, ProtocolServer, Status,
+    check_request, crc16, encode_reply, encode_request,
 )
 from neurram.hdl import protocol as hwp  # noqa: E402
 from neurram.hdl.protocol import Crc16, ProtocolEngine, recv_reply, send_frame  # noqa: E402

@@ -1,4 +1,5 @@
-"""The register map and everything generated from it (hdl/regmap.py -> hdl/regmap_gen.py)."""
+"""The register map (neurram/spec/regmap.py), the register block built from it, and the files
+generated from it for readers that cannot import Python (hdl/regmap_gen.py)."""
 
 import os
 
@@ -15,27 +16,17 @@ from amaranth.sim import Simulator
 
 from neurram import cli
 from neurram.config import ChipConfig
-from neurram.hdl import regmap as rm
 from neurram.hdl import regmap_gen
 from neurram.hdl import registers as R
+from neurram.spec import enums
+from neurram.spec import regmap as rm
 
 ROOT = regmap_gen.repo_root()
-FW_REGS = ROOT / "firmware" / "regs.py"
 HEADER = ROOT / "firmware" / "include" / "neurram_regs.h"
 
 ID_REGS = ("CHIP_ID", "VERSION", "GEOMETRY", "PRECISION", "BUFFERS", "FEATURES", "CLOCK")
-
-
-def _load_fw():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("_neurram_fw_regs", FW_REGS)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses need the module registered
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fw = _load_fw()
+REGS = list(rm.REGISTERS.values())
+BUFS = list(rm.BUFFERS.values())
 
 
 # -- generated files are up to date ------------------------------------------------------------
@@ -148,7 +139,7 @@ def test_reset_values(config):
     ident = expected_id(config)
 
     async def body(ctx, bus, dut):
-        for r in rm.REGISTERS:
+        for r in REGS:
             for addr, i in instances(r, config):
                 got = await bus.read(addr)
                 if r.name in ident:
@@ -175,7 +166,7 @@ def test_reset_values(config):
 def test_rw_registers(config):
     rng = random.Random(1)
     n = config.n_cores
-    rw = [r for r in rm.REGISTERS if r.access == rm.Access.RW]
+    rw = [r for r in REGS if r.access == rm.Access.RW]
 
     async def body(ctx, bus, dut):
         written = {}
@@ -200,11 +191,11 @@ def test_rw_registers(config):
                 got = await bus.read(addr)
                 assert got == written[(r.name, i)], f"{r.name}[{i}] reads {got:#x}"
         # The port fields carry the written field values (struct layout positions).
-        mvm = fw.unpack("MVM_CONFIG", written[("MVM_CONFIG", 0)])
+        mvm = rm.unpack("MVM_CONFIG", written[("MVM_CONFIG", 0)])
         assert ctx.get(dut.mvm_config.input_bits) == mvm["input_bits"]
         assert ctx.get(dut.mvm_config.direction).value == mvm["direction"]
         assert ctx.get(dut.core_bias[n - 1].v_neg_mV) == \
-            fw.unpack("CORE_BIAS", written[("CORE_BIAS", n - 1)])["v_neg_mV"]
+            rm.unpack("CORE_BIAS", written[("CORE_BIAS", n - 1)])["v_neg_mV"]
 
     simulate(config, body)
 
@@ -213,7 +204,7 @@ def test_rw_registers(config):
 def test_ro_registers(config):
     rng = random.Random(2)
     n = config.n_cores
-    ro = [r for r in rm.REGISTERS if r.access == rm.Access.RO and r.name not in ID_REGS]
+    ro = [r for r in REGS if r.access == rm.Access.RO and r.name not in ID_REGS]
     ident = expected_id(config)
 
     async def body(ctx, bus, dut):
@@ -280,14 +271,14 @@ def test_per_core_instances(config):
 
     async def body(ctx, bus, dut):
         for c in range(n):
-            await bus.write(bias.address(c), fw.pack("CORE_BIAS", v_pos_mV=10 + c, v_neg_mV=500 + c))
+            await bus.write(bias.address(c), rm.pack("CORE_BIAS", v_pos_mV=10 + c, v_neg_mV=500 + c))
             await bus.write(neuron.address(c), 1000 + c)
         # Writes to absent cores change nothing.
         for c in range(n, bias.count):
             await bus.write(bias.address(c), 0xFFFFFFFF)
             await bus.write(neuron.address(c), 0xFFFFFFFF)
         for c in range(bias.count):
-            got = fw.unpack("CORE_BIAS", await bus.read(bias.address(c)))
+            got = rm.unpack("CORE_BIAS", await bus.read(bias.address(c)))
             want = {"v_pos_mV": 10 + c, "v_neg_mV": 500 + c} if c < n else {"v_pos_mV": 0, "v_neg_mV": 0}
             assert got == want, f"CORE_BIAS[{c}]"
             assert await bus.read(neuron.address(c)) == (1000 + c if c < n else 0), f"CORE_NEURON[{c}]"
@@ -300,7 +291,7 @@ def test_per_core_instances(config):
             ctx.set(dut.core_status[c].batch_index, c + 3)
         for c in range(n):
             assert await bus.read(rm.register("COUNT_BUSY").address(c)) == 7 * c + 1
-            assert fw.unpack("CORE_STATUS", await bus.read(rm.register("CORE_STATUS").address(c))) \
+            assert rm.unpack("CORE_STATUS", await bus.read(rm.register("CORE_STATUS").address(c))) \
                 == {"busy": 0, "enabled": 0, "batch_index": c + 3}
 
     simulate(config, body)
@@ -329,28 +320,31 @@ def test_core_enable_bits_beyond_n_cores(config):
 
 def test_identification_matches_config():
     for config in (ChipConfig(), SMALL, QUAD):
-        assert R.identification(config) == expected_id(config)
+        assert rm.identification(config) == expected_id(config)
     # The default configuration reports exactly the reset values of the description.
-    ident = R.identification(ChipConfig())
+    ident = rm.identification(ChipConfig())
     for name in ID_REGS:
         assert ident[name] == rm.register(name).reset, name
 
 
 def test_amaranth_layouts_match_regmap():
     from amaranth.lib import data
-    for r in rm.REGISTERS:
-        layout = data.Layout.cast(getattr(R, regmap_gen.camel(r.name)))
+    for r in REGS:
+        layout = data.Layout.cast(R.layout(r.name))
         assert layout.size == 32, r.name
+        assert [name for name, _ in layout] == [f.name for f in r.fields], r.name
         for f in r.fields:
             lf = layout[f.name]
-            assert (lf.offset, lf.width) == (f.lsb, f.width), (r.name, f.name)
-        assert getattr(R, f"{r.name}_ADDR") == r.offset
-        assert getattr(R, f"{r.name}_MASK") == mask(r)
-        assert getattr(R, regmap_gen.camel(r.name)).const({}).as_bits() == r.reset, r.name
+            assert (lf.offset, data.Layout.cast(lf.shape).size if isinstance(lf.shape, data.Layout) else
+                    lf.width) == (f.lsb, f.width), (r.name, f.name)
+            if f.enum is not None:
+                assert lf.shape is R.hdl_enum(f.enum), (r.name, f.name)
+        assert R.layout(r.name).const({f.name: f.reset for f in r.fields}).as_bits() == r.reset, r.name
     for e in rm.ENUMS:
-        cls = getattr(R, e.name)
+        cls = R.hdl_enum(e)
         assert cls.as_shape().width == e.width
-        assert {m.name: m.value for m in cls} == {v.name: v.value for v in e.values}
+        assert {m.name: m.value for m in cls} == {m.name: m.value for m in e}
+    assert R.Space is R.hdl_enum(enums.Space) and {m.name for m in R.Space} == {"REGISTERS", *(b.name for b in BUFS)}
 
 
 def test_default_config_converts_to_verilog():
@@ -360,81 +354,74 @@ def test_default_config_converts_to_verilog():
     assert "core_bias" in text and "bus__r_data" in text
 
 
-# -- firmware/regs.py --------------------------------------------------------------------------
+# -- the host's view of the map -------------------------------------------------------------------
 
-def test_firmware_agrees_with_regmap():
-    assert fw.SPACE_SHIFT == rm.SPACE_SHIFT and fw.CORE_SHIFT == rm.CORE_SHIFT
-    assert fw.OFFSET_BITS == rm.OFFSET_BITS and fw.BROADCAST_CORE == rm.BROADCAST_CORE
-    assert fw.CHIP_ID_MAGIC == rm.CHIP_ID_MAGIC and fw.VERSION == tuple(rm.VERSION)
-    assert list(fw.REGISTERS) == [r.name for r in rm.REGISTERS]
-    for r in rm.REGISTERS:
-        fr = fw.REGISTERS[r.name]
-        assert fr is getattr(fw.REGISTERS, r.name)
-        assert (fr.offset, fr.access, fr.count, fr.stride, fr.index) == \
-            (r.offset, r.access, r.count, r.stride, r.index), r.name
-        assert fr.reset == r.reset and fr.mask == mask(r), r.name
-        assert getattr(fw, f"{r.name}_ADDR") == r.offset
-        assert [fr.address(i) for i in range(r.count)] == [r.address(i) for i in range(r.count)]
+def test_host_register_objects():
+    for r in REGS:
+        assert rm.REGISTERS[r.name] is getattr(rm.REGISTERS, r.name) is rm.register(r.name)
+        assert r.mask == mask(r)
+        assert [r.address(i) for i in range(r.count)] == [r.offset + i * r.stride for i in range(r.count)]
         with pytest.raises(IndexError):
-            fr.address(r.count)
-        assert [f.name for f in fr.fields] == [f.name for f in r.fields], r.name
+            r.address(r.count)
         for f in r.fields:
-            ff = fr[f.name]
-            assert (ff.lsb, ff.width, ff.reset, ff.unit, ff.mask) == \
-                (f.lsb, f.width, f.reset, f.unit, f.mask), (r.name, f.name)
-            if f.enum:
-                assert ff.enum.__name__ == f.enum
-                assert {m.name: int(m) for m in ff.enum} == \
-                    {v.name: v.value for v in rm.enum(f.enum).values}
-            else:
-                assert ff.enum is None
-    assert {b.name: b.space for b in fw.BUFFERS.values()} == {b.name: b.space for b in rm.BUFFERS}
-    assert {s.name: int(s) for s in fw.Space} == {"REGISTERS": 0, **{b.name: b.space for b in rm.BUFFERS}}
-    for config in (ChipConfig(), QUAD):
-        for b in rm.BUFFERS:
-            assert fw.BUFFERS[b.name].words_per_core(config) == rm.buffer_words(b, config), b.name
-    assert fw.address(fw.Space.INPUT, 5, 17) == rm.address(1, 5, 17)
+            assert r[f.name] is f and f.get(f.put(f.max)) == f.max
+            with pytest.raises(ValueError):
+                f.put(f.max + 1)
+    assert {b.name: int(b.space) for b in BUFS} == {m.name: int(m) for m in enums.Space if m.name != "REGISTERS"}
+    assert [b.words_per_core(ChipConfig()) for b in BUFS] == [16 * 9 * 8, 16 * 8 * 8, 16, 16, 8, 8]
+    assert rm.address(enums.Space.INPUT, 5, 17) == (1 << 28) | (5 << 22) | 17
+    assert rm.split_address(rm.address(enums.Space.POLARITY, 63, 4000)) == (6, 63, 4000)
+
+
+def test_identification_round_trips_to_the_config():
+    for config in (ChipConfig(), SMALL, QUAD):
+        assert rm.config_from_identification(rm.identification(config)) == config
+    words = rm.identification(SMALL)
+    with pytest.raises(ValueError, match="not a NeuRRAM chip"):
+        rm.config_from_identification({**words, "CHIP_ID": 0})
+    with pytest.raises(ValueError, match="not supported"):
+        rm.config_from_identification({**words, "VERSION": rm.pack("VERSION", major=rm.VERSION[0] + 1)})
 
 
 def test_pack_unpack_round_trip():
     rng = random.Random(3)
-    for r in rm.REGISTERS:
-        assert fw.pack(r.name) == r.reset, r.name
-        assert fw.unpack(r.name, r.reset) == {f.name: f.reset for f in r.fields}
+    for r in REGS:
+        assert rm.pack(r.name) == r.reset, r.name
+        assert rm.unpack(r.name, r.reset) == {f.name: f.reset for f in r.fields}
         for _ in range(5):
-            values = {f.name: (rng.choice(rm.enum(f.enum).values).value if f.enum
-                               else rng.getrandbits(f.width)) for f in r.fields}
-            word = fw.pack(r.name, **values)
+            values = {f.name: (rng.choice(list(f.enum)) if f.enum else rng.getrandbits(f.width))
+                      for f in r.fields}
+            word = rm.pack(r.name, **values)
             assert word & ~mask(r) == 0
-            assert fw.unpack(r.name, word) == values, r.name
+            assert rm.unpack(r.name, word) == values, r.name
             # The same bits as the Amaranth layout of the register.
-            layout = getattr(R, regmap_gen.camel(r.name))
-            hdl_fields = {f.name: getattr(R, f.enum)(values[f.name]) if f.enum else values[f.name]
+            layout = R.layout(r.name)
+            hdl_fields = {f.name: R.hdl_enum(f.enum)(int(values[f.name])) if f.enum else values[f.name]
                           for f in r.fields}
             assert layout.const(hdl_fields).as_bits() == word, r.name
             # Bits outside the fields are ignored by unpack.
-            assert fw.unpack(r.name, word | (~mask(r) & 0xFFFFFFFF)) == values
-    word = fw.pack("MVM_CONFIG", direction=fw.Direction.BACKWARD, conversion=fw.Conversion.SAR)
-    out = fw.unpack("MVM_CONFIG", word)
-    assert out["direction"] is fw.Direction.BACKWARD and out["conversion"] is fw.Conversion.SAR
+            assert rm.unpack(r.name, word | (~mask(r) & 0xFFFFFFFF)) == values
+    word = rm.pack("MVM_CONFIG", direction=enums.Direction.BACKWARD, conversion=enums.Conversion.SAR)
+    out = rm.unpack("MVM_CONFIG", word)
+    assert out["direction"] is enums.Direction.BACKWARD and out["conversion"] is enums.Conversion.SAR
     assert out["output_bits"] == rm.register("MVM_CONFIG").fields[5].reset  # others keep reset
     with pytest.raises(ValueError):
-        fw.pack("BATCH", count=1 << 13)
+        rm.pack("BATCH", count=1 << 13)
     with pytest.raises(ValueError):
-        fw.pack("BATCH", count=-1)
+        rm.pack("BATCH", count=-1)
     with pytest.raises(KeyError):
-        fw.pack("BATCH", nonsense=1)
+        rm.pack("BATCH", nonsense=1)
     with pytest.raises(KeyError):
-        fw.pack("NO_SUCH_REGISTER")
+        rm.pack("NO_SUCH_REGISTER")
 
 
-def test_firmware_constants_do_not_import_amaranth_or_hdl():
-    text = FW_REGS.read_text(encoding="utf-8")
-    assert "amaranth" not in text.split('"""', 2)[2] and "neurram.hdl" not in text
-    code = ("import runpy, sys; runpy.run_path(sys.argv[1]); "
-            "bad = [m for m in sys.modules if m.startswith(('amaranth', 'neurram'))]; "
-            "sys.exit(1 if bad else 0)")
-    assert subprocess.run([sys.executable, "-c", code, str(FW_REGS)]).returncode == 0
+def test_spec_does_not_import_amaranth_or_other_layers():
+    code = ("import sys, neurram.spec.regmap, neurram.spec.mvm, neurram.spec.protocol, neurram.spec.layout, "
+            "neurram.spec.link, neurram.spec.analog, neurram.spec.errors; "
+            "bad = [m for m in sys.modules if m.startswith(('amaranth', 'neurram.hdl', 'neurram.sim', "
+            "'neurram.firmware', 'neurram.models'))]; print(bad); sys.exit(1 if bad else 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 # -- the C header -------------------------------------------------------------------------------
@@ -463,7 +450,7 @@ def test_c_header_compiles(tmp_path):
         rm.register("CHIP_ID").offset,
         rm.CHIP_ID_MAGIC,
         rm.register("CORE_BIAS").address(3),
-        fw.pack("MVM_CONFIG", direction=0, input_bits=0, output_bits=0, conversion=fw.Conversion.SAR),
+        rm.pack("MVM_CONFIG", direction=0, input_bits=0, output_bits=0, conversion=enums.Conversion.SAR),
         rm.register("CELL_PULSE").fields[2].reset,
         rm.address(rm.buffer("OUTPUT").space, 5, 17),
     ]
@@ -473,13 +460,13 @@ def test_c_header_compiles(tmp_path):
 
 def test_json_lists_every_register():
     doc = json.loads((ROOT / "docs" / "registers.json").read_text(encoding="utf-8"))
-    assert [r["name"] for r in doc["registers"]] == [r.name for r in rm.REGISTERS]
-    for jr, r in zip(doc["registers"], rm.REGISTERS):
+    assert [r["name"] for r in doc["registers"]] == [r.name for r in REGS]
+    for jr, r in zip(doc["registers"], REGS):
         assert (jr["offset"], jr["access"], jr["count"], jr["reset"]) == (r.offset, r.access, r.count, r.reset)
         assert [(f["name"], f["lsb"], f["width"]) for f in jr["fields"]] == \
             [(f.name, f.lsb, f.width) for f in r.fields]
-    assert [b["name"] for b in doc["buffers"]] == [b.name for b in rm.BUFFERS]
-    assert [e["name"] for e in doc["enums"]] == [e.name for e in rm.ENUMS]
+    assert [b["name"] for b in doc["buffers"]] == [b.name for b in BUFS]
+    assert [e["name"] for e in doc["enums"]] == [e.__name__ for e in rm.ENUMS]
     assert doc["addressing"]["space_shift"] == rm.SPACE_SHIFT
 
 
@@ -488,16 +475,16 @@ def test_cli_prints_markdown(capsys):
     out = capsys.readouterr().out
     assert out == regmap_gen.gen_markdown()
     assert out.startswith("<!--") and "# NeuRRAM register map" in out
-    for r in rm.REGISTERS:
+    for r in REGS:
         assert f"### {r.name}\n" in out, r.name
-    for b in rm.BUFFERS:
+    for b in BUFS:
         assert f"### {b.name}\n" in out, b.name
 
 
 def test_cli_write_and_check(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(regmap_gen, "repo_root", lambda: tmp_path)
     assert cli.main(["regmap", "--check"]) == 1
-    assert "stale: hdl/registers.py" in capsys.readouterr().out
+    assert "stale: docs/registers.md" in capsys.readouterr().out
     assert cli.main(["regmap", "--write"]) == 0
     assert (tmp_path / "firmware" / "include" / "neurram_regs.h").read_text() == regmap_gen.gen_c()
     assert cli.main(["regmap", "--check"]) == 0

@@ -7,7 +7,7 @@ import pytest
 from neurram.config import ChipConfig
 from neurram.firmware.mapper import map_network
 from neurram.firmware.runtime import Runtime
-from neurram.firmware.targets import open_chip
+from neurram.targets import open_chip
 
 from .test_mapper import small_net
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.cosim
 def _run(target, config, net, x):
     chip = open_chip(target, config=config)
     try:
-        rt = Runtime(chip, map_network(net, chip.info, x_cal=x))
+        rt = Runtime(chip, map_network(net, chip.config, x_cal=x))
         rt.program(progress=False)
         rt.calibrate(x[:4], max_vectors=48)
         return rt.forward(x, progress=False), chip.counters(0)

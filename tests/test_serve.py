@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from neurram.config import ChipConfig
-from neurram.firmware import regs as R
-from neurram.firmware.driver import MvmMode
+from neurram.spec import regmap as R
+from neurram.spec.mvm import MvmSettings
 from neurram.firmware.mapper import map_network
-from neurram.firmware.protocol import FrameDecoder, Status, encode_request, Op
+from neurram.spec.protocol import FrameDecoder, Op, Status, encode_request
 from neurram.firmware.runtime import Runtime
-from neurram.firmware.targets import model_engine, open_chip
+from neurram.targets import model_engine, open_chip
 from neurram.sim.serve import TcpChipServer, VirtualUart
 
 from .test_mapper import small_net
@@ -24,7 +24,7 @@ CONFIG = ChipConfig(core_grid=(1, 3), rows=64, cols=64)
 
 
 def _logits(chip, net, x):
-    rt = Runtime(chip, map_network(net, chip.info, x_cal=x))
+    rt = Runtime(chip, map_network(net, chip.config, x_cal=x))
     rt.program(progress=False)
     rt.calibrate(x[:4], max_vectors=48)
     return rt.forward(x, progress=False).logits, chip.counters(0)
@@ -63,7 +63,7 @@ def test_virtual_uart_board_runs_a_network_like_the_in_process_model(network):
     with _ServeProcess("--pty", "--chip", served_target) as server:
         assert server.target.startswith("serial:/dev/")
         chip = open_chip(server.target, timeout=10)
-        assert chip.info.n_cores == 3 and chip.info.rows == 64 and chip.info.cols == 64
+        assert chip.config.n_cores == 3 and chip.config.rows == 64 and chip.config.cols == 64
         served, served_counts = _logits(chip, net, x)
         assert chip.link.frames > 5000 and chip.link.status().frames_bad == 0
         chip.link.transport.close()
@@ -94,11 +94,11 @@ def test_in_process_servers_answer_like_the_in_process_model(server_kind):
         chip = open_chip(target, timeout=10)
         try:
             local = open_chip("model:noise=off", config=config)
-            assert chip.info == local.info
+            assert chip.config == local.config and chip.version == local.version
             rng = np.random.default_rng(1)
             ternary = rng.integers(-1, 2, config.rows)
             codes = rng.integers(0, 8, (5, config.rows))
-            mode = MvmMode(input_bits=3)
+            mode = MvmSettings(input_bits=3)
             results = []
             g_uS = rng.uniform(0, 40, (config.rows, config.cols))
             for c, fast in ((chip, engine.chip), (local, local.link.chip)):
@@ -162,4 +162,4 @@ def test_a_host_may_close_and_reopen_the_served_chip(server_kind):
             seen.append(chip.read_reg("LFSR_SEED"))
             chip.write_reg("LFSR_SEED", value)
             chip.link.transport.close()
-        assert seen[1] == 0x1234 and engine.chip.read(R.LFSR_SEED_ADDR) == 0x5678
+        assert seen[1] == 0x1234 and engine.chip.read(R.REGISTERS.LFSR_SEED.address()) == 0x5678

@@ -1,4 +1,4 @@
-/* Generated from hdl/regmap.py by hdl/regmap_gen.py. Do not edit: run `neurram regmap --write`. */
+/* Generated from neurram/spec/regmap.py by hdl/regmap_gen.py. Do not edit: run `neurram regmap --write`. */
 /* Register map of the NeuRRAM chip. */
 #ifndef NEURRAM_REGS_H
 #define NEURRAM_REGS_H
@@ -36,7 +36,7 @@
 #define NEURRAM_CORE_STRIDE 0x10u
 #define NEURRAM_CORE_COUNT 64u
 
-/* Direction: Which lines carry the inputs of an MVM (NEURRAM.md §2, TNSA). */
+/* Direction: Which lines carry the inputs of an MVM (docs/chip.md §2, TNSA). */
 #define NEURRAM_DIRECTION_FORWARD 0u  /* inputs on bitlines, outputs sensed on source lines (y = Wᵀx) */
 #define NEURRAM_DIRECTION_BACKWARD 1u  /* inputs on source lines, outputs sensed on bitlines (y = Wx) */
 #define NEURRAM_DIRECTION_RECURRENT 2u  /* forward, then each output written back as the core's next input */
@@ -55,7 +55,7 @@
 #define NEURRAM_ACTIVATION_RELU 1u  /* negative outputs become 0 */
 #define NEURRAM_ACTIVATION_CLIPPED_RELU 2u  /* ReLU, then magnitudes clipped at NEURON_CONFIG.clip */
 
-/* PulsePolarity: Kind of programming pulse (NEURRAM.md §3). */
+/* PulsePolarity: Kind of programming pulse (docs/chip.md §3). */
 #define NEURRAM_PULSE_POLARITY_SET 0u  /* bitline pulse, wordline at the compliance voltage: conductance rises */
 #define NEURRAM_PULSE_POLARITY_RESET 1u  /* source-line pulse, wordline at 5 V: conductance falls */
 
@@ -345,7 +345,7 @@
 #define NEURRAM_CELL_ADDR_COL_MASK 0x3FFC0000u
 #define NEURRAM_CELL_ADDR_COL_RESET 0u
 
-/* CELL_PULSE (RW, 0x021): Programming pulse (NEURRAM.md §3). */
+/* CELL_PULSE (RW, 0x021): Programming pulse (docs/chip.md §3). */
 #define NEURRAM_CELL_PULSE_ADDR 0x021u
 #define NEURRAM_CELL_PULSE_RESET 0x09C44B00u
 #define NEURRAM_CELL_PULSE_POLARITY_SHIFT 0u  /* polarity [0]: SET or RESET. Values: PulsePolarity. */

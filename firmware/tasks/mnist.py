@@ -1,4 +1,4 @@
-"""MNIST on the chip: the paper's 7-layer CNN with 3-bit inputs and activations (NEURRAM.md §5).
+"""MNIST on the chip: the paper's 7-layer CNN with 3-bit inputs and activations (docs/chip.md §5).
 
     run_mnist(chip, x, y)          map, program (write-verify), infer; returns a MnistReport
 
@@ -78,7 +78,7 @@ def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | Non
     net = net or load_default_network()
     if x_cal is None:
         x_cal = x[:64]
-    mapping = map_network(net, chip.info, x_cal=x_cal)
+    mapping = map_network(net, chip.config, x_cal=x_cal)
     rt = Runtime(chip, mapping)
     t0 = time.perf_counter()
     rt.program(progress=progress)

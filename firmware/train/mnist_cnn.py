@@ -1,4 +1,4 @@
-"""Train the NeuRRAM MNIST CNN (NEURRAM.md section 5) with noise-resilient training (section 4).
+"""Train the NeuRRAM MNIST CNN (docs/chip.md §5) with noise-resilient training (docs/chip.md §4).
 
 Network: conv3x3 1->8, 8->8, maxpool2, 8->16, 16->16, maxpool2, 16->32, 32->32,
 maxpool2 (ceil mode: 7x7 -> 4x4), dense 512->10.  Padding 1, every conv has a bias.
@@ -19,7 +19,6 @@ extra, ``torch==2.13.0``, CPU is enough); nothing else in the project does.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -215,33 +214,9 @@ def numpy_noise_eval(net, x, y, ks, seeds) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=None, help="directory with mnist.npz or the idx files")
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--noise-k", type=float, default=0.15, help="training weight noise k")
-    ap.add_argument("--out", default="firmware/weights/mnist_cnn.npz")
-    ap.add_argument("--noise-warmup", type=float, default=1.0,
-                    help="ramp the training noise k linearly from 0 over this many epochs")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--weight-decay", type=float, default=0.0)
-    ap.add_argument("--weight-clip", type=float, default=2.0,
-                    help="after every step clip each layer's weights to +-C std (0 = off); "
-                         "a smaller max|W| means less relative noise")
-    ap.add_argument("--ema", type=float, default=0.0,
-                    help="export an exponential moving average of the parameters with this "
-                         "decay per step (0 = export the raw parameters)")
-    ap.add_argument("--shift", type=int, default=2, help="random shift augmentation, pixels")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    ap.add_argument("--limit-train", type=int, default=0, help="use only N training images")
-    ap.add_argument("--eval-noise", default="0.05,0.10,0.15",
-                    help="inference noise levels for the final numpy evaluation ('' = none)")
-    ap.add_argument("--eval-seeds", type=int, default=3)
-    args = ap.parse_args(argv)
-
+def train(args) -> int:
+    """Train, evaluate and write the network; ``args`` are the options of ``neurram train mnist``
+    (neurram/cli.py, which defines them and their defaults)."""
     torch.set_num_threads(args.threads)
     try:
         torch.set_num_interop_threads(1)
@@ -326,7 +301,7 @@ def main(argv=None) -> int:
               f"(std {100 * r['std']:.2f}, {args.eval_seeds} seeds)", flush=True)
 
     meta = {
-        "model": "mnist_cnn", "task": "MNIST", "spec": "NEURRAM.md section 5",
+        "model": "mnist_cnn", "task": "MNIST", "spec": "docs/chip.md §5",
         "train": {"epochs": args.epochs, "noise_k": args.noise_k, "seed": args.seed,
                   "noise_warmup_epochs": args.noise_warmup,
                   "batch_size": args.batch_size, "lr": args.lr, "optimizer": "Adam",
@@ -345,7 +320,3 @@ def main(argv=None) -> int:
           flush=True)
     print(json.dumps(meta["test_acc"]), flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

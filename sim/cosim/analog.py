@@ -10,7 +10,8 @@ controller samples them on the next clock edge.
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from neurram.hdl.analog import NOISE_PLANES, AnalogOp
+from neurram.hdl.analog import AnalogOp
+from neurram.spec.analog import NOISE_PLANES
 from neurram.models.core import BACKWARD, FORWARD, AnalogCore
 from neurram.models.neuron import stochastic_noise_nV
 

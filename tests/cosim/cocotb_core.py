@@ -9,11 +9,12 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-from neurram.firmware import layout
-from neurram.firmware import regs as R
+from neurram.spec import layout
+from neurram.spec import regmap as R
 from neurram.models.core import AnalogCore, pulse_counts
 from neurram.sim.cosim.harness import ChipHarness
-from neurram.sim.fastcore import MvmSettings, run_batch
+from neurram.sim.fastcore import run_batch
+from neurram.spec.mvm import MvmSettings
 
 IDENT = {"CHIP_ID", "VERSION", "GEOMETRY", "PRECISION", "BUFFERS", "FEATURES", "CLOCK"}
 

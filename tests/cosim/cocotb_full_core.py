@@ -3,8 +3,8 @@
 import cocotb
 import numpy as np
 
-from neurram.firmware import layout
-from neurram.firmware import regs as R
+from neurram.spec import layout
+from neurram.spec import regmap as R
 from neurram.sim.cosim.harness import ChipHarness
 
 from cocotb_core import packet_for, reference, run_mvm_batch

@@ -4,16 +4,18 @@
                        after relaxation (1 s, 1 day)
 * ``mvm_vs_ideal.png`` chip MVM outputs against the ideal MVM, before and after calibration
 * ``noise_accuracy.png`` MNIST CNN accuracy against inference weight-noise strength k (software
-                       model with noise injected, as in NEURRAM.md §4), with the chip's points
+                       model with noise injected, as in docs/analog-model.md), with the chip's points
 
 Each function returns the numbers it plotted, so tests and reports can use them without a plot.
 """
 
 from pathlib import Path
 
+import time
+
 import numpy as np
 
-from . import nn
+from neurram.firmware import nn
 
 __all__ = ["conductance_figure", "mvm_figure", "noise_accuracy_figure", "write_all"]
 
@@ -33,7 +35,7 @@ def conductance_figure(path=None, *, seed: int = 0, relax_s=(1.0, 86400.0)) -> d
     from neurram.config import ChipConfig
     from neurram.models.device import layer_targets
 
-    from .targets import open_chip
+    from neurram.targets import open_chip
 
     chip = open_chip("model", config=ChipConfig(core_grid=(1, 1), rows=128, cols=128), seed=seed)
     chip.enable_cores([0])
@@ -87,8 +89,8 @@ def mvm_figure(path=None, *, seed: int = 0) -> dict:
 def _mvm_scatter(seed: int, n: int = 128, vectors: int = 512, bits: int = 3) -> dict:
     """A core of random differential weights, calibrated (firmware.calibration): outputs before/after."""
     from neurram.config import ChipConfig
-    from .calibration import calibrate_random_core
-    from .targets import open_chip
+    from neurram.firmware.calibration import calibrate_random_core
+    from neurram.targets import open_chip
 
     chip = open_chip("model", config=ChipConfig(core_grid=(1, 1), rows=n, cols=n), seed=seed)
     return calibrate_random_core(chip, 0, np.random.default_rng(seed), bits=bits, vectors=vectors)
@@ -97,8 +99,8 @@ def _mvm_scatter(seed: int, n: int = 128, vectors: int = 512, bits: int = 3) -> 
 def noise_accuracy_figure(path=None, *, images: int = 2000, ks=(0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
                           seeds: int = 2, chip_points: dict | None = None, data_dir=None) -> dict:
     """MNIST CNN accuracy against inference weight-noise k = σ / max|W| (software model)."""
-    from .datasets import load_mnist, load_mnist_demo_subset
-    from .tasks.mnist import load_default_network
+    from neurram.firmware.datasets import load_mnist, load_mnist_demo_subset
+    from neurram.firmware.tasks.mnist import load_default_network
 
     net = load_default_network()
     try:
@@ -137,3 +139,27 @@ def write_all(out_dir, **kw) -> dict:
         "mvm": mvm_figure(out / "mvm_vs_ideal.png"),
         "noise_accuracy": noise_accuracy_figure(out / "noise_accuracy.png", **kw),
     }
+
+
+def device_array_statistics(rows: int = 256, cols: int = 256, *, seed: int = 0, params=None) -> dict:
+    """Write-verify a fresh ``rows x cols`` array of the RRAM device model
+    (:class:`neurram.models.device.RRAMArray`, this ``seed``, ``params`` default
+    ``RRAMParams()``) to layer-like targets (:func:`neurram.models.device.layer_targets`, same
+    seed) in one pass with the default write-verify configuration: the measurement of
+    ``neurram device``.
+
+    Returns ``{"report", "array", "targets", "seconds", "true_error_uS"}``: the
+    write-verify report, the array after programming, the targets (µS), the wall time of
+    the pass and |true G - target| (µS) of the converged cells."""
+    from neurram.firmware.writeverify import write_verify
+    from neurram.models.device import RRAMArray, RRAMParams, layer_targets
+
+    params = RRAMParams() if params is None else params
+    arr = RRAMArray(rows, cols, params, seed=seed)
+    tgt = layer_targets(rows, cols, params.g_max_uS, seed=seed)
+    rr, cc = np.indices(tgt.shape)
+    t0 = time.perf_counter()
+    rep = write_verify(arr.cell_access(), rr, cc, tgt)
+    seconds = time.perf_counter() - t0
+    true_err = np.abs(arr.g_uS[rr, cc] - tgt)[rep.converged.reshape(tgt.shape)]
+    return {"report": rep, "array": arr, "targets": tgt, "seconds": seconds, "true_error_uS": true_err}

@@ -1,4 +1,4 @@
-"""Energy and latency reports from the chip's event counters (DESIGN.md contract 8).
+"""Energy and latency reports from the chip's event counters (docs/architecture.md, contract 8).
 
     energy_report(layers, config, model)       per-layer table: energy and latency per MVM, per layer, per inference
     tops_per_watt_grid(model, ...)              TOPS/W for input bits 1-8 x output bits 1-8 (numpy array)
