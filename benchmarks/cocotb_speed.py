@@ -10,6 +10,7 @@ from cocotb.triggers import ClockCycles, Timer
 
 from neurram.spec import layout
 from neurram.spec import regmap as R
+from neurram.spec.enums import Conversion
 from neurram.sim.cosim.harness import CLOCK_PERIOD_NS, ChipHarness
 
 
@@ -53,7 +54,7 @@ async def mvm_rate(dut):
     await h.write_buffer(R.Space.INPUT, 0, 0, layout.input_words(codes, cfg, False))
     await h.write_reg("CORE_ENABLE", 1)
     await h.write_reg("CORE_SELECT", 1)
-    await h.write_reg("MVM_CONFIG", R.pack("MVM_CONFIG", input_bits=4, conversion=1))
+    await h.write_reg("MVM_CONFIG", R.pack("MVM_CONFIG", input_bits=4, conversion=Conversion.DECREMENT))
     await h.write_reg("BATCH", R.pack("BATCH", count=batch))
     await h.write_reg("CORE_NEURON", R.pack("CORE_NEURON", packet_uV=int(os.environ.get("NEURRAM_BENCH_PACKET", "200"))))
     repeats = int(os.environ.get("NEURRAM_BENCH_REPEATS", "4"))

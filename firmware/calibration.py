@@ -51,12 +51,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurram.spec import regmap as R
+from neurram.spec.analog import NEURON_GAIN, charge_per_unit_nV
 from neurram.spec.mvm import PACKET_UV_MAX, MvmSettings, decode_output
 
+from . import nn
 from .driver import Chip
 
 __all__ = ["BalanceResult", "balance_inputs", "sign_balance", "ColumnCalibration", "fit_columns", "fit_from_data",
-           "mvm_error", "relative_error", "choose_packet", "analytic_gain", "decode_with",
+           "mvm_error", "relative_error", "choose_packet", "analytic_gain", "SegmentDecoder",
            "calibrate_runtime", "RuntimeCalibration", "random_differential_core", "pair_codes",
            "calibrate_random_core"]
 
@@ -375,16 +377,13 @@ def mvm_error(chip: Chip, core: int, cols, ideal_fn, codes: np.ndarray, mode: Mv
 
 
 def analytic_gain(g_column_sum_uS: np.ndarray, *, w_unit_uS: float, v_pos_mV: float, v_neg_mV: float,
-                  pulse_multiplier: int, packet_uV: float, neuron_gain: float = 1 / 16) -> np.ndarray:
-    """Nominal chip output (packets) per ideal unit for each column, from conductances alone.
-
-    An ideal unit is one input code times a weight of ``w_unit_uS`` of differential conductance
-    (the mapper's G_MAX/w_max). Voltage-mode sensing divides by the column's total conductance
-    ``g_column_sum_uS``; a code x on a pair integrates 2·m·x·(V_pos+V_neg)/2 times the neuron
-    gain (as ``mapper.charge_per_unit``). This is the uncalibrated decoding.
+                  pulse_multiplier: int, packet_uV: float, neuron_gain: float = NEURON_GAIN) -> np.ndarray:
+    """Nominal chip output (packets) per ideal unit for each column, from conductances alone: the
+    charge per unit (:func:`neurram.spec.analog.charge_per_unit_nV`, the mapper's too) at the mean
+    drive (V_pos + V_neg)/2, in packets. This is the uncalibrated decoding.
     """
-    v = 0.5 * (v_pos_mV + v_neg_mV) * 1e-3
-    per_unit_nV = neuron_gain * 2 * pulse_multiplier * v * w_unit_uS / np.maximum(g_column_sum_uS, 1e-6) * 1e9
+    per_unit_nV = charge_per_unit_nV(g_column_sum_uS, w_unit_uS=w_unit_uS, v_mV=0.5 * (v_pos_mV + v_neg_mV),
+                                      pulse_multiplier=pulse_multiplier, neuron_gain=neuron_gain)
     return per_unit_nV / (packet_uV * 1e3)
 
 
@@ -412,17 +411,45 @@ def choose_packet(chip: Chip, core: int, cols, codes: np.ndarray, mode: MvmSetti
 # ---------------------------------------------------------------------------------------------
 # 4. the runtime
 
-def decode_with(entry, q_nV: np.ndarray) -> np.ndarray:
-    """Decode integrator readings (nV) with a runtime decode entry.
+@dataclass(frozen=True)
+class SegmentDecoder:
+    """How the runtime turns one segment's integrator readings (nV) into partial sums, per output
+    column: y = (q − offset_s) / scale_s, with s the sign of q (separate branches after a
+    calibration that fitted them; one scale and no offset when nominal)."""
 
-    ``entry`` is (scale, offset) — y = (q − offset)/scale, the runtime's original form —
-    (scale_pos, offset_pos, scale_neg, offset_neg) — y = (q − offset_s)/scale_s with s the sign
-    of q, the form :func:`calibrate_runtime` writes — or a :class:`ColumnCalibration` in nV.
-    """
-    if isinstance(entry, ColumnCalibration):
-        return entry.apply(q_nV)
-    sp, op, sn, on = _as4(entry)
-    return np.where(q_nV > 0, (q_nV - op) / sp, (q_nV - on) / sn)
+    scale_pos: np.ndarray
+    offset_pos: np.ndarray
+    scale_neg: np.ndarray
+    offset_neg: np.ndarray
+
+    @classmethod
+    def nominal(cls, scale_nV_per_unit) -> "SegmentDecoder":
+        """y = q / scale on both branches (from the conductances the chip reports back)."""
+        scale = np.asarray(scale_nV_per_unit, np.float64)
+        zero = np.zeros(scale.shape)
+        return cls(scale, zero, scale.copy(), zero.copy())
+
+    def __call__(self, q_nV: np.ndarray) -> np.ndarray:
+        q = np.asarray(q_nV, np.float64)
+        return np.where(q > 0, (q - self.offset_pos) / self.scale_pos, (q - self.offset_neg) / self.scale_neg)
+
+    @property
+    def separate(self) -> bool:
+        """True when some column decodes its two branches differently."""
+        return not (np.array_equal(self.scale_pos, self.scale_neg) and np.array_equal(self.offset_pos, self.offset_neg))
+
+    def refit(self, cal: "ColumnCalibration", separate_branches: bool = True) -> "SegmentDecoder":
+        """This decoder with the columns ``cal`` fitted replaced by the fit (in nV); with
+        ``separate_branches`` False, the positive branch's fit serves both branches."""
+        f = cal.fitted
+        sp, op, sn, on = (np.array(v, np.float64) for v in
+                          (self.scale_pos, self.offset_pos, self.scale_neg, self.offset_neg))
+        sp[f], op[f] = cal.gain_pos[f], cal.offset_pos[f]
+        if separate_branches:
+            sn[f], on[f] = cal.gain_neg[f], cal.offset_neg[f]
+        else:
+            sn, on = sp.copy(), op.copy()
+        return SegmentDecoder(sp, op, sn, on)
 
 
 @dataclass
@@ -431,6 +458,7 @@ class RuntimeCalibration:
     :func:`relative_error` of the segment's partial sums on the calibration vectors themselves
     (in-sample), with the decode entry before and after."""
     columns: dict                      # (layer, segment) -> ColumnCalibration (nV)
+    decoders: dict                     # (layer, segment) -> the SegmentDecoder to use from now on
     error_before: dict                 # (layer, segment) -> relative error with the old decode
     error_after: dict                  # (layer, segment) -> relative error with the new decode
     vectors: dict                      # layer -> vectors used
@@ -452,20 +480,20 @@ class RuntimeCalibration:
 def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.ndarray | None = None,
                       max_vectors: int = 2048, min_branch: int = 20, separate_branches: bool | None = None,
                       seed: int = 0) -> RuntimeCalibration:
-    """Fill ``runtime.decode`` from a calibration run (call after ``runtime.program()``).
+    """Measure a decoder for every segment of a programmed runtime (``runtime.program()`` first);
+    :meth:`Runtime.calibrate` installs the report's ``decoders``.
 
     ``images``: a few uint8 images (quantised with the network's input quantiser), or ``codes``:
     input codes directly. Each weight layer gets the input codes the *software model* produces on
     them (quantised activations of the previous layer, im2col patches for convolutions; at most
     ``max_vectors`` per layer, drawn at random), every segment runs them on the chip through the
-    runtime's own ``_segment_mvm``, and each output column is fitted against the software
-    partial sum of that segment (Σ code·weight over the segment's inputs plus its bias rows).
+    runtime (:meth:`Runtime.segment_charge_nV`), and each output column is fitted against the
+    software partial sum of that segment (Σ code·weight over the segment's inputs plus its bias
+    rows).
 
-    ``separate_branches``: write 4-tuples (scale_pos, offset_pos, scale_neg, offset_neg), which
-    :func:`decode_with` (the runtime's decode) takes, or 2-tuples (scale, offset) with one gain per
-    column. Default (None): 4-tuples. Columns that cannot be fitted keep their previous decode.
+    ``separate_branches``: fit the positive and negative branches separately (default, None: yes)
+    or one gain per column. Columns that cannot be fitted keep their previous decoder's values.
     """
-    from . import nn
     t0 = time.perf_counter()
     if separate_branches is None:
         separate_branches = True
@@ -479,7 +507,7 @@ def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.nd
     h = h[:, None] if h.ndim == 3 else h
     layer_of = {ml.name: ml for ml in m.layers}
     rng = np.random.default_rng(seed)
-    cols_cal, before, after, used = {}, {}, {}, {}
+    cols_cal, decoders, before, after, used = {}, {}, {}, {}, {}
     def calibrate_layer(spec, h):
         ml = layer_of[spec["name"]]
         x, reshape = nn.layer_inputs(spec, h)
@@ -489,54 +517,25 @@ def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.nd
         mode = runtime.layer_mode(ml)
         for s in ml.segments:
             key = (ml.name, s.index)
-            old = runtime.decode[key]
-            runtime.decode[key] = (np.ones(s.n_out), np.zeros(s.n_out))   # identity: _segment_mvm returns q in nV
-            try:
-                q_nV = runtime._segment_mvm(ml, s, pick, mode)
-            finally:
-                runtime.decode[key] = old
+            old = runtime.decoders[key]
+            q_nV = runtime.segment_charge_nV(ml, s, pick, mode)
             y_ideal = pick[:, s.inputs] @ ml.weight[:, s.inputs].T + s.bias_rows * ml.x_max * ml.bias_row_weight
             steps = np.rint(np.abs(q_nV) / (s.packet_uV * 1e3) + 0.5)
             valid = steps < m.max_steps
             cal = fit_from_data(q_nV, y_ideal, valid, cols=np.arange(s.col0, s.col0 + s.n_out),
                                 min_branch=min_branch if separate_branches else 10 ** 9,
-                                default_gain=old[0], unit="nV")
-            if separate_branches:
-                entry = _merge4(cal, old)
-            else:
-                entry = _merge2(cal, old)
-            runtime.decode[key] = entry
-            cols_cal[key] = cal
-            before[key] = relative_error(decode_with(old, q_nV), y_ideal)
-            after[key] = relative_error(decode_with(entry, q_nV), y_ideal)
+                                default_gain=old.scale_pos, unit="nV")
+            new = old.refit(cal, separate_branches)
+            cols_cal[key], decoders[key] = cal, new
+            before[key] = relative_error(old(q_nV), y_ideal)
+            after[key] = relative_error(new(q_nV), y_ideal)
         # the software model's next activations, from all vectors
         y = reshape((x @ ml.weight.T) * ml.in_step + ml.bias)
         act = spec.get("act")
         return nn.quantize_act(y, act) if act is not None else y
 
     nn.walk(net, h, calibrate_layer)
-    return RuntimeCalibration(cols_cal, before, after, used, separate_branches, time.perf_counter() - t0)
-
-
-def _as4(old):
-    if len(old) == 2:
-        return old[0], old[1], old[0], old[1]
-    return tuple(old)
-
-
-def _merge4(cal: ColumnCalibration, old) -> tuple:
-    sp, op, sn, on = (np.array(np.broadcast_to(v, cal.fitted.shape), np.float64) for v in _as4(old))
-    f = cal.fitted
-    sp[f], op[f], sn[f], on[f] = cal.gain_pos[f], cal.offset_pos[f], cal.gain_neg[f], cal.offset_neg[f]
-    return sp, op, sn, on
-
-
-def _merge2(cal: ColumnCalibration, old) -> tuple:
-    """One gain per column (the fit ran with a shared slope: gain_pos == gain_neg)."""
-    sp, op, _, _ = (np.array(np.broadcast_to(v, cal.fitted.shape), np.float64) for v in _as4(old))
-    f = cal.fitted
-    sp[f], op[f] = cal.gain_pos[f], cal.offset_pos[f]
-    return sp, op
+    return RuntimeCalibration(cols_cal, decoders, before, after, used, separate_branches, time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neurram.spec.analog import NEURON_GAIN, charge_per_unit_nV
 from neurram.spec.mvm import PACKET_UV_MAX
 
 from . import nn
@@ -171,7 +172,7 @@ def _layer_ranges(net: nn.Network, x_cal: np.ndarray) -> dict:
 
 def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_segment_inputs: int = 100,
                 max_bias_rows: int = 6, max_steps: int = 100, pulse_multiplier: int = 1, v_mV: int = 100,
-                neuron_gain: float = 1 / 16, percentile: float = 95.0, bad_rows: dict | None = None) -> Mapping:
+                neuron_gain: float = NEURON_GAIN, percentile: float = 95.0, bad_rows: dict | None = None) -> Mapping:
     """Place ``net`` on a chip described by ``info`` (a ChipInfo or ChipConfig).
 
     ``bad_rows``: {core: rows} that must not be used (unformed or leaky cells); segments take
@@ -257,7 +258,8 @@ def charge_per_unit(ml: MappedLayer, s: Segment, mapping: Mapping, neuron_gain: 
     if g_column_sum is None:
         g_column_sum = s.g_plus.sum(0) + s.g_minus.sum(0)
     g_column_sum = np.maximum(g_column_sum, 1e-6)
-    return neuron_gain * 2 * mapping.pulse_multiplier * mapping.v_mV * 1e-3 * (G_MAX_uS / ml.w_max) / g_column_sum * 1e9
+    return charge_per_unit_nV(g_column_sum, w_unit_uS=G_MAX_uS / ml.w_max, v_mV=mapping.v_mV,
+                              pulse_multiplier=mapping.pulse_multiplier, neuron_gain=neuron_gain)
 
 
 def _packet(ml, s, mapping, neuron_gain) -> int:

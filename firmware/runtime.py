@@ -7,6 +7,7 @@ scale (from the conductances the chip reports back, or from a calibration), part
 split layer are added, and activation and max-pool run on the host, where the paper ran them.
 """
 
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -17,15 +18,15 @@ from neurram.spec import regmap as R
 from neurram.spec.mvm import MvmSettings, decode_output
 
 from .driver import Chip
-from .calibration import decode_with
-from .mapper import Mapping, charge_per_unit
+from .calibration import SegmentDecoder, calibrate_runtime
+from .mapper import Mapping, charge_per_unit, map_network
+from .writeverify import WriteVerifyConfig
 
 __all__ = ["Runtime", "LayerStats", "RunResult", "progress_bar"]
 
 
 def progress_bar(total: int, desc: str = "", enabled: bool = True):
     """A minimal text progress bar on stderr (no dependency); returns update(n) and close()."""
-    import sys
     state = {"n": 0, "t0": time.perf_counter(), "last": 0.0}
 
     def update(n: int = 1):
@@ -74,10 +75,9 @@ class Runtime:
         self.chip = chip
         self.mapping = mapping
         self.reports = {}
-        #: per (layer, segment): how to decode outputs, per output column: (scale nV per unit,
-        #: offset nV), or (scale_pos, offset_pos, scale_neg, offset_neg) after calibration;
-        #: y = (q - offset_s) / scale_s with s the sign of q (firmware.calibration.decode_with)
-        self.decode = {}
+        #: per (layer, segment): the SegmentDecoder of its outputs (nominal from the read-back
+        #: conductances after programming; measured by :meth:`calibrate`)
+        self.decoders = {}
 
     # -- programming -----------------------------------------------------------------------------
     def program(self, progress: bool = True, write_verify_config=None, repair: bool = True):
@@ -86,7 +86,6 @@ class Runtime:
         With ``repair``, rows holding cells that failed to program (unformed or leaky cells) go
         into a bad-row table and the network is mapped again onto spare rows, then programmed
         again (docs/chip.md §3: per-die bad-row tables, spare rows swapped in)."""
-        from .mapper import map_network
         self._program_once(progress, write_verify_config)
         for _ in range(3 if repair else 0):            # spare rows can hold bad cells too
             bad = self.bad_rows(write_verify_config)
@@ -101,7 +100,6 @@ class Runtime:
     def bad_rows(self, write_verify_config=None) -> dict:
         """{core: rows} holding a cell that missed its target by more than twice the tolerance
         (a failed cell that would corrupt a weight, not a near miss)."""
-        from .writeverify import WriteVerifyConfig
         tol = (write_verify_config or WriteVerifyConfig()).g_tol_uS
         out = {}
         for core, rep in self.reports.items():
@@ -112,7 +110,6 @@ class Runtime:
         return out
 
     def _program_once(self, progress, write_verify_config):
-        from .writeverify import WriteVerifyConfig
         m = self.mapping
         cores = m.cores_used
         self.chip.enable_cores(cores)
@@ -145,22 +142,26 @@ class Runtime:
             for s in ml.segments:
                 if s.core == core:
                     colsum = g[:, s.col0:s.col0 + s.n_out].sum(axis=0)
-                    self.decode[(ml.name, s.index)] = (charge_per_unit(ml, s, self.mapping, self.mapping.options["neuron_gain"], colsum),
-                                                       np.zeros(s.n_out))
+                    self.decoders[(ml.name, s.index)] = SegmentDecoder.nominal(
+                        charge_per_unit(ml, s, self.mapping, self.mapping.options["neuron_gain"], colsum))
 
     def calibrate(self, images: np.ndarray, **kw):
         """Model-driven calibration of every segment's output columns on a few images
-        (firmware.calibration.calibrate_runtime); returns its report."""
-        from .calibration import calibrate_runtime
+        (firmware.calibration.calibrate_runtime); installs its decoders and returns its report."""
         self.calibration = calibrate_runtime(self, images, **kw)
+        self.decoders.update(self.calibration.decoders)
         return self.calibration
 
     def unconverged_cells(self) -> int:
         return int(sum(len(r.unconverged) for r in self.reports.values()))
 
     # -- inference -------------------------------------------------------------------------------
-    def _segment_mvm(self, ml, s, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
+    def segment_mvm(self, ml, s, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
         """Partial pre-activations (N, O) in units of Σ code·weight for one segment."""
+        return self.decoders[(ml.name, s.index)](self.segment_charge_nV(ml, s, codes, mode))
+
+    def segment_charge_nV(self, ml, s, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
+        """One segment's outputs (N, O) as integrator charges in nV, before decoding."""
         m = self.mapping
         N = codes.shape[0]
         n_in = len(s.inputs)
@@ -177,8 +178,7 @@ class Runtime:
         tracked[s.col0:s.col0 + s.n_out] = True
         self.chip.set_mask(s.core, tracked)
         out = self.chip.mvm(s.core, x, mode)[:, s.col0:s.col0 + s.n_out]
-        q_nV = decode_output(out, mode)[0] * s.packet_uV * 1e3
-        return decode_with(self.decode[(ml.name, s.index)], q_nV)
+        return decode_output(out, mode)[0] * s.packet_uV * 1e3
 
     def forward(self, x_uint8: np.ndarray, *, batch_images: int = 64, progress: bool = True) -> RunResult:
         m = self.mapping
@@ -205,7 +205,7 @@ class Runtime:
                 x, reshape = nn.layer_inputs(spec, h)
                 x = x.astype(np.int64)
                 mode = self.layer_mode(ml)
-                y = sum(self._segment_mvm(ml, s, x, mode) for s in ml.segments) * ml.in_step
+                y = sum(self.segment_mvm(ml, s, x, mode) for s in ml.segments) * ml.in_step
                 st.mvms += x.shape[0] * len(ml.segments)
                 st.seconds += time.perf_counter() - t0
                 after = self.core_counters(st.cores)

@@ -39,13 +39,15 @@ from typing import Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
+from neurram.spec.enums import PulsePolarity
+
 __all__ = ["SET", "RESET", "CellAccess", "WriteVerifyConfig", "WriteVerifyReport", "write_verify",
            "FAIL_NONE", "FAIL_ROUNDS", "FAIL_TOP_PULSES"]
 
 #: Pulse polarities (docs/chip.md §3): SET raises the conductance (BL pulse), RESET lowers it
-#: (SL pulse).
-SET = 0
-RESET = 1
+#: (SL pulse). The register field's enum, under short names.
+SET = PulsePolarity.SET
+RESET = PulsePolarity.RESET
 
 #: Failure reasons recorded per cell in :attr:`WriteVerifyReport.fail_reason`.
 FAIL_NONE = 0          # converged
@@ -64,7 +66,7 @@ class CellAccess(Protocol):
 
     def pulse_cells(self, rows: np.ndarray, cols: np.ndarray, polarity: np.ndarray,
                     amplitude_mV: np.ndarray, width_ns: np.ndarray, gate_mV: np.ndarray) -> None:
-        """One programming pulse per cell; polarity 0 = SET, 1 = RESET."""
+        """One programming pulse per cell; polarity a PulsePolarity (SET or RESET)."""
         ...
 
 

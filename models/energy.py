@@ -45,6 +45,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from neurram.spec.enums import Conversion
+
 __all__ = [
     "EnergyModel", "COUNTER_KEYS", "ENERGY_KEYS", "PAPER_TOPS_PER_W", "SCALE_45NM_TO_130NM",
     "mvm_counts", "busy_cycles_per_mvm", "decrement_steps_for_output_bits",
@@ -268,19 +270,18 @@ class EnergyModel:
 
 # -- event counts of one MVM, derived like the RTL ----------------------------------------------------
 
-_CONVERSIONS = {"sign": 0, "decrement": 1, "sar": 2}
-
-
-def _conversion(conversion) -> int:
+def _conversion(conversion) -> Conversion:
+    """A :class:`Conversion` from the enum, its number or its name (``"sign"``, ``"decrement"``, ``"sar"``)."""
+    names = tuple(c.name.lower() for c in Conversion)
     if isinstance(conversion, str):
         try:
-            return _CONVERSIONS[conversion.lower()]
+            return Conversion[conversion.upper()]
         except KeyError:
-            raise ValueError(f"conversion must be one of {tuple(_CONVERSIONS)}, not {conversion!r}") from None
-    conversion = int(conversion)
-    if conversion not in (0, 1, 2):
-        raise ValueError(f"conversion must be 0 (sign), 1 (decrement) or 2 (SAR), not {conversion}")
-    return conversion
+            raise ValueError(f"conversion must be one of {names}, not {conversion!r}") from None
+    try:
+        return Conversion(int(conversion))
+    except ValueError:
+        raise ValueError(f"conversion must be a Conversion ({names}), not {conversion!r}") from None
 
 
 def decrement_steps_for_output_bits(output_bits: int, max_steps: int = 127) -> int:
@@ -312,9 +313,9 @@ def busy_cycles_per_mvm(input_bits: int, *, signed: bool = False, pulse_multipli
         nb = input_bits - int(bool(signed))
         integrate = 6 * nb + 2 * m * ((1 << nb) - 1)
     base = 2 + integrate + 2 + 8
-    if conv == 1:
+    if conv == Conversion.DECREMENT:
         return base + 1 + 3 * steps
-    if conv == 2:
+    if conv == Conversion.SAR:
         return base + 2 * max(output_bits - 1, 0)
     return base
 
@@ -341,12 +342,12 @@ def mvm_counts(input_bits: int, output_bits: int, *, signed: bool = False, pulse
         raise ValueError(f"pulse_multiplier must be >= 1, not {pulse_multiplier}")
     conv = _conversion(conversion)
     if output_bits == 1:
-        conv = 0
+        conv = Conversion.SIGN
     nb = input_bits - int(bool(signed))
     pulses = 2 * pulse_multiplier * ((1 << nb) - 1)
-    if conv == 1:
+    if conv == Conversion.DECREMENT:
         n_steps = decrement_steps_for_output_bits(output_bits, max_steps) if steps is None else int(steps)
-    elif conv == 2:
+    elif conv == Conversion.SAR:
         n_steps = output_bits - 1
     else:
         n_steps = 0

@@ -106,11 +106,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WireParams", "effective_coupling", "ideal_coupling", "ir_drop_factor", "approx_error_bound", "nodal_solve",
-           "line_taps", "default_circuit_params", "FORWARD", "BACKWARD", "CORELET"]
+from neurram.spec.enums import Direction
 
-FORWARD = 0
-BACKWARD = 1
+__all__ = ["WireParams", "effective_coupling", "ideal_coupling", "ir_drop_factor", "approx_error_bound", "nodal_solve",
+           "line_taps", "default_circuit_params", "CORELET"]
 
 #: Cells per corelet side: one neuron per 16 x 16 corelet (docs/chip.md §1; Wan et al. 2022).
 CORELET = 16
@@ -162,7 +161,7 @@ def line_taps(n_lines: int, n_cells: int, position: str = "start") -> np.ndarray
     raise ValueError(f"driver_position must be 'start', 'end' or 'corelet', not {position!r}")
 
 
-def _oriented(g_uS, wire: WireParams, direction: int):
+def _oriented(g_uS, wire: WireParams, direction: Direction):
     """(G in S as inputs x outputs, r_in, r_out, r_driver, input-line taps, output-line taps)."""
     g = np.asarray(g_uS, dtype=np.float64)
     if g.ndim != 2:
@@ -172,12 +171,12 @@ def _oriented(g_uS, wire: WireParams, direction: int):
     for r in (wire.r_bl_ohm_per_cell, wire.r_sl_ohm_per_cell, wire.r_driver_ohm):
         if not (np.isfinite(r) and r >= 0):
             raise ValueError("resistances must be finite and >= 0")
-    if direction == FORWARD:
+    if direction == Direction.FORWARD:
         gs, r_in, r_out = g, wire.r_bl_ohm_per_cell, wire.r_sl_ohm_per_cell
-    elif direction == BACKWARD:
+    elif direction == Direction.BACKWARD:
         gs, r_in, r_out = g.T, wire.r_sl_ohm_per_cell, wire.r_bl_ohm_per_cell
     else:
-        raise ValueError("direction must be FORWARD (0) or BACKWARD (1)")
+        raise ValueError(f"direction must be Direction.FORWARD or Direction.BACKWARD, not {direction!r}")
     n_in, n_out = gs.shape
     # Input line i runs along the output index (axis 1); output line j runs along axis 0.
     t_in = line_taps(n_in, n_out, wire.driver_position)
@@ -378,14 +377,16 @@ def _approx(g, r_in, r_out, r_drv, t_in, t_out):
 # Public API
 # ------------------------------------------------------------------------------------------------
 
-def effective_coupling(g_uS, wire: WireParams, direction: int = FORWARD, method: str = "exact") -> np.ndarray:
+def effective_coupling(g_uS, wire: WireParams, direction: Direction = Direction.FORWARD,
+                       method: str = "exact") -> np.ndarray:
     """Effective coupling K (inputs x outputs, float64) of an array with wire and driver resistance.
 
     ``g_uS``: (rows, cols) cell conductances in µS, cell (i, j) between bitline i and source line
-    j. ``direction``: FORWARD (inputs on bitlines, outputs on source lines: K is rows x cols) or
-    BACKWARD (inputs on source lines, outputs on bitlines: K is cols x rows). ``method``: "exact"
-    or "approx" (see the module docstring). V_j - V_ref = Σ_i u_i K_ij; each column with any
-    conductance sums to 1; columns without any are 0 (as in ``Crossbar.coupling``).
+    j. ``direction``: ``Direction.FORWARD`` (inputs on bitlines, outputs on source lines: K is
+    rows x cols) or ``Direction.BACKWARD`` (inputs on source lines, outputs on bitlines: K is
+    cols x rows). ``method``: "exact" or "approx" (see the module docstring). V_j - V_ref =
+    Σ_i u_i K_ij; each column with any conductance sums to 1; columns without any are 0 (as in
+    ``Crossbar.coupling``).
     """
     g, r_in, r_out, r_drv, t_in, t_out = _oriented(g_uS, wire, direction)
     if method not in ("exact", "approx"):
@@ -393,13 +394,13 @@ def effective_coupling(g_uS, wire: WireParams, direction: int = FORWARD, method:
     if g.size == 0 or wire.is_ideal():
         # Exactly G / Σ_i G from the µS values, as Crossbar.coupling computes it.
         g_uS = np.asarray(g_uS, dtype=np.float64)
-        return ideal_coupling(g_uS if direction == FORWARD else g_uS.T)[0]
+        return ideal_coupling(g_uS if direction == Direction.FORWARD else g_uS.T)[0]
     if method == "exact":
         return _exact(g, r_in, r_out, r_drv, t_in, t_out)
     return _approx(g, r_in, r_out, r_drv, t_in, t_out)
 
 
-def ir_drop_factor(g_uS, wire: WireParams, direction: int = FORWARD) -> float:
+def ir_drop_factor(g_uS, wire: WireParams, direction: Direction = Direction.FORWARD) -> float:
     """ε = max over cells of (input-line drop + output-line rise) per volt across every cell.
 
     A worst-case measure of the relative IR drop: what a cell's voltage would lose if every cell
@@ -413,7 +414,7 @@ def ir_drop_factor(g_uS, wire: WireParams, direction: int = FORWARD) -> float:
     return float((h + rise).max())
 
 
-def approx_error_bound(g_uS, wire: WireParams, direction: int = FORWARD) -> dict:
+def approx_error_bound(g_uS, wire: WireParams, direction: Direction = Direction.FORWARD) -> dict:
     """Error bounds of ``method="approx"`` for this array (module docstring, "Error bound").
 
     Returns ``eta`` (η), ``eps_lumped`` (ε_d), ``k_max_rel`` = 0.25·η² (stated bound on
@@ -439,7 +440,7 @@ def approx_error_bound(g_uS, wire: WireParams, direction: int = FORWARD) -> dict
             "rms_per_spread": eta * eta * (1.0 + eps_d)}
 
 
-def nodal_solve(g_uS, wire: WireParams, u, direction: int = FORWARD) -> np.ndarray:
+def nodal_solve(g_uS, wire: WireParams, u, direction: Direction = Direction.FORWARD) -> np.ndarray:
     """Dense nodal analysis of the whole network: an independent reference for small arrays.
 
     Every cell has an input-line node and an output-line node (a line without resistance is one

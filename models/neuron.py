@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurram.spec.analog import NEURON_GAIN
+
 __all__ = ["NeuronParams", "NeuronBank", "decrement_closed_form", "sar_closed_form", "stochastic_noise_nV",
            "NOISE_CENTRE"]
 
@@ -46,7 +48,7 @@ class NeuronParams:
     #: Sampling capacitor, fF (estimate; sets the integration gain with c_integ_fF).
     c_sample_fF: float = 25.0
     #: Integration capacitor, fF (estimate). Gain C_sample/C_integ = 1/16.
-    c_integ_fF: float = 400.0
+    c_integ_fF: float = 25.0 / NEURON_GAIN
     #: Integrator swing limit around V_ref, V (estimate: rail-to-rail at 1.8 V with V_ref 0.9 V).
     v_sat_V: float = 0.9
     #: σ of the relative mismatch of C_sample/C_integ between neurons. Estimate: metal capacitor

@@ -20,11 +20,11 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 
 def _register_regmap(subparsers) -> None:
     p = subparsers.add_parser(
-        "regmap", help="print, write or check the files generated from hdl/regmap.py",
-        description="Generate the register block, driver constants, C header and docs from "
-                    "hdl/regmap.py.")
+        "regmap", help="print, write or check the files generated from the register map",
+        description="Generate the C header, docs/registers.md and docs/registers.json from the "
+                    "register map (neurram/spec/regmap.py).")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--format", choices=("md", "c", "json", "py", "amaranth"),
+    g.add_argument("--format", choices=("md", "c", "json"),
                    help="print one generated output to stdout")
     g.add_argument("--write", action="store_true", help="write every generated file into the repository")
     g.add_argument("--check", action="store_true", help="exit 1 if a committed generated file is stale")
@@ -527,7 +527,7 @@ def _register_train(subparsers) -> None:
     networks = p.add_subparsers(dest="network", metavar="network", required=True)
     m = networks.add_parser(
         "mnist", help="the MNIST CNN (firmware/train/mnist_cnn.py)",
-        description="Train the NeuRRAM MNIST CNN (NEURRAM.md section 5) with noise-resilient training "
+        description="Train the NeuRRAM MNIST CNN (docs/chip.md §5) with noise-resilient training "
                     "(section 4) and write it with neurram.firmware.nn.save_network. Needs PyTorch: "
                     "pip install 'neurram[train]'.")
     m.add_argument("--data-dir", default=None, help="directory with mnist.npz or the idx files")

@@ -9,13 +9,19 @@
 Each function returns the numbers it plotted, so tests and reports can use them without a plot.
 """
 
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import numpy as np
 
+from neurram.config import ChipConfig
 from neurram.firmware import nn
+from neurram.firmware.calibration import calibrate_random_core
+from neurram.firmware.datasets import load_mnist, load_mnist_demo_subset
+from neurram.firmware.tasks.mnist import load_default_network
+from neurram.firmware.writeverify import write_verify
+from neurram.models.device import RRAMArray, RRAMParams, layer_targets
+from neurram.targets import open_chip
 
 __all__ = ["conductance_figure", "mvm_figure", "noise_accuracy_figure", "write_all"]
 
@@ -32,11 +38,6 @@ def _plt():
 
 def conductance_figure(path=None, *, seed: int = 0, relax_s=(1.0, 86400.0)) -> dict:
     """Program a core's worth of layer-like targets, then let them relax; histogram each stage."""
-    from neurram.config import ChipConfig
-    from neurram.models.device import layer_targets
-
-    from neurram.targets import open_chip
-
     chip = open_chip("model", config=ChipConfig(core_grid=(1, 1), rows=128, cols=128), seed=seed)
     chip.enable_cores([0])
     target = layer_targets(128, 128, seed=seed)
@@ -88,10 +89,6 @@ def mvm_figure(path=None, *, seed: int = 0) -> dict:
 
 def _mvm_scatter(seed: int, n: int = 128, vectors: int = 512, bits: int = 3) -> dict:
     """A core of random differential weights, calibrated (firmware.calibration): outputs before/after."""
-    from neurram.config import ChipConfig
-    from neurram.firmware.calibration import calibrate_random_core
-    from neurram.targets import open_chip
-
     chip = open_chip("model", config=ChipConfig(core_grid=(1, 1), rows=n, cols=n), seed=seed)
     return calibrate_random_core(chip, 0, np.random.default_rng(seed), bits=bits, vectors=vectors)
 
@@ -99,8 +96,6 @@ def _mvm_scatter(seed: int, n: int = 128, vectors: int = 512, bits: int = 3) -> 
 def noise_accuracy_figure(path=None, *, images: int = 2000, ks=(0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
                           seeds: int = 2, chip_points: dict | None = None, data_dir=None) -> dict:
     """MNIST CNN accuracy against inference weight-noise k = σ / max|W| (software model)."""
-    from neurram.firmware.datasets import load_mnist, load_mnist_demo_subset
-    from neurram.firmware.tasks.mnist import load_default_network
 
     net = load_default_network()
     try:
@@ -151,8 +146,6 @@ def device_array_statistics(rows: int = 256, cols: int = 256, *, seed: int = 0, 
     Returns ``{"report", "array", "targets", "seconds", "true_error_uS"}``: the
     write-verify report, the array after programming, the targets (µS), the wall time of
     the pass and |true G - target| (µS) of the converged cells."""
-    from neurram.firmware.writeverify import write_verify
-    from neurram.models.device import RRAMArray, RRAMParams, layer_targets
 
     params = RRAMParams() if params is None else params
     arr = RRAMArray(rows, cols, params, seed=seed)

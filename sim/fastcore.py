@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurram.models.core import BACKWARD, FORWARD, AnalogCore, pulse_counts
+from neurram.models.core import AnalogCore, pulse_counts
 from neurram.models.neuron import decrement_closed_form, sar_closed_form, stochastic_noise_nV
 from neurram.spec.analog import NOISE_PLANES, WARMUP_STEPS, seed_mix
 from neurram.spec.enums import Conversion, Direction, InputSource
@@ -62,8 +62,8 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
               automaton: NoiseAutomaton | None = None, input_planes: int = 9) -> BatchResult:
     """Run a batch on one core.
 
-    ``codes``: (B, input lines) integer input codes (input_source 0);
-    ``ternary``: (input lines,) values in {-1, 0, +1} of the input-side register (input_source 1);
+    ``codes``: (B, input lines) integer input codes (``InputSource.BUFFER``);
+    ``ternary``: (input lines,) values in {-1, 0, +1} of the input-side register (``InputSource.TERNARY``);
     ``mask``/``polarity``: (lines,) bool. Stochastic and recurrent batches need the MVMs one after
     the other (each one's random draws depend on the ones before): ``automaton`` is the core's
     noise source, already seeded.
@@ -73,7 +73,7 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
                                v_pos_mV=v_pos_mV, v_neg_mV=v_neg_mV, packet_uV=packet_uV,
                                noise_uV=noise_uV, automaton=automaton, input_planes=input_planes)
     L = max(model.rows, model.cols)
-    direction = BACKWARD if s.direction == Direction.BACKWARD else FORWARD
+    direction = Direction.BACKWARD if s.direction == Direction.BACKWARD else Direction.FORWARD
     n_in, n_out = model.n_inputs(direction), model.n_outputs(direction)
     mask = np.asarray(mask, bool)
     if s.input_source == InputSource.TERNARY:
@@ -187,7 +187,7 @@ def recurrent_codes(s: MvmSettings, mag: np.ndarray, negative: np.ndarray) -> np
 def _run_sequential(model, s, *, codes, ternary, mask, polarity, v_pos_mV, v_neg_mV, packet_uV,
                     noise_uV, automaton, input_planes):
     L = max(model.rows, model.cols)
-    direction = BACKWARD if s.direction == Direction.BACKWARD else FORWARD
+    direction = Direction.BACKWARD if s.direction == Direction.BACKWARD else Direction.FORWARD
     n_in, n_out = model.n_inputs(direction), model.n_outputs(direction)
     mask = np.asarray(mask, bool)
     bank = model.neurons
@@ -217,7 +217,7 @@ def _run_sequential(model, s, *, codes, ternary, mask, polarity, v_pos_mV, v_neg
     for v in range(B):
         x = None if s.input_source == InputSource.TERNARY else np.asarray(codes[v], np.int64)[:n_in]
         for r in range(steps_total):
-            if s.input_source != 1:
+            if s.input_source != InputSource.TERNARY:
                 n_plus, n_minus = pulse_counts(x[None], s.input_bits, s.input_signed, s.pulse_multiplier,
                                                negate=negate)
             q = np.zeros(L, np.int64)

@@ -22,7 +22,7 @@ from neurram.models.core import AnalogCore, AnalogParams
 from neurram.models.energy import busy_cycles_per_mvm as _cycle_model
 from neurram.spec import layout
 from neurram.spec import regmap as R
-from neurram.spec.enums import Conversion, InputSource
+from neurram.spec.enums import Conversion, Direction, InputSource, PulsePolarity
 from neurram.spec.errors import ChipError
 from neurram.spec.mvm import MvmSettings, start_ok
 from neurram.spec.protocol import DEFAULT_MAX_WORDS, AddressMap, ProtocolServer, split_address
@@ -42,7 +42,7 @@ def busy_cycles_per_mvm(s: MvmSettings, steps: np.ndarray) -> np.ndarray:
     """Busy cycles the RTL core controller spends per MVM, for each MVM's conversion steps
     (the cycle model lives with the energy model: models.energy.busy_cycles_per_mvm)."""
     base = _cycle_model(s.input_bits, signed=s.input_signed, pulse_multiplier=s.pulse_multiplier,
-                        conversion=int(s.conversion), output_bits=s.output_bits, steps=0,
+                        conversion=s.conversion, output_bits=s.output_bits, steps=0,
                         ternary=s.input_source == InputSource.TERNARY)
     steps = np.asarray(steps)
     return base + (3 * steps if s.conversion == Conversion.DECREMENT else 0 * steps)
@@ -266,7 +266,8 @@ class FastChip:
             else:
                 k.counters["program"] += 1
         elif program:
-            k.model.program_pulse(a["row"], a["col"], int(p["polarity"]), p["amplitude_mV"], t["width_ns"], p["gate_mV"])
+            k.model.program_pulse(a["row"], a["col"], PulsePolarity(p["polarity"]), p["amplitude_mV"], t["width_ns"],
+                                  p["gate_mV"])
             k.programmed = True
             k.counters["program"] += 1
         else:
@@ -317,15 +318,16 @@ class FastChip:
             k.model.relax(self.age_s)
         k.programmed = False
         bias, neuron = self._reg("CORE_BIAS", i), self._reg("CORE_NEURON", i)
-        direction = 1 if s.direction == 1 else 0
+        # The lines that carry the inputs: recurrent MVMs run forward.
+        direction = Direction.BACKWARD if s.direction == Direction.BACKWARD else Direction.FORWARD
         kw = dict(mask=k.mask, polarity=k.polarity, v_pos_mV=bias["v_pos_mV"], v_neg_mV=bias["v_neg_mV"],
                   packet_uV=neuron["packet_uV"], noise_uV=self._reg("STOCHASTIC")["noise_uV"],
                   input_planes=c.input_planes)
         if s.stochastic:                 # the RTL seeds (and mixes) its automaton at every start
             k.automaton.seed(self._reg("LFSR_SEED")["seed"], i)
             kw["automaton"] = k.automaton
-        if s.input_source == 1:
-            act, neg = (k.bl_act, k.bl_neg) if direction == 0 else (k.sl_act, k.sl_neg)
+        if s.input_source == InputSource.TERNARY:
+            act, neg = (k.bl_act, k.bl_neg) if direction == Direction.FORWARD else (k.sl_act, k.sl_neg)
             ternary = np.where(act, np.where(neg, -1, 1), 0)
             res = run_batch(k.model, s, codes=np.zeros((count, 1), np.int64), ternary=ternary, **kw)
         else:
@@ -337,17 +339,17 @@ class FastChip:
                 layout.output_words(res.outputs, c.words_per_line_vector)
         # The input-side register keeps the last phase driven: phase 1 of the top magnitude bit
         # of the last vector (every line driven; -1 where not positive, inverted by polarity).
-        if s.input_source == 0 and res.last_inputs is not None:
+        if s.input_source == InputSource.BUFFER and res.last_inputs is not None:
             # recurrent: the write-backs replaced the vectors' inputs in the INPUT buffer
             full_last = np.zeros((count, c.lines), np.int64)
             full_last[:, :res.last_inputs.shape[1]] = res.last_inputs
-            if s.direction == 2 and s.recurrent_steps > 1 and write_outputs:
+            if s.direction == Direction.RECURRENT and s.recurrent_steps > 1 and write_outputs:
                 # REC_WB writes every plane of each vector's slot
                 buf = k.input_words.reshape(c.input_planes, c.batch_depth, c.words_per_line_vector)
                 new = layout.input_words(full_last, c, s.input_signed).reshape(buf.shape)
                 buf[:, :count] = new[:, :count]
             codes = full_last
-        if s.input_source == 0:
+        if s.input_source == InputSource.BUFFER:
             last = np.zeros(c.lines, np.int64)
             last[: codes.shape[1]] = codes[-1]
             n_bits = s.input_bits - int(s.input_signed)
@@ -356,7 +358,7 @@ class FastChip:
             else:
                 positive = np.ones(c.lines, bool)
             drive_neg = ~(positive ^ k.polarity)
-            if direction == 0:
+            if direction == Direction.FORWARD:
                 k.bl_act[:] = True
                 k.bl_neg[:] = drive_neg[: c.rows]
             else:
@@ -365,7 +367,7 @@ class FastChip:
         # The output-side register holds the comparators the tracked neurons latched last (last
         # MVM of the batch); entries of untracked neurons keep their value.
         latch_neg = res.final_negative[-1]
-        act, neg = (k.sl_act, k.sl_neg) if direction == 0 else (k.bl_act, k.bl_neg)
+        act, neg = (k.sl_act, k.sl_neg) if direction == Direction.FORWARD else (k.bl_act, k.bl_neg)
         mk = k.mask[: act.size]
         act |= mk
         neg[:] = np.where(mk, latch_neg[: act.size], neg)

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from neurram.models.core import AnalogCore, AnalogParams, pulse_counts, FORWARD, BACKWARD
+from neurram.models.core import AnalogCore, AnalogParams, pulse_counts
 from neurram.models.crossbar import Crossbar, CrossbarParams
 from neurram.models.neuron import NeuronBank, NeuronParams, decrement_closed_form, sar_closed_form
+from neurram.spec.enums import Direction
 
 
 def phases(code, bits, signed):
@@ -42,10 +43,10 @@ def test_voltage_mode_sensing_formula():
     xb = Crossbar(12, 7, lambda: g, params=CrossbarParams(read_noise=False, wire=None))
     n_plus = rng.integers(0, 5, (3, 12))
     n_minus = rng.integers(0, 5, (3, 12))
-    out = xb.integrate_counts(FORWARD, n_plus, n_minus, 0.1, 0.08)
+    out = xb.integrate_counts(Direction.FORWARD, n_plus, n_minus, 0.1, 0.08)
     u = 0.1 * n_plus - 0.08 * n_minus
     assert np.allclose(out, u @ g / g.sum(0), rtol=1e-6)
-    back = xb.integrate_counts(BACKWARD, n_plus[:, :7], n_minus[:, :7], 0.1, 0.08)
+    back = xb.integrate_counts(Direction.BACKWARD, n_plus[:, :7], n_minus[:, :7], 0.1, 0.08)
     u = 0.1 * n_plus[:, :7] - 0.08 * n_minus[:, :7]
     assert np.allclose(back, u @ g.T / g.T.sum(0), rtol=1e-6)
 
@@ -56,8 +57,9 @@ def test_charge_is_exact_whatever_the_batch():
     core.set_conductance(np.random.default_rng(1).uniform(0, 40, (64, 48)))
     codes = np.random.default_rng(2).integers(0, 16, (33, 64))
     n_plus, n_minus = pulse_counts(codes, 4, False, 1, negate=np.arange(64) % 2 == 1)
-    whole = core.mvm_charge(FORWARD, n_plus, n_minus, 100, 100)
-    single = np.concatenate([core.mvm_charge(FORWARD, n_plus[i:i + 1], n_minus[i:i + 1], 100, 100) for i in range(33)])
+    whole = core.mvm_charge(Direction.FORWARD, n_plus, n_minus, 100, 100)
+    single = np.concatenate([core.mvm_charge(Direction.FORWARD, n_plus[i:i + 1], n_minus[i:i + 1], 100, 100)
+                             for i in range(33)])
     assert np.array_equal(whole, single)
 
 
@@ -74,10 +76,10 @@ def test_event_api_equals_batch_api_with_noise(n, v_neg_mV):
     codes = np.random.default_rng(4).integers(0, 8, (5, n))
     inverted = np.arange(n) % 2 == 1
     n_plus, n_minus = pulse_counts(codes, 3, False, 1, negate=inverted)
-    q_batch = b.mvm_charge(FORWARD, n_plus, n_minus, 100, v_neg_mV)
-    q_ideal = off.mvm_charge(FORWARD, n_plus, n_minus, 100, v_neg_mV)
+    q_batch = b.mvm_charge(Direction.FORWARD, n_plus, n_minus, 100, v_neg_mV)
+    q_ideal = off.mvm_charge(Direction.FORWARD, n_plus, n_minus, 100, v_neg_mV)
     for v in range(5):
-        a.initialise(FORWARD)
+        a.initialise(Direction.FORWARD)
         # the bursts of a 3-bit MVM, as the RTL sends them
         for k in range(3):
             for phase in range(2):
@@ -100,9 +102,9 @@ def test_event_api_equals_batch_api_with_noise_uneven_drive():
     b.set_conductance(g)
     tern = np.random.default_rng(6).integers(-1, 2, (4, n))
     n_plus, n_minus = (tern > 0).astype(np.int64) * 3, (tern < 0).astype(np.int64) * 3
-    q_batch = b.mvm_charge(FORWARD, n_plus, n_minus, 100, 90)
+    q_batch = b.mvm_charge(Direction.FORWARD, n_plus, n_minus, 100, 90)
     for v in range(4):
-        a.initialise(FORWARD)
+        a.initialise(Direction.FORWARD)
         a.integrate(tern[v], 3, 100, 90)
         a.compare()
         assert np.array_equal(a.neurons.q_nV[:n], q_batch[v])
@@ -161,7 +163,7 @@ def test_read_noise_matches_per_mvm_conductance_noise():
     n_plus = np.tile(rng.integers(0, 9, 24), (20000, 1))
     n_minus = np.tile(rng.integers(0, 9, 24), (20000, 1))
     z = rng.standard_normal((20000, 2, 6))
-    fast = xb.integrate_counts(FORWARD, n_plus, n_minus, 0.1, 0.1, z)
+    fast = xb.integrate_counts(Direction.FORWARD, n_plus, n_minus, 0.1, 0.1, z)
     u = 0.1 * (n_plus[0] - n_minus[0])
     ge = g + rng.standard_normal((20000, 24, 6)) * sigma(g)
     brute = np.einsum("i,nij->nj", u, ge) / ge.sum(1)
@@ -173,9 +175,9 @@ def test_ir_drop_enters_the_coupling():
     """With wire resistance the coupling departs from G/colsum, by the IR-drop model's amount."""
     from neurram.models.irdrop import WireParams, effective_coupling
     g = np.random.default_rng(8).uniform(0, 40, (32, 16))
-    ideal = Crossbar(32, 16, lambda: g, params=CrossbarParams(wire=None)).coupling(FORWARD)
+    ideal = Crossbar(32, 16, lambda: g, params=CrossbarParams(wire=None)).coupling(Direction.FORWARD)
     wire = WireParams(r_bl_ohm_per_cell=5.0, r_sl_ohm_per_cell=5.0)
     xb = Crossbar(32, 16, lambda: g, params=CrossbarParams(wire=wire))
-    k = xb.coupling(FORWARD)
-    assert np.array_equal(k, np.rint(effective_coupling(g, wire, FORWARD, method="approx") * 2 ** 24))
+    k = xb.coupling(Direction.FORWARD)
+    assert np.array_equal(k, np.rint(effective_coupling(g, wire, Direction.FORWARD, method="approx") * 2 ** 24))
     assert np.abs(k - ideal).max() > 1e-3 * 2 ** 24

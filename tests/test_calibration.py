@@ -8,6 +8,7 @@ from neurram.config import ChipConfig
 from neurram.firmware import calibration as cal
 from neurram.firmware import nn
 from neurram.spec import regmap as R
+from neurram.spec.enums import Conversion
 from neurram.firmware.driver import Chip
 from neurram.spec.mvm import MvmSettings, decode_output
 from neurram.firmware.mapper import map_network
@@ -30,7 +31,7 @@ MISMATCH = AnalogParams(neuron=MISMATCH_NEURONS, driver_mismatch_sigma=0.05)
 #: Mismatch on an otherwise noise-free chip: the truth of every column is known exactly.
 MISMATCH_NOISE_FREE = AnalogParams(device=RRAMParams.noise_free(), crossbar=CrossbarParams(read_noise=False, wire=None),
                                    neuron=MISMATCH_NEURONS, driver_mismatch_sigma=0.05)
-DECREMENT3 = MvmSettings(input_bits=3, conversion=R.Conversion.DECREMENT, max_steps=100)
+DECREMENT3 = MvmSettings(input_bits=3, conversion=Conversion.DECREMENT, max_steps=100)
 
 
 def _core(params, seed=0, config=CFG):
@@ -179,11 +180,18 @@ def test_fit_from_data_synthetic_branches_and_fallbacks():
     yp = np.abs(y[:, :1]) + 1
     one = cal.fit_from_data(2 * yp - 1, yp)
     assert one.gain_pos[0] == pytest.approx(2) and one.gain_neg[0] == pytest.approx(2)
-    # runtime entries: 2-tuple, 4-tuple and the calibration itself decode alike
+    # the runtime's decoder: nominal, then refitted from the calibration, decodes as the fit does
     nv = c.scaled(1000.0, "nV")
-    assert np.allclose(cal.decode_with(nv, q * 1000)[:, :2], y[:, :2])
-    assert np.allclose(cal.decode_with(nv.decode_tuple(), q * 1000), nv.apply(q * 1000))
-    assert np.allclose(cal.decode_with((np.full(3, 2.0), np.ones(3)), q), (q - 1) / 2)
+    nominal = cal.SegmentDecoder.nominal(np.full(3, 2.0))
+    assert np.allclose(nominal(q), q / 2) and not nominal.separate
+    fitted = nominal.refit(nv)
+    assert fitted.separate and np.allclose(fitted(q * 1000)[:, :2], y[:, :2])
+    assert np.allclose(fitted(q * 1000)[:, :2], nv.apply(q * 1000)[:, :2])
+    assert np.allclose(fitted(q * 1000)[:, 2], q[:, 2] * 1000 / 2)          # unfitted column kept
+    shared = nominal.refit(nv, separate_branches=False)
+    assert not shared.separate and np.allclose(shared.scale_neg, shared.scale_pos)
+    offset = cal.SegmentDecoder(np.full(3, 2.0), np.ones(3), np.full(3, 2.0), np.ones(3))
+    assert np.allclose(offset(q), (q - 1) / 2)
 
 
 # -- 3. residual error -----------------------------------------------------------------------------------
@@ -269,15 +277,16 @@ def test_calibrate_runtime(override, separate):
     rt.program(progress=False)
     sw = nn.forward(net, x_test)
     uncal = rt.forward(x_test, progress=False)
-    old = {k: tuple(np.copy(a) for a in v) for k, v in rt.decode.items()}
-    rep = cal.calibrate_runtime(rt, x_cal, separate_branches=override)
+    old = dict(rt.decoders)
+    rep = rt.calibrate(x_cal, separate_branches=override)
     assert rep.separate_branches is separate
-    assert set(rep.columns) == set(old) and all(len(v) == (4 if separate else 2) for v in rt.decode.values())
+    assert set(rep.columns) == set(old) and all(rt.decoders[k] is rep.decoders[k] for k in old)
+    assert any(d.separate for d in rt.decoders.values()) == separate
     n_separate = sum(int(c.separate.sum()) for c in rep.columns.values())
     assert (n_separate > 0) == separate, rep.summary()
     for key in old:
         assert rep.error_after[key] < 0.5 * rep.error_before[key], (key, rep.summary())
-        assert not np.allclose(rt.decode[key][0], old[key][0])
+        assert not np.allclose(rt.decoders[key].scale_pos, old[key].scale_pos)
     res = rt.forward(x_test, progress=False)
     err = lambda r: np.sqrt(np.mean((r.logits - sw) ** 2))      # noqa: E731
     assert err(res) < 0.5 * err(uncal), (err(res), err(uncal))     # measured 0.047 against 0.18

@@ -223,7 +223,7 @@ def test_pulse_noise_is_stochastic_with_mean_near_ideal():
 def test_pulse_argument_errors():
     a = RRAMArray(4, 4, RRAMParams(**CLEAN), seed=0)
     with pytest.raises(ValueError):
-        a.apply_pulses(0, 0, 2, 2.0, 1000, 2.5)
+        a.apply_pulses(0, 0, 2, 2.0, 1000, 2.5)                  # 2: no such PulsePolarity
     with pytest.raises(ValueError):
         a.apply_pulses([0, 0], [1, 1], SET, 2.0, 1000, 2.5)      # same cell twice
     with pytest.raises(ValueError):

@@ -8,6 +8,7 @@ import pytest
 from neurram.config import ChipConfig
 from neurram.models.energy import (COUNTER_KEYS, ENERGY_KEYS, EnergyModel, busy_cycles_per_mvm,
                                    decrement_steps_for_output_bits, mvm_counts)
+from neurram.spec.enums import Conversion
 
 M = EnergyModel()
 
@@ -125,7 +126,7 @@ def test_worst_case_decrement_steps():
 def test_busy_cycles_formula_is_the_fast_models():
     from neurram.spec.mvm import MvmSettings
     from neurram.sim.fastmodel import busy_cycles_per_mvm as fast_busy
-    for conv in (0, 1, 2):
+    for conv in Conversion:
         for signed in (False, True):
             for b in range(2 if signed else 1, 9):
                 for bo in (1, 4, 8):
@@ -143,7 +144,6 @@ def test_busy_cycles_formula_is_the_fast_models():
 def test_mvm_counts_match_the_chips_counters(conversion, bits, out_bits):
     """The counts derived for one MVM are what the chip's counters say (SAR: exactly; decrement:
     exactly once the measured step count is given)."""
-    from neurram.spec import regmap as R
     from neurram.spec.mvm import MvmSettings
     from neurram.targets import open_chip
     chip = open_chip("model:noise=off", config=ChipConfig.small())
@@ -151,7 +151,7 @@ def test_mvm_counts_match_the_chips_counters(conversion, bits, out_bits):
     rng = np.random.default_rng(4)
     n = 5
     codes = rng.integers(0, 1 << bits, (n, 16))
-    conv = {"sar": R.Conversion.SAR, "decrement": R.Conversion.DECREMENT}[conversion]
+    conv = Conversion[conversion.upper()]
     chip.clear_counters()
     chip.mvm(0, codes, MvmSettings(input_bits=bits, conversion=conv, output_bits=out_bits, max_steps=20))
     got = chip.counters(0)

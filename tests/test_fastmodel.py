@@ -6,6 +6,7 @@ import pytest
 from neurram.config import ChipConfig
 from neurram.spec import regmap as R
 from neurram.firmware.driver import Chip
+from neurram.spec.enums import Conversion
 from neurram.spec.errors import ChipError
 from neurram.spec.mvm import MvmSettings
 from neurram.firmware.protocol import Link, LoopbackTransport
@@ -80,10 +81,10 @@ def test_byte_protocol_errors_change_nothing():
 
 def test_busy_cycle_formula():
     """Cycle model of the controller (RTL-verified in the conformance co-simulation)."""
-    s = MvmSettings(input_bits=3, conversion=1, pulse_multiplier=2)
+    s = MvmSettings(input_bits=3, conversion=Conversion.DECREMENT, pulse_multiplier=2)
     # 2 + (6*3 + 2*2*7) + 2 + 8 + 1 + 3*steps
     assert busy_cycles_per_mvm(s, np.array([5]))[0] == 2 + 18 + 28 + 2 + 8 + 1 + 15
-    s = MvmSettings(input_bits=4, input_signed=True, conversion=0)
+    s = MvmSettings(input_bits=4, input_signed=True, conversion=Conversion.SIGN)
     assert busy_cycles_per_mvm(s, np.array([0]))[0] == 2 + 18 + 14 + 2 + 8
 
 

@@ -7,8 +7,9 @@ import pytest
 
 from neurram.models.crossbar import Crossbar, CrossbarParams
 from neurram.models.device import layer_targets
-from neurram.models.irdrop import (BACKWARD, FORWARD, WireParams, approx_error_bound, default_circuit_params,
-                                   effective_coupling, ir_drop_factor, line_taps, nodal_solve)
+from neurram.models.irdrop import (WireParams, approx_error_bound, default_circuit_params, effective_coupling,
+                                   ir_drop_factor, line_taps, nodal_solve)
+from neurram.spec.enums import Direction
 
 POSITIONS = ("start", "end", "corelet")
 
@@ -23,7 +24,7 @@ def _random_g(rng, rows, cols, kind="uniform"):
 
 
 def _ideal(g, direction):
-    go = g if direction == FORWARD else g.T
+    go = g if direction == Direction.FORWARD else g.T
     colsum = go.sum(axis=0)
     return np.where(colsum > 0, go / np.where(colsum > 0, colsum, 1.0), 0.0)
 
@@ -31,7 +32,7 @@ def _ideal(g, direction):
 # -- zero resistance, column sums -----------------------------------------------------------------
 
 @pytest.mark.parametrize("method", ["exact", "approx"])
-@pytest.mark.parametrize("direction", [FORWARD, BACKWARD])
+@pytest.mark.parametrize("direction", [Direction.FORWARD, Direction.BACKWARD])
 def test_zero_resistance_is_exactly_the_ideal_coupling(method, direction):
     rng = np.random.default_rng(1)
     g = rng.uniform(0.0, 40.0, (24, 17))
@@ -51,10 +52,10 @@ def test_columns_sum_to_one(method, position):
     g = _random_g(rng, 40, 33, "sparse")
     g[:, 7] = 0.0
     for wire in (WireParams(driver_position=position), WireParams(3.0, 1.0, 300.0, position)):
-        for direction in (FORWARD, BACKWARD):
+        for direction in (Direction.FORWARD, Direction.BACKWARD):
             k = effective_coupling(g, wire, direction, method)
             sums = k.sum(axis=0)
-            live = (g if direction == FORWARD else g.T).sum(axis=0) > 0
+            live = (g if direction == Direction.FORWARD else g.T).sum(axis=0) > 0
             assert np.abs(sums[live] - 1.0).max() < 1e-12
             assert np.all(k[:, ~live] == 0.0)
             assert np.all(np.isfinite(k))
@@ -67,11 +68,11 @@ WIRES = [WireParams(2.0, 3.0, 50.0), WireParams(0.0, 3.0, 50.0), WireParams(2.0,
 
 
 @pytest.mark.parametrize("position", POSITIONS)
-@pytest.mark.parametrize("direction", [FORWARD, BACKWARD])
+@pytest.mark.parametrize("direction", [Direction.FORWARD, Direction.BACKWARD])
 def test_superposition_and_exact_against_dense_nodal_solve(position, direction):
     rng = np.random.default_rng(3)
     g = _random_g(rng, 12, 10, "sparse")
-    n_in = g.shape[0] if direction == FORWARD else g.shape[1]
+    n_in = g.shape[0] if direction == Direction.FORWARD else g.shape[1]
     u1, u2 = rng.standard_normal(n_in), rng.standard_normal(n_in)
     for base in WIRES:
         wire = WireParams(base.r_bl_ohm_per_cell, base.r_sl_ohm_per_cell, base.r_driver_ohm, position)
@@ -92,7 +93,7 @@ def test_driver_resistance_alone_is_solved_exactly_by_approx():
     assert approx_error_bound(g, wire)["eta"] < 1e-12
     ke, ka = effective_coupling(g, wire), effective_coupling(g, wire, method="approx")
     assert np.abs(ka - ke).max() < 1e-12 * ke.max() * 100
-    assert np.abs(ke - _ideal(g, FORWARD)).max() > 1e-3
+    assert np.abs(ke - _ideal(g, Direction.FORWARD)).max() > 1e-3
 
 
 # -- hand-solved cases ------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ def test_two_cells_on_one_source_line_closed_form(position):
         expect = np.array([[(r_d + 1e6 / g1) / loop], [1 - (r_d + 1e6 / g1) / loop]])
     g = np.array([[g0], [g1]])
     for method in ("exact", "approx"):
-        k = effective_coupling(g, wire, FORWARD, method)
+        k = effective_coupling(g, wire, Direction.FORWARD, method)
         tol = 1e-13 if method == "exact" else approx_error_bound(g, wire)["k_max_rel"] * expect.max()
         assert np.abs(k - expect).max() <= tol
     assert np.abs(nodal_solve(g, wire, [1.0, 0.0]) - expect[0]).max() < 1e-12
@@ -130,11 +131,11 @@ def test_two_by_two_with_all_three_resistances_closed_form():
     expect = np.array([[a, 1 - r_d / loop],
                        [1 - a, r_d / loop]])
     g = np.array([[g1, g2], [g3, 0.0]])
-    k = effective_coupling(g, wire, FORWARD, "exact")
+    k = effective_coupling(g, wire, Direction.FORWARD, "exact")
     assert np.abs(k - expect).max() < 1e-13
     # Backward: the same network with the roles of the lines swapped is the transpose problem.
     wire_t = WireParams(r_s, r_b, r_d, "end")
-    assert np.abs(effective_coupling(g.T, wire_t, BACKWARD, "exact") - expect).max() < 1e-13
+    assert np.abs(effective_coupling(g.T, wire_t, Direction.BACKWARD, "exact") - expect).max() < 1e-13
 
 
 # -- the IR drop grows with resistance, conductance and distance ----------------------------------
@@ -142,7 +143,7 @@ def test_two_by_two_with_all_three_resistances_closed_form():
 def test_ir_drop_grows_with_resistance_and_conductance():
     rng = np.random.default_rng(5)
     g = _random_g(rng, 32, 32, "layer")
-    w = _ideal(g, FORWARD)
+    w = _ideal(g, Direction.FORWARD)
     devs = []
     for r in (0.1, 0.3, 1.0, 3.0):
         wire = WireParams(r, r, 100.0 * r)
@@ -161,26 +162,28 @@ def test_cells_far_from_the_neuron_couple_less(method):
     g = np.full((n, n), 20.0)
     # Bitline resistance only. Identical bitlines sag identically and K stays G / Σ G (symmetry);
     # a bitline with more conductance sags more, so its far cells couple less.
-    assert np.abs(effective_coupling(g, WireParams(5.0, 0.0, 0.0), FORWARD, method) - 1 / n).max() < 1e-12
+    assert np.abs(effective_coupling(g, WireParams(5.0, 0.0, 0.0), Direction.FORWARD, method) - 1 / n).max() < 1e-12
     heavy = g.copy()
     heavy[0] = 60.0
-    k = effective_coupling(heavy, WireParams(5.0, 0.0, 0.0, "start"), FORWARD, method)
+    k = effective_coupling(heavy, WireParams(5.0, 0.0, 0.0, "start"), Direction.FORWARD, method)
     assert np.all(np.diff(k[0]) < 0) and np.all(np.diff(k[1:], axis=1) > 0)
-    k = effective_coupling(heavy, WireParams(5.0, 0.0, 0.0, "end"), FORWARD, method)
+    k = effective_coupling(heavy, WireParams(5.0, 0.0, 0.0, "end"), Direction.FORWARD, method)
     assert np.all(np.diff(k[0]) > 0)
     # Source-line resistance only: cells far from the sense node couple less.
-    k = effective_coupling(g, WireParams(0.0, 5.0, 0.0, "start"), FORWARD, method)
+    k = effective_coupling(g, WireParams(0.0, 5.0, 0.0, "start"), Direction.FORWARD, method)
     assert np.all(np.diff(k, axis=0) < 0)
-    k = effective_coupling(g, WireParams(0.0, 5.0, 0.0, "end"), FORWARD, method)
+    k = effective_coupling(g, WireParams(0.0, 5.0, 0.0, "end"), Direction.FORWARD, method)
     assert np.all(np.diff(k, axis=0) > 0)
     # The same strong cell near and far from the neurons (uniform background).
     wire = WireParams(5.0, 5.0, 0.0, "start")
     near, far = g.copy(), g.copy()
     near[3, 1] = far[3, n - 2] = 40.0
-    assert effective_coupling(near, wire, FORWARD, method)[3, 1] > effective_coupling(far, wire, FORWARD, method)[3, n - 2]
+    assert (effective_coupling(near, wire, Direction.FORWARD, method)[3, 1]
+            > effective_coupling(far, wire, Direction.FORWARD, method)[3, n - 2])
     near, far = g.copy(), g.copy()
     near[1, 3] = far[n - 2, 3] = 40.0
-    assert effective_coupling(near, wire, FORWARD, method)[1, 3] > effective_coupling(far, wire, FORWARD, method)[n - 2, 3]
+    assert (effective_coupling(near, wire, Direction.FORWARD, method)[1, 3]
+            > effective_coupling(far, wire, Direction.FORWARD, method)[n - 2, 3])
 
 
 def test_corelet_taps_follow_the_interleaved_neurons():
@@ -201,7 +204,7 @@ def _check_bounds(g, wire, direction, rng):
     err = np.abs(ka - ke).max() / ke.max()
     assert err <= bound["k_max_rel"], (err, bound)
     # Provable bound, for random ±1 drives: S-weighted RMS output error vs input spread.
-    go = (g if direction == FORWARD else g.T) * 1e-6
+    go = (g if direction == Direction.FORWARD else g.T) * 1e-6
     s = go.sum(axis=0)
     w = _ideal(g, direction)
     u = rng.choice([-1.0, 1.0], size=(50, go.shape[0]))
@@ -217,7 +220,7 @@ def _check_bounds(g, wire, direction, rng):
 def test_approx_within_bound_on_random_64x64(kind):
     rng = np.random.default_rng({"layer": 6, "uniform": 7, "sparse": 8}[kind])
     for wire in (WireParams(), WireParams(driver_position="corelet"), WireParams(2.0, 1.0, 300.0, "end")):
-        for direction in (FORWARD, BACKWARD):
+        for direction in (Direction.FORWARD, Direction.BACKWARD):
             g = _random_g(rng, 64, 64, kind)
             _check_bounds(g, wire, direction, rng)
 
@@ -229,10 +232,10 @@ def test_approx_within_bound_on_256x256_and_fast():
     t_approx = np.inf
     for _ in range(3):
         t0 = time.perf_counter()
-        effective_coupling(g, wire, FORWARD, "approx")
+        effective_coupling(g, wire, Direction.FORWARD, "approx")
         t_approx = min(t_approx, time.perf_counter() - t0)
     t0 = time.perf_counter()
-    err, ke, ka, _ = _check_bounds(g, wire, FORWARD, rng)
+    err, ke, ka, _ = _check_bounds(g, wire, Direction.FORWARD, rng)
     t_exact = time.perf_counter() - t0
     assert err < 0.01                                # 0.45 % measured (module docstring)
     # Effect on outputs for random ±1 inputs, as a fraction of the output std.
@@ -267,7 +270,7 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError):
         effective_coupling(g, WireParams(), method="spice")
     with pytest.raises(ValueError):
-        effective_coupling(g, WireParams(), direction=2)
+        effective_coupling(g, WireParams(), direction=Direction.RECURRENT)
     with pytest.raises(ValueError):
         effective_coupling(-g, WireParams())
     with pytest.raises(ValueError):

@@ -450,7 +450,8 @@ def test_c_header_compiles(tmp_path):
         rm.register("CHIP_ID").offset,
         rm.CHIP_ID_MAGIC,
         rm.register("CORE_BIAS").address(3),
-        rm.pack("MVM_CONFIG", direction=0, input_bits=0, output_bits=0, conversion=enums.Conversion.SAR),
+        rm.pack("MVM_CONFIG", direction=enums.Direction.FORWARD, input_bits=0, output_bits=0,
+                conversion=enums.Conversion.SAR),
         rm.register("CELL_PULSE").fields[2].reset,
         rm.address(rm.buffer("OUTPUT").space, 5, 17),
     ]

@@ -1,5 +1,6 @@
 """The RTL target end to end: a network mapped, programmed, calibrated and run on the generated
-Verilog over the byte protocol gives the same logits as the fast model."""
+Verilog over the byte protocol gives the same logits as the fast model, programmed cell by cell
+through the protocol (the default) and through the test-access shortcut (README, "Test access")."""
 
 import numpy as np
 import pytest
@@ -32,10 +33,15 @@ def test_rtl_and_fast_model_give_the_same_logits():
     net = small_net(rng, n_in=48, hidden=12, n_out=4)
     x = rng.integers(0, 256, (3, 6, 8)).astype(np.uint8)
     config = ChipConfig(core_grid=(1, 3), rows=64, cols=64)
-    rtl, rtl_counts = _run("rtl", config, net, x)
     fast, fast_counts = _run("model", config, net, x)
-    assert np.array_equal(rtl.logits, fast.logits)
-    # The RTL's cells were loaded through the simulator's back door: no program/read events there.
     events = ("mvm", "pulse", "compare", "step", "busy")
+    # Default: write-verify through the byte protocol, every cell pulse and read on the Verilog.
+    rtl, rtl_counts = _run("rtl", config, net, x)
+    assert np.array_equal(rtl.logits, fast.logits)
     assert {k: rtl_counts[k] for k in events} == {k: fast_counts[k] for k in events}
-    assert rtl_counts["mvm"] > 0 and rtl_counts["program"] == 0 < fast_counts["program"]
+    assert rtl_counts["mvm"] > 0 and rtl_counts["program"] > 0 and rtl_counts["read"] > 0
+    # Test access: the cells are loaded by the simulator; no program/read events on the RTL.
+    loaded, loaded_counts = _run("rtl:program=test-access", config, net, x)
+    assert np.array_equal(loaded.logits, fast.logits)
+    assert {k: loaded_counts[k] for k in events} == {k: fast_counts[k] for k in events}
+    assert loaded_counts["program"] == 0 < fast_counts["program"]

@@ -4,7 +4,7 @@ import numpy as np
 
 from neurram.config import ChipConfig
 from neurram.spec.mvm import MvmSettings
-from neurram.spec import regmap as R
+from neurram.spec.enums import Conversion
 from neurram.targets import open_chip
 
 
@@ -36,11 +36,11 @@ def test_firing_probability_is_a_sigmoid_and_seeds_repeat(capsys):
     X = np.stack([_inputs(k) for k in ks])
     # Pre-activation of each input (in packets): charge-decrement, no noise.
     chip.set_packet(0, 100)
-    dec = chip.mvm(0, X, MvmSettings(input_bits=1, conversion=R.Conversion.DECREMENT))[:, 0].astype(int)
+    dec = chip.mvm(0, X, MvmSettings(input_bits=1, conversion=Conversion.DECREMENT))[:, 0].astype(int)
     pre = np.where(dec & 0x80, -1, 1) * ((dec & 0x7F) - 0.5)
     assert np.all(np.diff(pre) > 0)                       # the sweep crosses zero monotonically
     assert pre[0] < 0 < pre[-1]
-    stoch = MvmSettings(input_bits=1, conversion=R.Conversion.SIGN, stochastic=True)
+    stoch = MvmSettings(input_bits=1, conversion=Conversion.SIGN, stochastic=True)
     fires = np.zeros(len(ks))
     trials = 60
     for t in range(trials):

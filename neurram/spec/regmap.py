@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from neurram.config import ChipConfig
+
 from .enums import ENUMS, Activation, Conversion, Direction, InputSource, PulsePolarity, Space
 
 __all__ = [
@@ -443,8 +445,6 @@ def config_from_identification(words: dict[str, int]):
 
     Raises ValueError when CHIP_ID is not a NeuRRAM chip's or the major version differs.
     """
-    from neurram.config import ChipConfig
-
     magic = words["CHIP_ID"]
     if magic != CHIP_ID_MAGIC:
         raise ValueError(f"not a NeuRRAM chip: CHIP_ID reads 0x{magic:08x}, expected 0x{CHIP_ID_MAGIC:08x}")

@@ -12,7 +12,8 @@ from cocotb.triggers import RisingEdge
 
 from neurram.hdl.analog import AnalogOp
 from neurram.spec.analog import NOISE_PLANES
-from neurram.models.core import BACKWARD, FORWARD, AnalogCore
+from neurram.spec.enums import Direction, PulsePolarity
+from neurram.models.core import AnalogCore
 from neurram.models.neuron import stochastic_noise_nV
 
 __all__ = ["AnalogArrayDriver", "bits_of", "int_of"]
@@ -52,7 +53,7 @@ class AnalogArrayDriver:
         self._vpos, self._vneg, self._packet = h.v_pos_mV, h.v_neg_mV, h.packet_uV
         self._cmp, self._read = h.cmp_r, h.read_g_r
         self._noise_en, self._noise, self._noise_uV = h.noise_en, h.noise, h.noise_uV
-        self._direction = FORWARD
+        self._direction = Direction.FORWARD
 
     def _u(self, handle) -> int:
         return int(handle.value)
@@ -81,12 +82,13 @@ class AnalogArrayDriver:
             self.events += 1
             op = _OPS.get(self._u(self._op))
             if op is AnalogOp.INITIALISE:
-                self._direction = BACKWARD if self._u(self._dir) else FORWARD
+                # the stub's 1-bit direction: 0 drives the bitlines, 1 the source lines
+                self._direction = Direction.BACKWARD if self._u(self._dir) else Direction.FORWARD
                 model.initialise(self._direction)
-                n_in = cfg.rows if self._direction == FORWARD else cfg.cols
+                n_in = cfg.rows if self._direction == Direction.FORWARD else cfg.cols
                 self._counts = (np.zeros(n_in, np.int64), np.zeros(n_in, np.int64))
             elif op is AnalogOp.INTEGRATE:
-                if self._direction == FORWARD:
+                if self._direction == Direction.FORWARD:
                     drive = self._ternary(self._bl, cfg.rows)
                 else:
                     drive = self._ternary(self._sl, cfg.cols)
@@ -102,7 +104,7 @@ class AnalogArrayDriver:
             elif op is AnalogOp.STEP:
                 L = cfg.lines
                 enable = bits_of(self._u(self._en), L)
-                if self._direction == FORWARD:
+                if self._direction == Direction.FORWARD:
                     neg = bits_of(self._u(self._sl[1]), cfg.cols)
                 else:
                     neg = bits_of(self._u(self._bl[1]), cfg.rows)
@@ -112,7 +114,7 @@ class AnalogArrayDriver:
                 self._write_cmp(model.compare(self._noise_nV()))
             elif op is AnalogOp.PROGRAM:
                 h = self.h
-                model.program_pulse(self._u(h.cell_row), self._u(h.cell_col), self._u(h.pulse_polarity),
+                model.program_pulse(self._u(h.cell_row), self._u(h.cell_col), PulsePolarity(self._u(h.pulse_polarity)),
                                     self._u(h.pulse_mV), self._u(h.width_ns), self._u(h.gate_mV))
             elif op is AnalogOp.READ:
                 h = self.h

@@ -23,7 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from neurram.hdl.verilog import ensure_verilator
+from neurram import __version__, hdl, spec
+from neurram import config as config_module
+from neurram.hdl.verilog import TOP_MODULE, ensure_verilator, generate
 
 __all__ = ["CosimBuild", "build", "run_tests", "build_root",
            "icarus_available"]
@@ -82,21 +84,20 @@ _BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fa
 
 
 def config_key(config, waves: bool = False) -> str:
-    from neurram import __version__
-    from neurram import hdl
     h = hashlib.sha256()
     h.update(config.to_json().encode())
     h.update(f"waves={waves};v={__version__}".encode())
-    for source in sorted(Path(hdl.__file__).parent.glob("*.py")):     # every module the Verilog may come from
-        h.update(source.name.encode())
+    # every module the Verilog may come from: the RTL, the specification it is built from, the config
+    sources = [*Path(hdl.__file__).parent.glob("*.py"), *Path(spec.__file__).parent.glob("*.py"),
+               Path(config_module.__file__)]
+    for source in sorted(sources):
+        h.update(f"{source.parent.name}/{source.name}".encode())
         h.update(source.read_bytes())
     return h.hexdigest()[:16]
 
 
 def build(config, *, waves: bool | None = None, force: bool = False, log=print) -> CosimBuild:
     """Generate the Verilog for ``config`` and build it with Verilator (cached)."""
-    from neurram.hdl.verilog import TOP_MODULE, generate
-
     if waves is None:
         waves = bool(os.environ.get("NEURRAM_WAVES"))
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")

@@ -9,6 +9,7 @@ from cocotb.triggers import ClockCycles
 
 from neurram.spec import layout
 from neurram.spec import regmap as R
+from neurram.spec.enums import Conversion
 from neurram.models.core import AnalogParams
 from neurram.sim.cosim.harness import ChipHarness
 from neurram.sim.fastmodel import FastChip
@@ -32,7 +33,7 @@ async def _setup(dut, cores):
         fast.cores[i].model.set_conductance(g)
         await both.write_buffer(R.Space.POLARITY, i, layout.bits_to_words(pol, cfg.words_per_line_vector))
         await both.write_reg("CORE_NEURON", R.pack("CORE_NEURON", packet_uV=200), i)
-    await both.write_reg("MVM_CONFIG", R.pack("MVM_CONFIG", input_bits=3, conversion=1))
+    await both.write_reg("MVM_CONFIG", R.pack("MVM_CONFIG", input_bits=3, conversion=Conversion.DECREMENT))
     return h, fast, both, rng
 
 

@@ -12,6 +12,7 @@ from cocotb.triggers import ClockCycles
 
 from neurram.spec import layout
 from neurram.spec import regmap as R
+from neurram.spec.enums import Activation, Conversion, Direction, InputSource, PulsePolarity
 from neurram.models.core import AnalogParams
 from neurram.sim.cosim.harness import ChipHarness
 from neurram.sim.fastmodel import FastChip
@@ -97,9 +98,9 @@ async def run_modes(both, rng, modes, cores=(0,)):
             await both.write_buffer(R.Space.INPUT, i, layout.input_words(codes, cfg, signed))
             await both.write_reg("CORE_NEURON", R.pack("CORE_NEURON", packet_uV=mode.get("packet", 40 << bits)), i)
         await both.write_reg("MVM_CONFIG", R.pack(
-            "MVM_CONFIG", direction=mode.get("direction", 0), input_bits=bits, input_signed=int(signed),
-            conversion=mode["conversion"], output_bits=mode.get("output_bits", 8),
-            activation=mode.get("activation", 0), input_source=mode.get("source", 0),
+            "MVM_CONFIG", direction=mode.get("direction", Direction.FORWARD), input_bits=bits,
+            input_signed=int(signed), conversion=mode["conversion"], output_bits=mode.get("output_bits", 8),
+            activation=mode.get("activation", Activation.NONE), input_source=mode.get("source", InputSource.BUFFER),
             stochastic=int(mode.get("stochastic", False))))
         await both.write_reg("LFSR_SEED", R.pack("LFSR_SEED", seed=mode.get("seed", 0xACE1)))
         await both.write_reg("STOCHASTIC", R.pack("STOCHASTIC", noise_uV=mode.get("noise_uV", 400)))
@@ -112,29 +113,30 @@ async def run_modes(both, rng, modes, cores=(0,)):
             await both.read_buffer(R.Space.INPUT, i, cfg.batch_depth * cfg.input_planes * cfg.words_per_line_vector)
             words = await both.read_buffer(R.Space.OUTPUT, i, batch * 8 * cfg.words_per_line_vector)
             outs = layout.output_bytes_from_words(words, cfg, batch)
-            if mode["conversion"] in (1, 2) and mode.get("activation", 0) == 0 and mode.get("output_bits", 8) > 2:
+            if (mode["conversion"] in (Conversion.DECREMENT, Conversion.SAR)
+                    and mode.get("activation", Activation.NONE) == Activation.NONE and mode.get("output_bits", 8) > 2):
                 assert len(np.unique(outs)) > 4, f"degenerate test outputs for {mode}: {outs}"
         await both.compare_state(cores)
 
 
 MODES = [
-    dict(bits=1, conversion=0),
-    dict(bits=3, conversion=1),
-    dict(bits=4, conversion=1, direction=1),
-    dict(bits=4, signed=True, conversion=1),
-    dict(bits=8, conversion=1, packet=3000),
-    dict(bits=2, conversion=1, multiplier=4, max_steps=20),
-    dict(bits=3, conversion=1, activation=1),
-    dict(bits=3, conversion=1, activation=2, clip=9),
-    dict(bits=1, conversion=0, source=1),
-    dict(bits=3, conversion=2, output_bits=5, packet=2000),
-    dict(bits=4, conversion=2, output_bits=8, direction=1, packet=500),
-    dict(bits=2, conversion=2, output_bits=1),
-    dict(bits=3, signed=True, conversion=2, output_bits=4, packet=1500),
-    dict(bits=3, conversion=0, stochastic=True, noise_uV=3000, seed=0x1234),
-    dict(bits=3, conversion=1, stochastic=True, noise_uV=800, seed=77),
-    dict(bits=3, conversion=1, direction=2, steps=3, activation=1),
-    dict(bits=4, signed=True, conversion=1, direction=2, steps=2, packet=500),
+    dict(bits=1, conversion=Conversion.SIGN),
+    dict(bits=3, conversion=Conversion.DECREMENT),
+    dict(bits=4, conversion=Conversion.DECREMENT, direction=Direction.BACKWARD),
+    dict(bits=4, signed=True, conversion=Conversion.DECREMENT),
+    dict(bits=8, conversion=Conversion.DECREMENT, packet=3000),
+    dict(bits=2, conversion=Conversion.DECREMENT, multiplier=4, max_steps=20),
+    dict(bits=3, conversion=Conversion.DECREMENT, activation=Activation.RELU),
+    dict(bits=3, conversion=Conversion.DECREMENT, activation=Activation.CLIPPED_RELU, clip=9),
+    dict(bits=1, conversion=Conversion.SIGN, source=InputSource.TERNARY),
+    dict(bits=3, conversion=Conversion.SAR, output_bits=5, packet=2000),
+    dict(bits=4, conversion=Conversion.SAR, output_bits=8, direction=Direction.BACKWARD, packet=500),
+    dict(bits=2, conversion=Conversion.SAR, output_bits=1),
+    dict(bits=3, signed=True, conversion=Conversion.SAR, output_bits=4, packet=1500),
+    dict(bits=3, conversion=Conversion.SIGN, stochastic=True, noise_uV=3000, seed=0x1234),
+    dict(bits=3, conversion=Conversion.DECREMENT, stochastic=True, noise_uV=800, seed=77),
+    dict(bits=3, conversion=Conversion.DECREMENT, direction=Direction.RECURRENT, steps=3, activation=Activation.RELU),
+    dict(bits=4, signed=True, conversion=Conversion.DECREMENT, direction=Direction.RECURRENT, steps=2, packet=500),
 ]
 
 
@@ -169,7 +171,8 @@ async def registers_and_cells(dut):
     await both.write_reg("CORE_ENABLE", 1)
     for k in range(4):
         await both.write_reg("CELL_ADDR", R.pack("CELL_ADDR", core=0, row=k, col=2 * k))
-        await both.write_reg("CELL_PULSE", R.pack("CELL_PULSE", polarity=k % 2, amplitude_mV=1500 + 300 * k))
+        polarity = (PulsePolarity.SET, PulsePolarity.RESET)[k % 2]
+        await both.write_reg("CELL_PULSE", R.pack("CELL_PULSE", polarity=polarity, amplitude_mV=1500 + 300 * k))
         await both.write_reg("CTRL", R.pack("CTRL", cell_program=1))
         await ClockCycles(both.h.dut.clk, 110)
         await both.write_reg("CTRL", R.pack("CTRL", cell_read=1))

@@ -11,6 +11,7 @@ from cocotb.triggers import ClockCycles
 
 from neurram.spec import layout
 from neurram.spec import regmap as R
+from neurram.spec.enums import Activation, Conversion, Direction, InputSource, PulsePolarity
 from neurram.models.core import AnalogCore, pulse_counts
 from neurram.sim.cosim.harness import ChipHarness
 from neurram.sim.fastcore import run_batch
@@ -19,8 +20,9 @@ from neurram.spec.mvm import MvmSettings
 IDENT = {"CHIP_ID", "VERSION", "GEOMETRY", "PRECISION", "BUFFERS", "FEATURES", "CLOCK"}
 
 
-async def configure(h, core=0, *, bits=1, signed=False, conversion=1, direction=0, multiplier=1,
-                    max_steps=100, batch=1, source=0, output_bits=8, activation=0, clip=127):
+async def configure(h, core=0, *, bits=1, signed=False, conversion=Conversion.DECREMENT,
+                    direction=Direction.FORWARD, multiplier=1, max_steps=100, batch=1,
+                    source=InputSource.BUFFER, output_bits=8, activation=Activation.NONE, clip=127):
     await h.write_reg("CORE_ENABLE", 1 << core)
     await h.write_reg("CORE_SELECT", 1 << core)
     await h.write_reg("MVM_CONFIG", R.pack("MVM_CONFIG", direction=direction, input_source=source,
@@ -47,14 +49,14 @@ async def run_mvm_batch(h, codes, *, core=0, signed=False, **kw):
     return layout.output_bytes_from_words(words, cfg, codes.shape[0])
 
 
-def reference(h, g, codes, *, signed=False, bits=1, conversion=1, direction=0, multiplier=1,
-              max_steps=100, mask=None, polarity=None, output_bits=8, activation=0, clip=127, v_pos=100,
-              v_neg=100, packet=100):
+def reference(h, g, codes, *, signed=False, bits=1, conversion=Conversion.DECREMENT, direction=Direction.FORWARD,
+              multiplier=1, max_steps=100, mask=None, polarity=None, output_bits=8, activation=Activation.NONE,
+              clip=127, v_pos=100, v_neg=100, packet=100):
     """Expected output bytes from a fresh model with the same seed and conductances."""
     cfg = h.config
     ref = AnalogCore(cfg.rows, cfg.cols, h.params, seed=h.core_seed(0))
     ref.set_conductance(g)
-    n_in = cfg.rows if direction == 0 else cfg.cols
+    n_in = cfg.rows if direction == Direction.FORWARD else cfg.cols
     full = np.zeros((np.atleast_2d(codes).shape[0], n_in), np.int64)
     full[:, :np.atleast_2d(codes).shape[1]] = codes
     s = MvmSettings(direction=direction, input_bits=bits, input_signed=signed, conversion=conversion,
@@ -136,13 +138,13 @@ async def sequencer_pulse_counts(dut):
             else:
                 codes = rng.integers(0, 1 << bits, cfg.rows)
             before = await h.read_reg("COUNT_PULSE")
-            await run_mvm_batch(h, codes, bits=bits, signed=signed, conversion=0, multiplier=multiplier)
+            await run_mvm_batch(h, codes, bits=bits, signed=signed, conversion=Conversion.SIGN, multiplier=multiplier)
             after = await h.read_reg("COUNT_PULSE")
             magnitude_bits = bits - 1 if signed else bits
             assert after - before == 2 * multiplier * ((1 << magnitude_bits) - 1), (bits, signed, after - before)
             direction, n_plus, n_minus = h.drivers[0].last_counts
             exp_plus, exp_minus = pulse_counts(codes, bits, signed, multiplier)
-            assert direction == 0
+            assert direction == Direction.FORWARD
             assert np.array_equal(n_plus, exp_plus), (bits, signed)
             assert np.array_equal(n_minus, exp_minus), (bits, signed)
 
@@ -160,8 +162,8 @@ async def mvm_forward_backward_exact(dut):
     polarity = np.zeros(cfg.lines, bool)
     polarity[1::2] = True
     await h.write_buffer(R.Space.POLARITY, 0, 0, layout.bits_to_words(polarity, cfg.words_per_line_vector))
-    for direction in (0, 1):
-        n_in = cfg.rows if direction == 0 else cfg.cols
+    for direction in (Direction.FORWARD, Direction.BACKWARD):
+        n_in = cfg.rows if direction == Direction.FORWARD else cfg.cols
         for bits, signed in [(1, False), (2, False), (3, False), (4, False), (8, False),
                              (2, True), (3, True), (5, True), (8, True)]:
             batch = 2
@@ -175,7 +177,7 @@ async def mvm_forward_backward_exact(dut):
             got = await run_mvm_batch(h, codes, bits=bits, signed=signed, direction=direction)
             exp = reference(h, g, codes, bits=bits, signed=signed, direction=direction, packet=packet,
                             polarity=polarity)
-            n_out = cfg.cols if direction == 0 else cfg.rows
+            n_out = cfg.cols if direction == Direction.FORWARD else cfg.rows
             assert np.array_equal(got[:, :n_out], exp.outputs[:, :n_out]), \
                 f"dir={direction} bits={bits} signed={signed}\n{got[:, :n_out]}\n{exp.outputs[:, :n_out]}"
             # The test is only meaningful if outputs spread over several steps and both signs.
@@ -199,7 +201,7 @@ async def decrement_saturates_and_honours_mask(dut):
     await h.write_buffer(R.Space.NEURON_MASK, 0, 0, layout.bits_to_words(mask, cfg.words_per_line_vector))
     max_steps = 9
     steps_before = await h.read_reg("COUNT_STEP")
-    got = await run_mvm_batch(h, codes, bits=3, max_steps=max_steps, conversion=1)
+    got = await run_mvm_batch(h, codes, bits=3, max_steps=max_steps, conversion=Conversion.DECREMENT)
     exp = reference(h, g, codes, bits=3, max_steps=max_steps, mask=mask)
     assert np.array_equal(got, exp.outputs)
     steps = got[0, :cfg.cols] & 0x7F
@@ -208,7 +210,7 @@ async def decrement_saturates_and_honours_mask(dut):
     assert await h.read_reg("COUNT_STEP") - steps_before == max_steps
     # A smaller input: outputs below saturation, so the loop ends early when all flipped.
     before = await h.read_reg("COUNT_STEP")
-    got = await run_mvm_batch(h, np.full(cfg.rows, 1), bits=3, max_steps=100, conversion=1)
+    got = await run_mvm_batch(h, np.full(cfg.rows, 1), bits=3, max_steps=100, conversion=Conversion.DECREMENT)
     exp = reference(h, g, np.full(cfg.rows, 1), bits=3, max_steps=100, mask=mask)
     assert np.array_equal(got, exp.outputs)
     assert await h.read_reg("COUNT_STEP") - before == int((exp.outputs[0, :cfg.cols] & 0x7F).max())
@@ -230,7 +232,8 @@ async def cell_program_and_read(dut):
     assert await h.read_reg("COUNT_READ") == 0
     await h.write_reg("CORE_ENABLE", 1)
     await h.write_reg("CELL_ADDR", R.pack("CELL_ADDR", core=0, row=row, col=col))
-    await h.write_reg("CELL_PULSE", R.pack("CELL_PULSE", polarity=0, amplitude_mV=2000, gate_mV=2800))
+    await h.write_reg("CELL_PULSE", R.pack("CELL_PULSE", polarity=PulsePolarity.SET, amplitude_mV=2000,
+                                                         gate_mV=2800))
     await h.write_reg("CELL_TIMING", R.pack("CELL_TIMING", width_ns=1000, read_mV=150))
     before = model.device.g_uS[row, col]
     for _ in range(5):

@@ -5,6 +5,7 @@ import numpy as np
 
 from neurram.spec import layout
 from neurram.spec import regmap as R
+from neurram.spec.enums import Direction
 from neurram.sim.cosim.harness import ChipHarness
 
 from cocotb_core import packet_for, reference, run_mvm_batch
@@ -24,7 +25,7 @@ async def full_size_mvm(dut):
     polarity[1::2] = True
     await h.write_buffer(R.Space.POLARITY, 0, 0, layout.bits_to_words(polarity, cfg.words_per_line_vector))
     codes = rng.integers(0, 16, (2, cfg.rows))
-    packet = packet_for(h, g, codes, bits=4, signed=False, direction=0, polarity=polarity)
+    packet = packet_for(h, g, codes, bits=4, signed=False, direction=Direction.FORWARD, polarity=polarity)
     await h.write_reg("CORE_NEURON", R.pack("CORE_NEURON", packet_uV=packet))
     got = await run_mvm_batch(h, codes, bits=4)
     exp = reference(h, g, codes, bits=4, packet=packet, polarity=polarity)
