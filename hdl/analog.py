@@ -29,21 +29,19 @@ READ                  read cell (cell_row, cell_col) at read_mV; result on ``rea
 
 from __future__ import annotations
 
-from amaranth import ClockSignal, Instance
+from functools import reduce
+from operator import or_
+
+from amaranth import ClockSignal, Instance, Value
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AnalogOp", "analog_array_signature", "AnalogArrayBlackBox", "VERILOG_STUB", "NOISE_PLANES", "WARMUP_STEPS",
+from neurram.spec.analog import NOISE_PLANES
+
+__all__ = ["AnalogOp", "analog_array_signature", "analog_array_subset", "connect_array_parts", "AnalogArrayBlackBox", "VERILOG_STUB",
            "STUB_MODULE", "TERNARY_ZERO", "TERNARY_POS", "TERNARY_NEG"]
 
 STUB_MODULE = "neurram_analog_array"
-
-#: Random bit-planes per neuron for stochastic neurons: four 3-bit uniform values.
-NOISE_PLANES = 12
-
-#: Cellular-automaton steps that mix the LFSR seed before a stochastic batch (the RTL's and the
-#: fast model's automata both run exactly this many).
-WARMUP_STEPS = 32
 
 #: Two-bit ternary register entries (two's complement).
 TERNARY_ZERO, TERNARY_POS, TERNARY_NEG = 0b00, 0b01, 0b11
@@ -91,6 +89,34 @@ def analog_array_signature(config) -> wiring.Signature:
         "cmp": In(config.lines),          # comparator outputs of the sensing neurons
         "read_g": In(16),                 # last cell read, 10 nS per LSB
     })
+
+
+def analog_array_subset(config, *names) -> wiring.Signature:
+    """The members ``names`` of :func:`analog_array_signature`: the part of the array port that one
+    part of the controller drives and reads (joined again by :func:`connect_array_parts`)."""
+    members = analog_array_signature(config).members
+    return wiring.Signature({name: members[name] for name in names})
+
+
+def connect_array_parts(m, array, parts) -> set:
+    """Drive the controller's ``array`` port from ``parts`` (interfaces of
+    :func:`analog_array_subset` signatures) and return the names of the members none of them has.
+
+    An Out member that several parts drive (``strobe``, ``op``) is the OR of their values: a part
+    drives zero while it does not strobe, and parts strobe one at a time. An In member goes to
+    every part that reads it.
+    """
+    rest = set()
+    for name, member in array.signature.members.items():
+        have = [part for part in parts if name in part.signature.members]
+        if not have:
+            rest.add(name)
+        elif member.flow == Out:
+            value = reduce(or_, [Value.cast(getattr(part, name)) for part in have])
+            m.d.comb += Value.cast(getattr(array, name)).eq(value)
+        else:
+            m.d.comb += [getattr(part, name).eq(getattr(array, name)) for part in have]
+    return rest
 
 
 class AnalogArrayBlackBox(wiring.Component):

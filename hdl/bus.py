@@ -1,4 +1,4 @@
-"""The chip's internal 32-bit word bus (addresses laid out in ``hdl/regmap.py``)."""
+"""The chip's internal 32-bit word bus (addresses laid out in ``neurram/spec/regmap.py``)."""
 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out

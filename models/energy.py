@@ -21,7 +21,7 @@ one field below, with its unit in its name and its source next to it:
   line of capacitance C by ΔV from a rail V; E = V·I·t for a DC current; C·V² for a node that
   swings rail to rail).
 
-How the counters map to circuit events (``hdl/regmap.py`` docs, ``sim/fastcore.py``):
+How the counters map to circuit events (``neurram/spec/regmap.py`` docs, ``sim/fastcore.py``):
 
 * one ``pulse`` drives every input line once (``rows`` row-pulses) and makes every output neuron
   sample its line and integrate (``cols`` samples and integrations);

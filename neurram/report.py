@@ -30,7 +30,7 @@ BITS = tuple(range(1, 9))
 def bytes_per_mvm(config) -> int:
     """Payload bytes one MVM moves over the host interface: its input vector as bit-planes
     (``input_planes`` planes) and its output bytes (8 planes), ``words_per_line_vector`` 32-bit
-    words per plane (the INPUT and OUTPUT buffer layouts, ``hdl/regmap.py``). Frame headers and
+    words per plane (the INPUT and OUTPUT buffer layouts, ``neurram/spec/regmap.py``). Frame headers and
     CRCs (a few bytes per batch) are left out."""
     return int((config.input_planes + 8) * config.words_per_line_vector * 4)
 

@@ -133,7 +133,7 @@ if cocotb is not None:
                 except BlockingIOError:
                     pass
             if back_conn is not None and select.select([back_conn], [], [], 0)[0]:
-                _backdoor_request(back_conn, h)
+                _test_access_request(back_conn, h)
             ready, _, _ = select.select([conn], [], [], 0)
             if ready:
                 data = conn.recv(1 << 16)
@@ -180,11 +180,11 @@ if cocotb is not None:
         while len(data) < n:
             chunk = sock.recv(n - len(data))
             if not chunk:
-                raise ConnectionError("back door closed")
+                raise ConnectionError("the test-access connection closed")
             data += chunk
         return bytes(data)
 
-    def _backdoor_request(sock, h):
+    def _test_access_request(sock, h):
         """One request: core (1 byte), length (8 bytes), an .npy conductance matrix (µS)."""
         core = _recv_exact(sock, 1)[0]
         n = int.from_bytes(_recv_exact(sock, 8), "little")

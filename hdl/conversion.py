@@ -1,0 +1,191 @@
+"""The neuron conversion: from integrated charge to output bits (docs/chip.md §2).
+
+After the input phase the conversion compares every output neuron once (its sign), then, by the
+batch's ``conversion``:
+
+* SIGN: done; the output is the sign.
+* DECREMENT: charge-decrement steps, each moving every neuron that has not flipped yet one packet
+  toward zero and comparing again, until all flipped or ``max_steps``; a neuron's output is its
+  step count and sign. ReLU reads negative outputs as 0; clipped ReLU caps the count at ``clip``.
+* SAR: successive approximation, one comparison per bit from the sign down, the packet halved
+  every bit (``step_shift``); the output is the code.
+
+Only the neurons in NEURON_MASK are tracked: the others are done from the start and read 0. Every
+comparison latches the tracked neurons' comparators into the output-side ternary register.
+Per-neuron state is bit-sliced: one ``lines``-bit vector per bit (``neg``, ``settled``, eight
+``mag`` planes), so every update is a handful of wide logic operations.
+"""
+
+from amaranth import C, Module, Mux, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .analog import AnalogOp, analog_array_subset
+from .buffers import OUTPUT_PLANE_BITS, plane_write_signature, ternary_latch_signature
+from .registers import Activation, Conversion
+
+__all__ = ["neuron_state_layout", "ConversionController"]
+
+
+def neuron_state_layout(lines: int) -> data.StructLayout:
+    """A conversion's result, bit-sliced: ``neg`` (initial comparator sign, 1 = negative) and
+    ``mag``, the eight planes of the step count (DECREMENT) or code (SAR)."""
+    return data.StructLayout({"neg": unsigned(lines), "mag": data.ArrayLayout(unsigned(lines), 8)})
+
+
+class ConversionController(wiring.Component):
+    """Converts one MVM's outputs and writes them as output bit-planes.
+
+    ``clear`` (the MVM's INITIALISE) resets the neuron state. While ``run`` is high the controller
+    compares and steps; ``done`` marks its last cycle. While ``write`` is high it writes one
+    output plane per cycle (``last_plane`` with the eighth) through ``outputs``.
+    """
+
+    def __init__(self, config):
+        from .core import CoreSettings          # defined with the core's ports
+        self.config = config
+        L = config.lines
+        super().__init__({
+            "settings": In(CoreSettings),
+            "mask": In(L),
+            "clear": In(1),
+            "run": In(1),
+            "done": Out(1),
+            "write": In(1),
+            "last_plane": Out(1),
+            "outputs": Out(plane_write_signature(L, OUTPUT_PLANE_BITS)),
+            "latch": Out(ternary_latch_signature(L)),
+            "noise_step": Out(1),
+            "neurons": Out(neuron_state_layout(L)),
+            "array": Out(analog_array_subset(config, "strobe", "op", "step_enable", "step_shift", "cmp")),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self.config.lines
+        cfg, mask, arr = self.settings, self.mask, self.array
+        ONES = C((1 << L) - 1, L)
+
+        neg = Signal(L)                                    # initial comparator sign: 1 = negative
+        settled = Signal(L, name="done")                   # neurons whose conversion is over
+        mag = [Signal(L, name=f"mag{k}") for k in range(8)]  # bit-sliced step counters / SAR code
+        cmp_q = Signal(L, reset_less=True)                 # comparator outputs, registered
+        steps = Signal(7)
+        sar_bit = Signal(3)
+        out_k = Signal(OUTPUT_PLANE_BITS)
+        m.d.sync += cmp_q.eq(arr.cmp)
+        m.d.comb += [self.neurons.neg.eq(neg), *[self.neurons.mag[k].eq(mag[k]) for k in range(8)],
+                     self.latch.cmp.eq(cmp_q), self.noise_step.eq(self.latch.en & cfg.stochastic)]
+
+        with m.If(self.clear):
+            m.d.sync += [settled.eq(0), neg.eq(0), steps.eq(0), out_k.eq(0)] + [mk.eq(0) for mk in mag]
+
+        # ---- output planes, one per cycle ---------------------------------------------------------
+        outs = self.outputs
+        m.d.comb += [outs.en.eq(self.write), outs.sel.eq(out_k), outs.data.eq(self._output_plane(m, neg, mag, out_k)),
+                     self.last_plane.eq(out_k == 7)]
+        with m.If(self.write):
+            m.d.sync += out_k.eq(out_k + 1)
+
+        with m.If(self.run), m.FSM(name="convert"):
+            with m.State("COMPARE"):
+                m.d.comb += [arr.strobe.eq(1), arr.op.eq(AnalogOp.COMPARE)]
+                m.next = "LATCH_SIGN"
+
+            with m.State("LATCH_SIGN"):
+                m.d.comb += self.latch.en.eq(1)
+                # Untracked neurons are done from the start and read 0.
+                m.d.sync += [neg.eq(~cmp_q & mask), settled.eq(~mask)]
+                with m.If(cfg.conversion == Conversion.SAR):
+                    for k in range(8):
+                        with m.If(cfg.output_bits == k + 1):
+                            m.d.sync += mag[k].eq(cmp_q & mask)
+                    m.d.sync += sar_bit.eq(cfg.output_bits - 2)
+                with m.Switch(cfg.conversion):
+                    with m.Case(Conversion.DECREMENT):
+                        m.next = "STEP_CHECK"
+                    with m.Case(Conversion.SAR):
+                        with m.If(cfg.output_bits <= 1):
+                            m.d.comb += self.done.eq(1)
+                            m.next = "COMPARE"
+                        with m.Else():
+                            m.next = "SAR_STEP"
+                    with m.Default():
+                        m.d.comb += self.done.eq(1)
+                        m.next = "COMPARE"
+
+            with m.State("STEP_CHECK"):
+                with m.If((settled == ONES) | (steps >= cfg.max_steps)):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "COMPARE"
+                with m.Else():
+                    m.next = "STEP"
+
+            with m.State("STEP"):
+                m.d.comb += [arr.strobe.eq(1), arr.op.eq(AnalogOp.STEP), arr.step_enable.eq(~settled)]
+                m.d.sync += steps.eq(steps + 1)
+                m.next = "STEP_LATCH"
+
+            with m.State("STEP_LATCH"):
+                m.d.comb += self.latch.en.eq(1)
+                flipped = Signal(L)
+                m.d.comb += flipped.eq(~settled & ~(cmp_q ^ neg))
+                m.d.sync += settled.eq(settled | flipped)
+                carry = Signal(L, name="carry_in")
+                m.d.comb += carry.eq(~settled)             # every neuron still active counts this step
+                for k in range(7):
+                    nxt = Signal(L, name=f"carry{k}")
+                    m.d.comb += nxt.eq(carry & mag[k])
+                    m.d.sync += mag[k].eq(mag[k] ^ carry)
+                    carry = nxt
+                m.next = "STEP_CHECK"
+
+            with m.State("SAR_STEP"):
+                m.d.comb += [arr.strobe.eq(1), arr.op.eq(AnalogOp.STEP), arr.step_enable.eq(mask),
+                             arr.step_shift.eq(sar_bit)]
+                m.next = "SAR_LATCH"
+
+            with m.State("SAR_LATCH"):
+                m.d.comb += self.latch.en.eq(1)
+                with m.Switch(sar_bit):
+                    for k in range(7):
+                        with m.Case(k):
+                            m.d.sync += mag[k].eq(cmp_q & mask)
+                m.d.sync += sar_bit.eq(sar_bit - 1)
+                with m.If(sar_bit == 0):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "COMPARE"
+                with m.Else():
+                    m.next = "SAR_STEP"
+        return m
+
+    def _output_plane(self, m, neg, mag, out_k):
+        """Plane ``out_k`` of the output bytes: the SAR code as is; decrement and sign outputs
+        as magnitude (after ReLU and clipped ReLU) with the sign in plane 7."""
+        L = self.config.lines
+        cfg = self.settings
+        ONES = C((1 << L) - 1, L)
+        is_sar = Signal()
+        m.d.comb += is_sar.eq(cfg.conversion == Conversion.SAR)
+        zero_neg = Signal(L)       # ReLU: negative outputs read 0
+        m.d.comb += zero_neg.eq(Mux(cfg.activation != Activation.NONE, neg, 0))
+        # Clipped ReLU (decrement): steps above cfg.clip read cfg.clip. Bit-sliced steps > clip.
+        gt = C(0, L)
+        eq = ONES
+        for k in reversed(range(7)):
+            ck = Mux(cfg.clip[k], ONES, C(0, L))
+            gt_k, eq_k = Signal(L, name=f"clip_gt{k}"), Signal(L, name=f"clip_eq{k}")
+            m.d.comb += [gt_k.eq(gt | (eq & mag[k] & ~ck)), eq_k.eq(eq & ~(mag[k] ^ ck))]
+            gt, eq = gt_k, eq_k
+        clip_sel = Signal(L)
+        m.d.comb += clip_sel.eq(Mux(cfg.activation == Activation.CLIPPED_RELU, gt, 0))
+        out_plane = Signal(L)
+        with m.Switch(out_k):
+            for k in range(8):
+                with m.Case(k):
+                    if k < 7:
+                        dec_bit = (Mux(cfg.clip[k], clip_sel, 0) | (mag[k] & ~clip_sel)) & ~zero_neg
+                        m.d.comb += out_plane.eq(Mux(is_sar, mag[k], dec_bit))
+                    else:
+                        m.d.comb += out_plane.eq(Mux(is_sar, mag[7], neg & ~zero_neg))
+        return out_plane
