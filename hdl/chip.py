@@ -24,7 +24,8 @@ from .chip_router import BusRouter
 from .clock_gates import CoreClockGates
 from neurram.spec.mvm import SETTINGS_FIELDS
 
-from .core import CimCore, CoreSettings, core_signature
+from .core import CimCore, core_signature
+from .registers import CoreSettings
 from .protocol import ProtocolEngine
 from .registers import RegisterFile
 

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from neurram.spec.mvm import SETTINGS_FIELDS, start_ok
 
-from .core import CoreSettings
+from .registers import CoreSettings
 
 __all__ = ["Command", "ChipStatus", "BatchControl"]
 

@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from neurram.spec import regmap
 from .bus import chip_bus_signature
-from .core import core_bus_signature
+from .buffers import core_bus_signature
 from .registers import Space
 
 __all__ = ["BusRouter"]

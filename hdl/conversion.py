@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from .analog import AnalogOp, analog_array_subset
 from .buffers import OUTPUT_PLANE_BITS, plane_write_signature, ternary_latch_signature
-from .registers import Activation, Conversion
+from .registers import Activation, Conversion, CoreSettings
 
 __all__ = ["neuron_state_layout", "ConversionController"]
 
@@ -42,7 +42,6 @@ class ConversionController(wiring.Component):
     """
 
     def __init__(self, config):
-        from .core import CoreSettings          # defined with the core's ports
         self.config = config
         L = config.lines
         super().__init__({

@@ -28,11 +28,8 @@ generated Verilog small and the Verilator simulation fast.
 
 
 from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from neurram.spec import regmap
-from neurram.spec.mvm import SETTINGS_FIELDS
 
 from .analog import AnalogArrayBlackBox, analog_array_signature, connect_array_parts
 from .buffers import CoreBuffers, core_bus_signature
@@ -40,27 +37,11 @@ from .cell import CellAccess, cell_port_signature
 from .conversion import ConversionController
 from .counters import CoreCounters, EventCounters
 from .noise import NoiseSource
-from .registers import Direction, Space, field_shape
+from .registers import CoreSettings, Direction
 from .sequencer import InputSequencer
 
-__all__ = ["Space", "CoreSettings", "CoreCounters", "core_bus_signature", "cell_port_signature",
+__all__ = ["CoreCounters", "core_bus_signature", "cell_port_signature",
            "core_members", "core_signature", "CoreController", "CimCore"]
-
-
-def _settings_layout() -> data.StructLayout:
-    """The settings of a batch as the core latches them: every field of
-    :class:`neurram.spec.mvm.MvmSettings` with its register field's shape (modes typed with their
-    enums), and the batch count, in the order of ``SETTINGS_FIELDS``."""
-    fields = {}
-    for name, reg in SETTINGS_FIELDS:
-        if name == "recurrent_steps":
-            fields["batch_count"] = regmap.register("BATCH")["count"].width
-        fields[name] = field_shape(regmap.register(reg)[name])
-    return data.StructLayout(fields)
-
-
-#: Operating mode of a batch, latched by the core at start (from MVM_CONFIG & co).
-CoreSettings = _settings_layout()
 
 
 def core_members(config) -> dict:

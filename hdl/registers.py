@@ -18,9 +18,10 @@ from amaranth.lib.wiring import In, Out
 
 from neurram.spec import enums as spec_enums
 from neurram.spec import regmap
+from neurram.spec.mvm import SETTINGS_FIELDS
 from neurram.spec.regmap import Access
 
-__all__ = ["hdl_enum", "layout", "Space", "Direction", "InputSource", "Conversion", "Activation",
+__all__ = ["hdl_enum", "layout", "field_shape", "CoreSettings", "Space", "Direction", "InputSource", "Conversion", "Activation",
            "PulsePolarity", "RegisterBus", "RegisterFile"]
 
 
@@ -183,3 +184,19 @@ class RegisterFile(wiring.Component):
         # RO registers are driven by the hardware: only their fields' bits read back.
         value = view.as_value()
         return value & r.mask if r.access == Access.RO and r.mask != 0xFFFFFFFF else value
+
+
+def _settings_layout() -> data.StructLayout:
+    """The settings of a batch as the core latches them: every field of
+    :class:`neurram.spec.mvm.MvmSettings` with its register field's shape (modes typed with their
+    enums), and the batch count, in the order of ``SETTINGS_FIELDS``."""
+    fields = {}
+    for name, reg in SETTINGS_FIELDS:
+        if name == "recurrent_steps":
+            fields["batch_count"] = regmap.register("BATCH")["count"].width
+        fields[name] = field_shape(regmap.register(reg)[name])
+    return data.StructLayout(fields)
+
+
+#: Operating mode of a batch, latched by the core at start (from MVM_CONFIG & co).
+CoreSettings = _settings_layout()

@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from .analog import AnalogOp, analog_array_subset
 from .buffers import INPUT_PLANE_BITS, plane_read_signature, plane_write_signature, ternary_drive_signature
 from .conversion import neuron_state_layout
-from .registers import Conversion, InputSource
+from .registers import Conversion, CoreSettings, InputSource
 
 __all__ = ["InputSequencer"]
 
@@ -37,7 +37,6 @@ class InputSequencer(wiring.Component):
     """
 
     def __init__(self, config):
-        from .core import CoreSettings          # defined with the core's ports
         self.config = config
         L = config.lines
         super().__init__({
