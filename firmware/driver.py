@@ -3,7 +3,7 @@
 A :class:`Chip` talks to any backend through a *link* with four word-level operations
 (``read``, ``write``, ``write_burst``, ``read_burst``): the framed byte protocol to an FPGA board
 or to the RTL co-simulation (``firmware.protocol.Link``), or the in-process fast model
-(``firmware.targets``). It discovers geometry and features from the identification registers,
+(``neurram.targets``). It discovers geometry and features from the identification registers,
 so nothing about the chip is assumed.
 
 Two operations are long sequences of identical frames: streaming many MVM batches through a core,

@@ -173,7 +173,7 @@ def _layer_ranges(net: nn.Network, x_cal: np.ndarray) -> dict:
 def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_segment_inputs: int = 100,
                 max_bias_rows: int = 6, max_steps: int = 100, pulse_multiplier: int = 1, v_mV: int = 100,
                 neuron_gain: float = NEURON_GAIN, percentile: float = 95.0, bad_rows: dict | None = None) -> Mapping:
-    """Place ``net`` on a chip described by ``info`` (a ChipInfo or ChipConfig).
+    """Place ``net`` on a chip described by ``info`` (a ChipConfig, e.g. ``chip.config``).
 
     ``bad_rows``: {core: rows} that must not be used (unformed or leaky cells); segments take
     spare rows instead (docs/chip.md §3: per-die bad-row tables, spare rows swapped in)."""
