@@ -9,7 +9,7 @@ cell_done). Every command leaves here registered, one cycle after its CTRL write
 
 from types import SimpleNamespace
 
-from amaranth import Module, Mux, Signal, Value
+from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -83,10 +83,10 @@ class BatchControl(wiring.Component):
 
         m.d.sync += [self.start.eq(Mux(cmd.start & config_ok, self.selected & enabled, 0)),
                      self.abort.eq(cmd.abort), self.clear_counters.eq(cmd.clear_counters)]
-        for i in range(n):
-            # A power-gated core cannot program or read its cells: commands need CORE_ENABLE.
-            m.d.sync += [self.cell_program[i].eq(cmd.cell_program & (self.cell_core == i) & enabled[i]),
-                         self.cell_read[i].eq(cmd.cell_read & (self.cell_core == i) & enabled[i])]
+        # A power-gated core cannot program or read its cells: commands need CORE_ENABLE.
+        cell_target = Cat(*[self.cell_core == i for i in range(n)]) & enabled
+        m.d.sync += [self.cell_program.eq(Mux(cmd.cell_program, cell_target, 0)),
+                     self.cell_read.eq(Mux(cmd.cell_read, cell_target, 0))]
 
         # ---- batch status: a core's busy shows two cycles after its start (input register, FSM) --
         start_q2 = Signal(n)

@@ -7,7 +7,7 @@ cores, so that the cores' clock gates see it a cycle ahead. Read data returns wi
 two cycles after a register read, four after a buffer read.
 """
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,11 +59,11 @@ class BusRouter(wiring.Component):
         b_wdata = Signal(32)
         b_wen = Signal(n)
         b_ren = Signal(n)
-        m.d.sync += [b_space.eq(space), b_offset.eq(offset), b_wdata.eq(q_wdata)]
+        addressed = Cat(*[core_sel == i for i in range(n)])
+        hit = addressed | Mux(core_sel == regmap.BROADCAST_CORE, self.selected, 0)
+        m.d.sync += [b_space.eq(space), b_offset.eq(offset), b_wdata.eq(q_wdata),
+                     b_wen.eq(Mux(q_wen & ~to_regs, hit, 0)), b_ren.eq(Mux(q_ren & ~to_regs, addressed, 0))]
         for i, port in enumerate(self.cores):
-            hit = (core_sel == i) | ((core_sel == regmap.BROADCAST_CORE) & self.selected[i])
-            m.d.sync += [b_wen[i].eq(q_wen & ~to_regs & hit),
-                         b_ren[i].eq(q_ren & ~to_regs & (core_sel == i))]
             m.d.comb += [port.space.eq(b_space), port.offset.eq(b_offset), port.w_data.eq(b_wdata),
                          port.w_en.eq(b_wen[i]), port.r_en.eq(b_ren[i])]
 

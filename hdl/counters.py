@@ -5,7 +5,7 @@ cell programs and reads, each from its strobe), plus finished MVMs and busy cycl
 2^32; ``clear`` zeroes them all (and wins over an event in the same cycle).
 """
 
-from amaranth import Module
+from amaranth import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -54,7 +54,10 @@ class EventCounters(wiring.Component):
             "busy": self.busy,
         }
         for name, amount in events.items():
-            counter = getattr(self.counters, name)
+            # A register per counter (partial updates of one wide register cost Verilator a
+            # read-modify-write every cycle).
+            counter = Signal(32, name=name)
+            m.d.comb += getattr(self.counters, name).eq(counter)
             with m.If(self.clear):
                 m.d.sync += counter.eq(0)
             with m.Else():

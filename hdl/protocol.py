@@ -16,7 +16,8 @@ Three parts, each a component:
 * :class:`~neurram.hdl.protocol_exec.BusExecutor` (execute: the bus master, ``protocol_exec.py``);
 * :class:`~neurram.hdl.protocol_tx.ReplyTransmitter` (transmit, ``protocol_tx.py``);
 
-around a ``lib.memory.Memory`` that holds a write burst until its CRC checks.
+around a ``lib.memory.Memory`` that holds a write burst until its CRC checks, and one
+``amaranth.lib.crc`` processor that the receiver and the transmitter use in turn (half-duplex).
 
 Timing. The engine takes one request byte per cycle. A good frame is validated in one cycle
 after its last CRC byte; write bursts are then committed one word per cycle (plus one cycle to
@@ -25,14 +26,14 @@ its read data arrives. The engine is half-duplex: while it replies it does not a
 bytes (``rx.ready`` is low), so a transport in front of it buffers them.
 """
 
-from amaranth import Module
+from amaranth import Module, Mux
 from amaranth.lib import crc, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .bus import chip_bus_signature
 from .protocol_exec import BusExecutor
-from .protocol_frames import REGISTER_WORDS, REPLY_SYNC, REQUEST_SYNC, Op, Status, crc16
+from .protocol_frames import CRC16, REGISTER_WORDS, REPLY_SYNC, REQUEST_SYNC, Op, Status, crc16
 from .protocol_rx import FrameReceiver
 from .protocol_tx import ReplyTransmitter
 
@@ -106,6 +107,7 @@ class ProtocolEngine(wiring.Component):
         m.submodules.receiver = receiver = FrameReceiver(self.config, self.max_words, self.timeout_cycles)
         m.submodules.executor = executor = BusExecutor(self.max_words)
         m.submodules.transmitter = transmitter = ReplyTransmitter(self.max_words)
+        m.submodules.crc = checksum = CRC16(data_width=8).create()
 
         wiring.connect(m, wiring.flipped(self.rx), receiver.rx)
         wiring.connect(m, transmitter.tx, wiring.flipped(self.tx))
@@ -113,7 +115,12 @@ class ProtocolEngine(wiring.Component):
         wiring.connect(m, receiver.buffer, buf.write_port())
         wiring.connect(m, executor.buffer, buf.read_port())
         wiring.connect(m, transmitter.words, executor.words)
+        # One CRC for both directions (the engine is half-duplex): the byte on the wire is folded in.
         m.d.comb += [
+            checksum.start.eq(receiver.crc.start | transmitter.crc.start),
+            checksum.valid.eq(receiver.crc.valid | transmitter.crc.valid),
+            checksum.data.eq(Mux(self.tx.valid, self.tx.payload, self.rx.payload)),
+            receiver.crc.value.eq(checksum.crc), transmitter.crc.value.eq(checksum.crc),
             executor.request.eq(receiver.request), executor.n_words.eq(receiver.n_words),
             executor.validated.eq(receiver.validated), executor.execute.eq(receiver.execute),
             transmitter.request.eq(receiver.request), transmitter.status.eq(receiver.status),

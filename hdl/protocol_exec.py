@@ -5,7 +5,7 @@ start the buffer read). Reads are issued one at a time, when the transmitter ask
 reply word (``words``), and each word is handed over as soon as its read data arrives.
 """
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
@@ -45,7 +45,7 @@ class BusExecutor(wiring.Component):
         nwords = Signal(16)                    # words the frame moves
         rdata = Signal(32)
         m.d.comb += [
-            bus.addr.eq(self.request.addr + k), bus.w_data.eq(buf.data), buf.addr.eq(k),
+            bus.addr.eq(self.request.addr + k), bus.w_data.eq(buf.data),
             words.data.eq(rdata), words.last.eq(k == nwords - 1),
         ]
         with m.If(self.validated):
@@ -55,7 +55,7 @@ class BusExecutor(wiring.Component):
         with m.If(words.advance):
             m.d.sync += k.eq(k + 1)
 
-        with m.FSM(name="execute"):
+        with m.FSM(name="execute") as fsm:
             with m.State("IDLE"):
                 with m.If(self.execute):
                     m.next = "WRITE_FETCH"
@@ -66,19 +66,22 @@ class BusExecutor(wiring.Component):
             with m.State("WRITE_FETCH"):
                 m.next = "WRITE"          # buffer address k = 0: word 0 is on its data next cycle
             with m.State("WRITE"):
-                m.d.comb += [bus.w_en.eq(1), buf.addr.eq(k + 1)]
                 m.d.sync += k.eq(k + 1)
                 with m.If(k == nwords - 1):
-                    m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
 
             # Reads: one bus read at a time.
             with m.State("READ"):
-                m.d.comb += bus.r_en.eq(1)
                 m.next = "READ_WAIT"
             with m.State("READ_WAIT"):
                 with m.If(bus.r_valid):
                     m.d.sync += rdata.eq(bus.r_data)
-                    m.d.comb += words.ready.eq(1)
                     m.next = "IDLE"
+
+        # The strobes, as plain functions of the state.
+        writing, reading, waiting = (fsm.ongoing(s) for s in ("WRITE", "READ", "READ_WAIT"))
+        m.d.comb += [
+            bus.w_en.eq(writing), bus.r_en.eq(reading), buf.addr.eq(Mux(writing, k + 1, k)),
+            self.done.eq(writing & (k == nwords - 1)), words.ready.eq(waiting & bus.r_valid),
+        ]
         return m

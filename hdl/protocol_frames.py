@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from neurram.spec.protocol import REGISTER_WORDS, REPLY_SYNC, REQUEST_SYNC, Op, Status, crc16
 
 __all__ = ["REQUEST_SYNC", "REPLY_SYNC", "Op", "Status", "REGISTER_WORDS", "CRC16", "crc16", "Request",
-           "FrameStats", "word_source_signature"]
+           "FrameStats", "crc_user_signature", "word_source_signature"]
 
 #: The frames' CRC in gates (``CRC16(data_width=8).create()``: one byte a cycle); the software CRC
 #: of the same algorithm is :func:`neurram.spec.protocol.crc16`.
@@ -37,6 +37,12 @@ class FrameStats(data.Struct):
     frames_ok: 16
     frames_bad: 16
     last_error: 8
+
+
+def crc_user_signature() -> wiring.Signature:
+    """Use of the engine's CRC processor (seen from the user: Out = it drives): ``start``
+    restarts it, ``valid`` folds in the byte on the wire; ``value`` is the CRC so far."""
+    return wiring.Signature({"start": Out(1), "valid": Out(1), "value": In(16)})
 
 
 def word_source_signature() -> wiring.Signature:

@@ -1,7 +1,7 @@
 """The protocol engine's receive side: request frames in, checked (``docs/protocol.md``).
 
 :class:`FrameReceiver` takes one request byte per cycle: it hunts for the sync byte, collects the
-header and payload (write-burst words into the engine's burst buffer, so that nothing reaches
+header and payload, folding them into the engine's CRC (write-burst words go into the engine's burst buffer, so that nothing reaches
 the bus before the CRC checks), checks the CRC and has :class:`FrameValidator` judge the frame in
 one cycle after its last byte. It declares TRUNCATED a frame whose bytes stop for
 ``timeout_cycles``, and after an OVERSIZE reply drops the rest of the oversized frame. It keeps
@@ -9,13 +9,13 @@ the STATUS counters.
 """
 
 from amaranth import Cat, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from neurram.spec import regmap
-from .protocol_frames import CRC16, REGISTER_WORDS, REQUEST_SYNC, FrameStats, Op, Request, Status
+from .protocol_frames import REGISTER_WORDS, REQUEST_SYNC, FrameStats, Op, Request, Status, crc_user_signature
 from .registers import Space
 
 __all__ = ["FrameValidator", "FrameReceiver"]
@@ -102,7 +102,8 @@ class FrameReceiver(wiring.Component):
     A frame ends in one strobe: ``execute`` (a good write: commit the burst buffer), or
     ``reply`` (anything else: answer now). ``validated`` marks the cycle a complete frame is
     judged, with its ``n_words``. The receiver then holds ``rx`` off until ``replied``.
-    ``request``, ``status`` and ``stats`` describe the frame being answered.
+    ``request``, ``status`` and ``stats`` describe the frame being answered. ``crc`` is the
+    receiver's use of the engine's CRC.
     """
 
     def __init__(self, config, max_words: int, timeout_cycles: int):
@@ -121,31 +122,35 @@ class FrameReceiver(wiring.Component):
             "execute": Out(1),
             "reply": Out(1),
             "replied": In(1),
+            "crc": Out(crc_user_signature()),
         })
 
     def elaborate(self, platform):
         m = Module()
-        rx, req, stats, status = self.rx, self.request, self.stats, self.status
+        rx, crc = self.rx, self.crc
         m.submodules.validator = validator = FrameValidator(self.config, self.max_words)
-        m.submodules.crc = crc = CRC16(data_width=8).create()
 
+        # Every field and counter is a register of its own, not a field of one wide register
+        # (partial updates of a wide register cost Verilator a read-modify-write every cycle).
+        seq, op, length, addr, count = self._registers(m, self.request)
+        frames_ok, frames_bad, last_error = self._registers(m, self.stats)
+        status = Signal(8)
         cnt = Signal(16)                       # byte index inside the current field
         sh = Signal(32)                        # payload bytes, little-endian shift register
-        crc_lo = Signal(8)
-        crc_ok = Signal()
+        crc_lo, crc_ok = Signal(8), Signal()
         skip_left = Signal(17)                 # OVERSIZE: bytes still to drop after the reply
         byte_in = rx.payload
         took = rx.valid & rx.ready
         word_in = Cat(sh[8:], byte_in)         # the word completed by this byte
         m.d.comb += [
-            validator.request.eq(req), validator.crc_ok.eq(crc_ok), self.n_words.eq(validator.n_words),
-            crc.data.eq(byte_in),
+            self.status.eq(status),
+            validator.request.eq(self.request), validator.crc_ok.eq(crc_ok), self.n_words.eq(validator.n_words),
             self.buffer.addr.eq((cnt >> 2) - 1), self.buffer.data.eq(word_in),
         ]
 
         def fault(code):
             """Count a faulty frame, record its status and get ready to reply."""
-            m.d.sync += [status.eq(code), stats.frames_bad.eq(stats.frames_bad + 1), stats.last_error.eq(code)]
+            m.d.sync += [status.eq(code), frames_bad.eq(frames_bad + 1), last_error.eq(code)]
             m.d.comb += self.reply.eq(1)
             m.next = "ANSWER"
 
@@ -157,23 +162,20 @@ class FrameReceiver(wiring.Component):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(took & (byte_in == REQUEST_SYNC)):
                     m.d.comb += crc.start.eq(1)
-                    m.d.sync += [req.seq.eq(0), req.op.eq(0), cnt.eq(0), skip_left.eq(0)]
+                    m.d.sync += [seq.eq(0), op.eq(0), cnt.eq(0), skip_left.eq(0)]
                     m.next = "HEADER"
 
             with m.State("HEADER"):
                 m.d.comb += [rx.ready.eq(1), receiving.eq(1), crc.valid.eq(took)]
-                hdr_len = Cat(req.length[:8], byte_in)
+                hdr_len = Cat(length[:8], byte_in)
                 with m.If(took):
                     m.d.sync += cnt.eq(cnt + 1)
                     with m.Switch(cnt):
-                        with m.Case(0):
-                            m.d.sync += req.seq.eq(byte_in)
-                        with m.Case(1):
-                            m.d.sync += req.op.eq(byte_in)
-                        with m.Case(2):
-                            m.d.sync += req.length[:8].eq(byte_in)
+                        for i, field in enumerate((seq, op, length[:8])):
+                            with m.Case(i):
+                                m.d.sync += field.eq(byte_in)
                         with m.Case(3):
-                            m.d.sync += [req.length[8:].eq(byte_in), cnt.eq(0)]
+                            m.d.sync += [length[8:].eq(byte_in), cnt.eq(0)]
                             with m.If(hdr_len > 4 + 4 * self.max_words):
                                 m.d.sync += skip_left.eq(hdr_len + 2)
                                 fault(Status.OVERSIZE)
@@ -189,12 +191,12 @@ class FrameReceiver(wiring.Component):
                 with m.If(took):
                     m.d.sync += [sh.eq(word_in), cnt.eq(cnt + 1)]
                     with m.If(cnt == 3):
-                        m.d.sync += req.addr.eq(word_in)
+                        m.d.sync += addr.eq(word_in)
                     with m.If(cnt == 5):
-                        m.d.sync += req.count.eq(word_in[16:])
+                        m.d.sync += count.eq(word_in[16:])
                     # Burst words are buffered; nothing reaches the bus before the CRC checks.
                     m.d.comb += self.buffer.en.eq((cnt[:2] == 3) & (cnt >= 7))
-                    with m.If(cnt == req.length - 1):
+                    with m.If(cnt == length - 1):
                         m.d.sync += cnt.eq(0)
                         m.next = "RX_CRC"
                 with m.Elif(timed_out):
@@ -207,7 +209,7 @@ class FrameReceiver(wiring.Component):
                     with m.If(cnt == 0):
                         m.d.sync += crc_lo.eq(byte_in)
                     with m.Else():
-                        m.d.sync += [cnt.eq(0), crc_ok.eq(crc.crc == Cat(crc_lo, byte_in))]
+                        m.d.sync += [cnt.eq(0), crc_ok.eq(crc.value == Cat(crc_lo, byte_in))]
                         m.next = "VALIDATE"
                 with m.Elif(timed_out):
                     fault(Status.TRUNCATED)
@@ -217,7 +219,7 @@ class FrameReceiver(wiring.Component):
                 m.d.comb += self.validated.eq(1)
                 m.d.sync += status.eq(verdict)
                 with m.If(verdict == Status.OK):
-                    m.d.sync += stats.frames_ok.eq(stats.frames_ok + 1)
+                    m.d.sync += frames_ok.eq(frames_ok + 1)
                     m.d.comb += [self.execute.eq(validator.is_write), self.reply.eq(~validator.is_write)]
                     m.next = "ANSWER"
                 with m.Else():
@@ -242,6 +244,16 @@ class FrameReceiver(wiring.Component):
                     m.d.sync += skip_left.eq(0)
                     m.next = "HUNT"
         return m
+
+    @staticmethod
+    def _registers(m, view) -> list:
+        """One register per field of the struct port ``view``, which shows them."""
+        regs = []
+        for name, field in data.Layout.cast(view.shape()):
+            reg = Signal(field.shape, name=name)
+            m.d.comb += getattr(view, name).eq(reg)
+            regs.append(reg)
+        return regs
 
     def _timeout(self, m, receiving, took):
         """High when a frame has had no byte for ``timeout_cycles`` (while ``receiving``)."""

@@ -8,7 +8,7 @@ from amaranth import C, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .protocol_frames import CRC16, REPLY_SYNC, FrameStats, Op, Request, Status, word_source_signature
+from .protocol_frames import REPLY_SYNC, FrameStats, Op, Request, Status, crc_user_signature, word_source_signature
 
 __all__ = ["ReplyTransmitter"]
 
@@ -17,7 +17,7 @@ class ReplyTransmitter(wiring.Component):
     """Sends the reply to ``request`` with ``status``, from ``start`` to ``done`` (its last cycle).
 
     Only good reads and STATUS carry a payload: read words come through ``words``; STATUS sends
-    ``stats`` and ``max_words``.
+    ``stats`` and ``max_words``. ``crc`` is the transmitter's use of the engine's CRC.
     """
 
     def __init__(self, max_words: int):
@@ -30,15 +30,14 @@ class ReplyTransmitter(wiring.Component):
             "status": In(8),
             "stats": In(FrameStats),
             "words": Out(word_source_signature()),
+            "crc": Out(crc_user_signature()),
         })
 
     def elaborate(self, platform):
         m = Module()
-        tx, req, words = self.tx, self.request, self.words
-        m.submodules.crc = crc = CRC16(data_width=8).create()
+        tx, req, words, crc = self.tx, self.request, self.words, self.crc
         cnt = Signal(range(8))                 # byte index inside the current field
         sent = tx.valid & tx.ready
-        m.d.comb += crc.data.eq(tx.payload)
 
         reply_len = Signal(16)
         with m.If(self.status == Status.OK):
@@ -52,38 +51,33 @@ class ReplyTransmitter(wiring.Component):
         stats = self.stats
         status_payload = Cat(stats.frames_ok, stats.frames_bad, stats.last_error, C(0, 8), C(self.max_words, 16))
 
-        with m.FSM(name="transmit"):
+        with m.FSM(name="transmit") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.next = "REPLY"
 
-            # Reply header: 5A seq status len. The CRC starts after the sync byte.
+            # Reply header: 5A seq status len.
             with m.State("REPLY"):
-                m.d.comb += tx.valid.eq(1)
                 header = [C(REPLY_SYNC, 8), req.seq, self.status, reply_len[:8], reply_len[8:]]
                 with m.Switch(cnt):
                     for i, byte in enumerate(header):
                         with m.Case(i):
                             m.d.comb += tx.payload.eq(byte)
-                m.d.comb += [crc.start.eq(sent & (cnt == 0)), crc.valid.eq(sent & (cnt != 0)), words.rewind.eq(sent)]
                 with m.If(sent):
-                    m.d.sync += cnt.eq(cnt + 1)
+                    m.d.sync += cnt.eq(Mux(cnt == 4, 0, cnt + 1))
                     with m.If(cnt == 4):
-                        m.d.sync += cnt.eq(0)
                         with m.If(reply_len == 0):
                             m.next = "TX_CRC"
                         with m.Elif(req.op == Op.STATUS):
                             m.next = "TX_STATUS"
                         with m.Else():
-                            m.d.comb += words.fetch.eq(1)
                             m.next = "WAIT_WORD"
 
             with m.State("TX_STATUS"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(status_payload.word_select(cnt, 8)), crc.valid.eq(sent)]
+                m.d.comb += tx.payload.eq(status_payload.word_select(cnt, 8))
                 with m.If(sent):
                     m.d.sync += cnt.eq(cnt + 1)
                     with m.If(cnt == 7):
-                        m.d.sync += cnt.eq(0)
                         m.next = "TX_CRC"
 
             # Read words: each sent as soon as it arrives.
@@ -91,24 +85,32 @@ class ReplyTransmitter(wiring.Component):
                 with m.If(words.ready):
                     m.next = "TX_WORD"
             with m.State("TX_WORD"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(words.data.word_select(cnt[:2], 8)), crc.valid.eq(sent)]
+                m.d.comb += tx.payload.eq(words.data.word_select(cnt[:2], 8))
                 with m.If(sent):
-                    m.d.sync += cnt.eq(cnt + 1)
+                    m.d.sync += cnt.eq(Mux(cnt == 3, 0, cnt + 1))
                     with m.If(cnt == 3):
-                        m.d.sync += cnt.eq(0)
-                        m.d.comb += words.advance.eq(1)
                         with m.If(words.last):
                             m.next = "TX_CRC"
                         with m.Else():
-                            m.d.comb += words.fetch.eq(1)
                             m.next = "WAIT_WORD"
 
             with m.State("TX_CRC"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(Mux(cnt[0], crc.crc[8:], crc.crc[:8]))]
+                m.d.comb += tx.payload.eq(Mux(cnt[0], crc.value[8:], crc.value[:8]))
                 with m.If(sent):
-                    m.d.sync += cnt.eq(cnt + 1)
+                    m.d.sync += cnt.eq(Mux(cnt == 1, 0, cnt + 1))
                     with m.If(cnt == 1):
-                        m.d.sync += cnt.eq(0)
-                        m.d.comb += self.done.eq(1)
                         m.next = "IDLE"
+
+        # The strobes, as plain functions of the state (the CRC starts after the sync byte).
+        header, status_bytes, word, crc_bytes = (fsm.ongoing(s) for s in ("REPLY", "TX_STATUS", "TX_WORD", "TX_CRC"))
+        m.d.comb += [
+            tx.valid.eq(header | status_bytes | word | crc_bytes),
+            crc.start.eq(header & sent & (cnt == 0)),
+            crc.valid.eq(sent & ((header & (cnt != 0)) | status_bytes | word)),
+            words.rewind.eq(header & sent),
+            words.advance.eq(word & sent & (cnt == 3)),
+            words.fetch.eq(sent & ((header & (cnt == 4) & (reply_len != 0) & (req.op != Op.STATUS))
+                                   | (word & (cnt == 3) & ~words.last))),
+            self.done.eq(crc_bytes & sent & (cnt == 1)),
+        ]
         return m
