@@ -259,18 +259,6 @@ class ColumnCalibration:
                                  self.offset_pos * factor, self.offset_neg * factor, self.fitted, unit,
                                  self.n_samples, self.rms_residual, self.separate)
 
-    def decode_tuple(self) -> tuple:
-        """(scale_pos, offset_pos, scale_neg, offset_neg): the runtime's decode entry."""
-        return (self.gain_pos, self.offset_pos, self.gain_neg, self.offset_neg)
-
-    @classmethod
-    def identity(cls, gain, n_cols: int, cols=None, unit: str = "packet") -> "ColumnCalibration":
-        """Nominal decoding y = q/gain on both branches (no calibration)."""
-        g = np.broadcast_to(np.asarray(gain, np.float64), (n_cols,)).copy()
-        z = np.zeros(n_cols)
-        return cls(np.arange(n_cols) if cols is None else np.asarray(cols), g, g.copy(), z, z.copy(),
-                   np.zeros(n_cols, bool), unit, separate=np.zeros(n_cols, bool))
-
 
 def _fit_one(q: np.ndarray, y: np.ndarray, min_branch: int):
     """Least squares y ≈ α+ q⁺ + α− q⁻ + β; returns (α+, α−, β, rms, separate) or None."""

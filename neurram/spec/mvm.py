@@ -13,7 +13,7 @@ output byte (docs/registers.md, buffer OUTPUT).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import reduce
 
 import numpy as np
@@ -76,11 +76,6 @@ class MvmSettings:
         kw = {name: unpacked[reg][name] for name, reg in SETTINGS_FIELDS}
         kw["input_signed"], kw["stochastic"] = bool(kw["input_signed"]), bool(kw["stochastic"])
         return cls(**kw)
-
-    def replace(self, **kw) -> "MvmSettings":
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(kw)
-        return MvmSettings(**values)
 
 
 def magnitude_bits(s) -> int:

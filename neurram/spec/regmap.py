@@ -19,6 +19,7 @@ register k of core c is at ``CORE_BASE + CORE_STRIDE·c + k``.
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass
 
@@ -464,25 +465,41 @@ def config_from_identification(words: dict[str, int]):
         clock_hz=unpack("CLOCK", words["CLOCK"])["freq_kHz"] * 1000.0)
 
 
+#: Names an Amaranth view reserves: a field cannot use them (the RTL accesses fields by name).
+_VIEW_RESERVED = {"as_value", "as_bits", "shape", "eq", "format"}
+
+
 def _check():
-    # Fields must fit in 32 bits and not overlap; register addresses must not collide.
+    """The invariants the register block, the fast model and the generators rely on."""
+    assert CORE_STRIDE & (CORE_STRIDE - 1) == 0 and CORE_BASE % CORE_STRIDE == 0
+    assert CORE_BASE + CORE_STRIDE * CORE_COUNT <= 1 << 16, "registers must fit the 16-bit register bus"
     seen = {}
     for r in REGISTERS.values():
+        assert r.access in (Access.RO, Access.RW, Access.WS), r.name
         used = 0
         for f in r.fields:
-            assert f.msb < 32, (r.name, f.name)
-            assert not (used & f.mask), (r.name, f.name)
-            assert f.reset < (1 << f.width), (r.name, f.name)
+            # Fields fit in 32 bits, do not overlap, reset to a value they hold (a member of their enum).
+            assert f.name.isidentifier() and not keyword.iskeyword(f.name), (r.name, f.name)
+            assert not f.name.startswith("_") and f.name not in _VIEW_RESERVED, (r.name, f.name)
+            assert f.msb < 32 and not (used & f.mask) and f.reset <= f.max, (r.name, f.name)
             if f.enum is not None:
                 assert f.enum in ENUMS and f.enum.width == f.width, (r.name, f.name)
+                f.enum(f.reset)
             used |= f.mask
-        for i in range(r.count):
+        for i in range(r.count):               # addresses do not collide
             a = r.address(i)
             assert a not in seen, (r.name, i, seen.get(a))
             seen[a] = (r.name, i)
         if r.per_core:
             assert r.count == CORE_COUNT and r.stride == CORE_STRIDE
             assert CORE_BASE <= r.offset < CORE_BASE + CORE_STRIDE, r.name
+        else:
+            assert r.address(r.count - 1) < CORE_BASE, f"{r.name} overlaps the per-core block"
+            assert r.index == ("word" if r.count > 1 else ""), r.name
+            assert r.index != "word" or (r.count * 32 >= 64 and r.stride == 1), r.name
+        if r.name in ID_SOURCES:
+            assert r.access == Access.RO and r.count == 1, r.name
+            assert not ID_SOURCES[r.name] or set(ID_SOURCES[r.name]) == {f.name for f in r.fields}, r.name
     for b in BUFFERS.values():
         assert b.name == b.space.name, b.name
 
