@@ -250,14 +250,11 @@ def _pack(layers, rows, cols, n_cores, bad_rows):
 
 def charge_per_unit(ml: MappedLayer, s: Segment, mapping: Mapping, neuron_gain: float,
                     g_column_sum: np.ndarray | None = None) -> np.ndarray:
-    """Integrator charge (nV) per unit of Σ code·weight, for each output of a segment.
-
-    Voltage-mode sensing divides by the column's total conductance; a pair driven with ±x over
-    2·m·(2^b - 1) pulses integrates 2·m·x·V, times the neuron gain.
-    """
+    """Integrator charge (nV) per unit of Σ code·weight, for each output of a segment
+    (:func:`neurram.spec.analog.charge_per_unit_nV` at the segment's unit weight G_MAX / w_max),
+    from the targets' column sums unless the read-back ``g_column_sum`` is given."""
     if g_column_sum is None:
         g_column_sum = s.g_plus.sum(0) + s.g_minus.sum(0)
-    g_column_sum = np.maximum(g_column_sum, 1e-6)
     return charge_per_unit_nV(g_column_sum, w_unit_uS=G_MAX_uS / ml.w_max, v_mV=mapping.v_mV,
                               pulse_multiplier=mapping.pulse_multiplier, neuron_gain=neuron_gain)
 

@@ -57,23 +57,21 @@ def _config(opts):
 def open_chip(target: str = "model", *, config=None, params=None, seed=None, timeout: float = 30.0) -> Chip:
     """A :class:`Chip` for ``target`` (see the module table)."""
     kind, rest, opts = parse_target(target)
+    noise = opts.get("noise", "on") not in ("off", "0", "no")
+    s = seed if seed is not None else int(opts.get("seed", 0))
     if kind == "model":
         cfg = config or _config(opts)
         if params is None:
-            params = AnalogParams.ideal() if opts.get("noise", "on") in ("off", "0", "no") else AnalogParams()
-        s = seed if seed is not None else int(opts.get("seed", 0))
+            params = AnalogParams() if noise else AnalogParams.ideal()
         return Chip(open_fast_chip(cfg, params=params, seed=s, age_s=float(opts.get("age", 0))))
     if kind == "rtl":
         from neurram.sim.cosim.server import TestAccess, launch_rtl_server   # imports cocotb: only when asked
-        cfg = config or (_config({k: v for k, v in opts.items() if k != "program"}) if opts.keys() - {"program"}
-                         else _config({"small": "1"}))
-        s = seed if seed is not None else int(opts.get("seed", 0))
-        noise = opts.get("noise", "on") not in ("off", "0", "no")
-        server = launch_rtl_server(cfg, seed=s, noise=noise)
-        transport = SocketTransport("127.0.0.1", server.port, connect_timeout=300, process=server.process)
-        program = opts.get("program", "protocol")
+        program = opts.pop("program", "protocol")
         if program not in ("protocol", "test-access"):
             raise ValueError(f"rtl:program={program!r}: use program=protocol or program=test-access")
+        cfg = config or (_config(opts) if opts else _config({"small": "1"}))
+        server = launch_rtl_server(cfg, seed=s, noise=noise)
+        transport = SocketTransport("127.0.0.1", server.port, connect_timeout=300, process=server.process)
         caps = LinkCapabilities()
         if program == "test-access":
             caps = LinkCapabilities(test_access_program=_TwinProgrammer(

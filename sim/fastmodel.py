@@ -81,7 +81,8 @@ class FastChip:
         self.age_s = age_s
         self.cycles = 0
         self._regs = {}
-        self._ident_words = None
+        #: The identification registers' words (constants of the configuration).
+        self._ident_words = R.identification(self.config)
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
@@ -123,10 +124,9 @@ class FastChip:
 
     # -- identification -------------------------------------------------------------------------
     def _ident(self, name: str) -> int:
-        if self._ident_words is None:
-            self._ident_words = R.identification(self.config)
         return self._ident_words[name]
 
+    # -- the word bus ----------------------------------------------------------------------------
     def read(self, addr: int) -> int:
         space, core, offset = split_address(addr)
         if space == 0:
