@@ -8,8 +8,10 @@ so nothing about the chip is assumed.
 
 Two operations are long sequences of identical frames: streaming many MVM batches through a core,
 and programming many cells. A link may offer them as single transactions (``mvm_stream``,
-``cell_pulses``, ``cell_reads``); the fast model does, computing the whole sequence in one
-vectorised call with the same results, counters and random draws as the frame-by-frame sequence.
+``mvm_segment``, ``cell_pulses``, ``cell_reads``); the fast model does, computing the whole
+sequence in one vectorised call with the same results, counters and random draws as the
+frame-by-frame sequence. ``mvm_segment`` carries a stream compactly (the codes of the driven lines
+and which outputs come back, :class:`~neurram.spec.link.SegmentDrive`) instead of full vectors.
 The driver falls back to frames when a link has no such method; tests hold the two paths equal.
 """
 
@@ -21,6 +23,7 @@ from neurram.spec import layout
 from neurram.spec import regmap as R
 from neurram.spec.enums import Direction
 from neurram.spec.errors import ChipError
+from neurram.spec.link import SegmentDrive
 from neurram.spec.mvm import PACKET_UV_MAX, MvmSettings
 
 from .writeverify import WriteVerifyConfig, WriteVerifyReport, write_verify
@@ -169,14 +172,16 @@ class Chip:
         for name, value in mode.registers().items():
             self.write_reg_cached(name, value)
 
-    def _validate_codes(self, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
+    def _validate_codes(self, codes: np.ndarray, mode: MvmSettings, lines: bool = True) -> np.ndarray:
+        """Integer codes within the mode's input range (and, with ``lines``, no more than the array's input lines)."""
         codes = np.asarray(codes)
         if codes.dtype.kind == "f":
             if not np.isfinite(codes).all():
                 raise ChipError("input codes contain NaN or infinity")
             if not np.array_equal(codes, np.round(codes)):
                 raise ChipError("input codes must be integers")
-        codes = codes.astype(np.int64)
+        if codes.dtype.kind not in "iu" or codes.dtype.itemsize > 8 or codes.dtype == np.uint64:
+            codes = codes.astype(np.int64)
         if mode.input_signed:
             top = (1 << (mode.input_bits - 1)) - 1
             lo = -top
@@ -186,7 +191,7 @@ class Chip:
             raise ChipError(f"input codes span {codes.min()}..{codes.max()}, outside {lo}..{top} "
                             f"for {mode.input_bits}-bit {'signed' if mode.input_signed else 'unsigned'} inputs")
         n_in = self.config.rows if mode.direction != Direction.BACKWARD else self.config.cols
-        if codes.shape[-1] > n_in:
+        if lines and codes.shape[-1] > n_in:
             raise ChipError(f"{codes.shape[-1]} input lines, the array has {n_in}")
         return codes
 
@@ -236,6 +241,35 @@ class Chip:
         depth = self.config.batch_depth
         out = [self.run_batch(core, codes[i:i + depth], mode) for i in range(0, codes.shape[0], depth)]
         return np.concatenate(out) if out else np.zeros((0, self.config.lines), np.uint8)
+
+    def mvm_segment(self, core: int, codes: np.ndarray, drive: SegmentDrive, mode: MvmSettings) -> np.ndarray:
+        """A stream of MVMs described compactly: the full input vectors are
+        ``drive.full_codes(codes)`` and the tracked neurons exactly ``drive.outputs``; returns the
+        output bytes of those neurons (N, len(drive.outputs)). Links that declare
+        ``mvm_segment`` carry the compact form; on the others it is the same frames as :meth:`mvm`."""
+        self._check_drive(drive, mode)
+        codes = self._validate_codes(np.atleast_2d(codes), mode, lines=False)
+        if codes.size and drive.source.size and drive.source.max() >= codes.shape[1]:
+            raise ChipError(f"the drive reads input column {drive.source.max()}, the codes have {codes.shape[1]}")
+        self.set_mask(core, drive.tracked_mask(self.config.lines))
+        segment = self.link.capabilities.mvm_segment
+        if segment is None:
+            n_in = self.config.rows if mode.direction != Direction.BACKWARD else self.config.cols
+            return self.mvm(core, drive.full_codes(codes, n_in), mode)[:, drive.outputs]
+        self.set_mode(mode)
+        try:
+            return segment(core, codes, drive, mode.input_signed)
+        finally:   # the transaction wrote CORE_SELECT and BATCH
+            self._forget("CORE_SELECT", "BATCH")
+
+    def _check_drive(self, drive: SegmentDrive, mode: MvmSettings) -> None:
+        n_in = self.config.rows if mode.direction != Direction.BACKWARD else self.config.cols
+        lines, outputs = np.asarray(drive.lines), np.asarray(drive.outputs)
+        if lines.size and (lines.min() < 0 or lines.max() >= n_in or np.unique(lines).size != lines.size):
+            raise ChipError(f"a segment drives input lines outside 0..{n_in - 1} or one line twice")
+        if outputs.size and (outputs.min() < 0 or outputs.max() >= self.config.lines or np.any(np.diff(outputs) <= 0)):
+            raise ChipError(f"a segment's outputs must be ascending lines within 0..{self.config.lines - 1}")
+        self._validate_codes(np.asarray([[drive.constant]]), mode, lines=False)
 
     # -- cells ---------------------------------------------------------------------------------------
     def cell_access(self, core: int, read_mV: int = 150) -> "_CellAccess":

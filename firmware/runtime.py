@@ -2,9 +2,11 @@
 
 The runtime programs every core's conductances by write-verify, then runs inference: each weight
 layer's input codes (im2col patches for convolutions) go through the chip as MVM streams, one
-stream per segment; outputs come back as charge-decrement bytes, are decoded with each column's
-scale (from the conductances the chip reports back, or from a calibration), partial sums of a
-split layer are added, and activation and max-pool run on the host, where the paper ran them.
+stream per segment, described compactly (which rows carry which input, which columns come back:
+:class:`~neurram.spec.link.SegmentDrive`); outputs come back as charge-decrement bytes, are
+decoded through a per-column table built from each column's scale (from the conductances the
+chip reports back, or from a calibration), partial sums of a split layer are added, and
+activation and max-pool run on the host, where the paper ran them.
 """
 
 import sys
@@ -15,6 +17,7 @@ import numpy as np
 
 from . import nn
 from neurram.spec import regmap as R
+from neurram.spec.link import SegmentDrive
 from neurram.spec.mvm import MvmSettings, decode_output
 
 from .driver import Chip
@@ -70,6 +73,11 @@ class RunResult:
         return float(np.mean(self.predictions == np.asarray(labels)))
 
 
+def _small(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Unsigned activation codes in the narrowest type that holds them (im2col moves less)."""
+    return codes.astype(np.uint8) if bits <= 8 else codes
+
+
 class Runtime:
     def __init__(self, chip: Chip, mapping: Mapping):
         self.chip = chip
@@ -78,6 +86,8 @@ class Runtime:
         #: per (layer, segment): the SegmentDecoder of its outputs (nominal from the read-back
         #: conductances after programming; measured by :meth:`calibrate`)
         self.decoders = {}
+        self._drives = {}
+        self._tables = {}
 
     # -- programming -----------------------------------------------------------------------------
     def program(self, progress: bool = True, write_verify_config=None, repair: bool = True):
@@ -156,29 +166,52 @@ class Runtime:
         return int(sum(len(r.unconverged) for r in self.reports.values()))
 
     # -- inference -------------------------------------------------------------------------------
+    def segment_drive(self, ml, s) -> SegmentDrive:
+        """How one segment drives its core: the layer's inputs on the segment's row pairs (the
+        minus row inverted by POLARITY), the bias rows at the largest code, its columns tracked."""
+        key = (ml.name, s.index, tuple(s.rows))
+        drive = self._drives.get(key)
+        if drive is None:
+            n_in = len(s.inputs)
+            inputs = np.asarray(s.inputs)
+            source = np.full(len(s.plus_rows), -1)
+            source[:n_in] = inputs
+            drive = SegmentDrive(lines=np.concatenate([s.plus_rows, s.minus_rows]),
+                                 source=np.concatenate([source, source]), constant=ml.x_max,
+                                 outputs=np.arange(s.col0, s.col0 + s.n_out))
+            self._drives[key] = drive
+        return drive
+
     def segment_mvm(self, ml, s, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
-        """Partial pre-activations (N, O) in units of Σ code·weight for one segment."""
-        return self.decoders[(ml.name, s.index)](self.segment_charge_nV(ml, s, codes, mode))
+        """Partial pre-activations (N, O) in units of Σ code·weight for one segment: the chip's
+        output bytes through a per-column table (the byte's charge, decoded as the segment's
+        :class:`SegmentDecoder` says)."""
+        out = self.segment_bytes(ml, s, codes, mode)
+        table = self._decode_table(ml, s, mode)
+        index = out.astype(np.intp)
+        index += np.arange(0, table.size, 256)
+        return table.take(index)
+
+    def _decode_table(self, ml, s, mode: MvmSettings) -> np.ndarray:
+        """(O x 256) partial sums of every output byte of every column of a segment, flattened."""
+        key = (ml.name, s.index)
+        decoder = self.decoders[key]
+        cached = self._tables.get(key)
+        if cached is not None and cached[0] is decoder and cached[1] == (mode, s.packet_uV):
+            return cached[2]
+        q = decode_output(np.arange(256), mode)[0][:, None] * (s.packet_uV * 1e3)
+        table = np.ascontiguousarray(decoder(np.broadcast_to(q, (256, s.n_out))).T).reshape(-1)
+        self._tables[key] = (decoder, (mode, s.packet_uV), table)
+        return table
 
     def segment_charge_nV(self, ml, s, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
         """One segment's outputs (N, O) as integrator charges in nV, before decoding."""
-        m = self.mapping
-        N = codes.shape[0]
-        n_in = len(s.inputs)
-        x = np.zeros((N, m.rows), np.int64)
-        seg_codes = codes[:, s.inputs]
-        x[:, s.plus_rows[:n_in]] = seg_codes
-        x[:, s.minus_rows[:n_in]] = seg_codes
-        if s.bias_rows:
-            x[:, s.plus_rows[n_in:]] = ml.x_max
-            x[:, s.minus_rows[n_in:]] = ml.x_max
+        return decode_output(self.segment_bytes(ml, s, codes, mode), mode)[0] * s.packet_uV * 1e3
+
+    def segment_bytes(self, ml, s, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
+        """One segment's output bytes (N, O) for the layer's input codes (N, layer inputs)."""
         self.chip.set_packet(s.core, s.packet_uV)
-        # Track only this segment's neurons: the others read 0 and cost no conversions.
-        tracked = np.zeros(self.chip.config.lines, bool)
-        tracked[s.col0:s.col0 + s.n_out] = True
-        self.chip.set_mask(s.core, tracked)
-        out = self.chip.mvm(s.core, x, mode)[:, s.col0:s.col0 + s.n_out]
-        return decode_output(out, mode)[0] * s.packet_uV * 1e3
+        return self.chip.mvm_segment(s.core, codes, self.segment_drive(ml, s), mode)
 
     def forward(self, x_uint8: np.ndarray, *, batch_images: int = 64, progress: bool = True) -> RunResult:
         m = self.mapping
@@ -194,7 +227,7 @@ class Runtime:
         bar = progress_bar(N, "inference", progress)
         for i0 in range(0, N, batch_images):
             xb = x_uint8[i0:i0 + batch_images]
-            codes = nn.quantize_input(xb, net.input)
+            codes = _small(nn.quantize_input(xb, net.input), int(net.input["bits"]))
             h = codes[:, None] if codes.ndim == 3 else codes        # integer codes (N, C, H, W)
 
             def on_chip(spec, h):
@@ -203,7 +236,6 @@ class Runtime:
                 st = stats[ml.name]
                 before = self.core_counters(st.cores)
                 x, reshape = nn.layer_inputs(spec, h)
-                x = x.astype(np.int64)
                 mode = self.layer_mode(ml)
                 y = sum(self.segment_mvm(ml, s, x, mode) for s in ml.segments) * ml.in_step
                 st.mvms += x.shape[0] * len(ml.segments)
@@ -213,7 +245,7 @@ class Runtime:
                     st.counters[k] = st.counters.get(k, 0) + ((after[k] - before[k]) & 0xFFFFFFFF)
                 y = reshape(y)
                 act = spec.get("act")
-                return nn.quantize_act(y, act) if act is not None else y
+                return _small(nn.quantize_act(y, act), int(act["bits"])) if act is not None else y
 
             logits.append(nn.walk(net, h, on_chip))
             bar(len(xb))

@@ -22,7 +22,7 @@ from neurram.spec.enums import Direction
 
 from .crossbar import Crossbar, CrossbarParams
 from .neuron import NeuronBank, NeuronParams
-from .rng import key_from_seed, normal_pairs
+from .rng import key_from_seed, normal_planes
 
 __all__ = ["AnalogParams", "AnalogCore", "READ_LSB_uS", "pulse_counts"]
 
@@ -134,13 +134,13 @@ class AnalogCore:
         return v_pos_mV * 1e-3 * self.driver_gain_pos, v_neg_mV * 1e-3 * self.driver_gain_neg
 
     def _draw_z(self, n_mvms: int, direction, columns=None):
-        """Read-noise normals of the next ``n_mvms`` MVMs: (n_mvms, 2, lines evaluated)."""
+        """Read-noise normals of the next ``n_mvms`` MVMs: (z1, z2), each (n_mvms, lines evaluated)."""
         index = self.mvm_count + np.arange(n_mvms)
         self.mvm_count += n_mvms
         if not self.crossbar.has_read_noise():
             return None
         lines = np.arange(self.n_outputs(direction)) if columns is None else np.asarray(columns)
-        return normal_pairs(self.mvm_key, index, lines)
+        return normal_planes(self.mvm_key, index, lines)
 
     # -- event API (co-simulation) ---------------------------------------------------------------
     def initialise(self, direction: Direction) -> None:
@@ -151,7 +151,7 @@ class AnalogCore:
         self._n_plus = np.zeros(n_in, np.int64)
         self._n_minus = np.zeros(n_in, np.int64)
         z = self._draw_z(1, direction)
-        self._z = None if z is None else z[0]
+        self._z = None if z is None else (z[0][0], z[1][0])
 
     def integrate(self, drive: np.ndarray, n_pulses: int, v_pos_mV: float, v_neg_mV: float) -> None:
         """A burst of ``n_pulses`` identical pulses with ternary ``drive`` on the input lines."""
@@ -192,23 +192,27 @@ class AnalogCore:
         d = np.atleast_2d(d)
         z = self._draw_z(d.shape[0], direction, columns)
         vp, vn = self._volts(v_pos_mV, v_neg_mV)
-        dev = self.crossbar.integrate_dt(direction, d, t, vp, vn, z, columns)
-        sel = slice(0, self.n_outputs(direction)) if columns is None else np.asarray(columns)
-        return self.neurons.charge_nV(np.zeros(dev.shape, np.int64), dev, sel)
+        return self._charge(self.crossbar.integrate_dt(direction, d, t, vp, vn, z, columns), direction, columns)
 
     def mvm_charge(self, direction: Direction, n_plus: np.ndarray, n_minus: np.ndarray,
                    v_pos_mV: float, v_neg_mV: float, columns: np.ndarray | None = None) -> np.ndarray:
         """Integrator voltages (nV) after whole MVMs for a batch of pulse counts (B, inputs).
 
-        Draws the read noise of each MVM from the same stream, in the same order, as a sequence
-        of :meth:`initialise` calls would (the draws of every output line, even when only
-        ``columns`` are evaluated).
+        Draws the read noise of each MVM in the same order, from the same counter-based stream,
+        as a sequence of :meth:`initialise` calls would.
         """
         n_plus = np.atleast_2d(n_plus)
         n_minus = np.atleast_2d(n_minus)
-        z = self._draw_z(n_plus.shape[0], direction, columns)
+        return self.mvm_charge_dt(direction, n_plus - n_minus, n_plus + n_minus, v_pos_mV, v_neg_mV, columns)
+
+    def mvm_charge_folded(self, fd, x: np.ndarray, t: int, v_pos_mV: float, v_neg_mV: float,
+                          x_max: int | None = None) -> np.ndarray:
+        """:meth:`mvm_charge_dt` for a drive folded onto compact inputs x (``Crossbar.fold``;
+        ``x_max`` a bound on |x|): the same charges and the same read-noise draws."""
+        z = self._draw_z(x.shape[0], fd.direction, fd.columns)
         vp, vn = self._volts(v_pos_mV, v_neg_mV)
-        dev = self.crossbar.integrate_counts(direction, n_plus, n_minus, vp, vn, z, columns)
+        return self._charge(self.crossbar.integrate_folded(fd, x, t, vp, vn, z, x_max), fd.direction, fd.columns)
+
+    def _charge(self, dev: np.ndarray, direction, columns) -> np.ndarray:
         sel = slice(0, self.n_outputs(direction)) if columns is None else np.asarray(columns)
-        q0 = np.zeros(dev.shape, np.int64)
-        return self.neurons.charge_nV(q0, dev, sel)
+        return self.neurons.charge_nV(0, dev, sel)

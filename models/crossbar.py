@@ -40,30 +40,38 @@ __all__ = ["CrossbarParams", "Crossbar"]
 _VAR_BITS = 16
 
 
-def _exact_dot(a: np.ndarray, v_q: np.ndarray) -> np.ndarray:
-    """a @ v_q for integer-valued a and v_q (0 <= v_q < 2^16), exactly.
+def _exact_matmul(a: np.ndarray, b: np.ndarray, a_max: float | None = None) -> np.ndarray:
+    """a @ b for integer-valued float64 operands, exactly (``a_max``: a bound on |a| if known).
 
-    float64 BLAS is exact when every product and partial sum is an integer below 2^53; v_q is
-    split into chunks narrow enough for that, and the chunks' exact products are recombined in
-    int64. Pulse counts of the chip's modes (|d|, t < 2·255·255 < 2^17, squares < 2^34) fit
-    with room to spare; wider operands raise rather than round.
+    float64 BLAS is exact, in any summation order, when every product and partial sum is an
+    integer below 2^53. When the operands could exceed that, b is split into pieces of fewer
+    bits whose products stay exact, recombined in int64 (then rounded once to float64).
+    The chip's modes fit with room to spare; operands too wide even for int64 raise.
     """
-    a = np.asarray(a, dtype=np.float64)
-    if a.shape[-1] == 0:
-        return np.zeros(a.shape[:-1] + v_q.shape[1:])
-    a_bits = max(1, int(np.abs(a).max(initial=1)).bit_length())
-    line_bits = max(1, int(a.shape[-1]).bit_length())
-    chunk = 53 - a_bits - line_bits
-    if chunk >= _VAR_BITS:
-        return a @ v_q
-    if chunk < 1 or a_bits + _VAR_BITS + line_bits > 63:
-        raise ValueError("operands too wide for an exact read-noise sum")
-    v = v_q.astype(np.int64)
-    out = np.zeros(a.shape[:-1] + v_q.shape[1:], np.int64)       # exact up to 2^63
-    for lo in range(0, _VAR_BITS, chunk):
-        part = ((v >> lo) & ((1 << chunk) - 1)).astype(np.float64)
-        out += (a @ part).astype(np.int64) << lo
-    return out.astype(np.float64)                                 # one rounding, whatever the chunks
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    n = a.shape[-1]
+    if n == 0 or a.size == 0 or b.size == 0:
+        return np.zeros(a.shape[:-1] + b.shape[1:])
+    a_max = float(np.abs(a).max()) if a_max is None else float(a_max)
+    b_max = float(np.abs(b).max())
+    if a_max * b_max * n < 2.0 ** 53:
+        return a @ b
+    a_bits, n_bits, b_bits = (max(1, int(v).bit_length()) for v in (a_max, n, b_max))
+    chunk = 52 - a_bits - n_bits
+    if chunk < 1 or a_bits + b_bits + n_bits > 62:
+        raise ValueError("operands too wide for an exact line sum")
+    out = np.zeros(a.shape[:-1] + b.shape[1:], np.int64)
+    rest = b
+    shift = 0
+    while True:
+        if float(np.abs(rest).max()) < 2.0 ** chunk:
+            out += (a @ rest).astype(np.int64) << shift
+            break
+        hi = np.floor(rest / 2.0 ** chunk)
+        out += (a @ (rest - hi * 2.0 ** chunk)).astype(np.int64) << shift
+        rest, shift = hi, shift + chunk
+    return out.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,6 @@ class Crossbar:
         self._conductance = conductance
         self._read_sigma = read_sigma
         self._cache: dict = {}
-        #: vectors per block in batch evaluation
-        self.block = 2048
 
     def invalidate(self) -> None:
         self._cache.clear()
@@ -149,15 +155,15 @@ class Crossbar:
 
     # -- the MVM ---------------------------------------------------------------------------------
     def integrate_counts(self, direction: Direction, n_plus: np.ndarray, n_minus: np.ndarray,
-                         v_pos_V: float, v_neg_V: float, z: np.ndarray | None = None,
+                         v_pos_V: float, v_neg_V: float, z=None,
                          columns: np.ndarray | None = None) -> np.ndarray:
         """Summed output-line deviation V_j - V_ref over all pulses of an MVM, in V·pulses.
 
         ``n_plus``/``n_minus``: (..., inputs) counts of +1 and -1 pulses per input line.
-        ``z``: (..., 2, outputs) standard normals for this MVM's read noise, or None for none.
-        ``columns``: evaluate only these output lines (each output is independent of the others);
-        ``z`` then holds the normals of those lines only. Returns (..., outputs) float64 (or
-        (..., len(columns))).
+        ``z``: this MVM's read-noise standard normals, (..., 2, outputs) or a pair (z1, z2) of
+        (..., outputs), or None for none. ``columns``: evaluate only these output lines (each
+        output is independent of the others); ``z`` then holds the normals of those lines only.
+        Returns (..., outputs) float64 (or (..., len(columns))).
 
         Computed through d = n+ - n- and t = n+ + n-: in a bit-serial MVM every line is driven
         in every phase, so t is the same on every line and only the lines with a non-zero input
@@ -166,90 +172,200 @@ class Crossbar:
         """
         n_plus = np.asarray(n_plus, dtype=np.int64)
         n_minus = np.asarray(n_minus, dtype=np.int64)
-        if n_plus.ndim == 2 and n_plus.shape[0] > self.block:
-            # Blocks of vectors keep the temporaries in cache; results are row-independent.
-            n_cols = self.coupling(direction).shape[1] if columns is None else len(columns)
-            out = np.empty((n_plus.shape[0], n_cols))
-            for i in range(0, n_plus.shape[0], self.block):
-                sl = slice(i, i + self.block)
-                out[sl] = self._integrate(direction, n_plus[sl], n_minus[sl], v_pos_V, v_neg_V,
-                                          None if z is None else z[sl], columns)
-            return out
-        return self._integrate(direction, n_plus, n_minus, v_pos_V, v_neg_V, z, columns)
-
-    def _integrate(self, direction, n_plus, n_minus, v_pos_V, v_neg_V, z, columns):
         return self.integrate_dt(direction, n_plus - n_minus, n_plus + n_minus, v_pos_V, v_neg_V, z, columns)
 
     def integrate_dt(self, direction: Direction, d: np.ndarray, t, v_pos_V: float, v_neg_V: float,
-                     z: np.ndarray | None = None, columns: np.ndarray | None = None) -> np.ndarray:
+                     z=None, columns: np.ndarray | None = None) -> np.ndarray:
         """:meth:`integrate_counts` from d = n+ - n- (per line) and t = n+ + n- (per line, or one
         number when every line is driven equally, as in a bit-serial MVM)."""
-        k = self.coupling(direction)
-        ksum = self._ksum(direction)
-        if columns is not None:
-            k, ksum = k[:, columns], ksum[columns]
         d = np.asarray(d)
         lead = d.shape[:-1]
         d2 = d.reshape(-1, d.shape[-1])
         if np.ndim(t) == 0:
-            t2 = np.full((d2.shape[0], 1), int(t), np.int64)
+            t2 = None
+            t0 = int(t)
         else:
             t2 = np.broadcast_to(np.asarray(t, np.int64), d.shape).reshape(-1, d.shape[-1])
+            t0 = int(t2[0, 0]) if t2.size and np.all(t2 == t2[0, 0]) else None
+            if t0 is not None:
+                t2 = None
+        cols = self._columns(direction, columns)
         nz = np.flatnonzero(d2.any(axis=0))
-        s_d = d2[:, nz].astype(np.float64) @ k[nz] if nz.size else np.zeros((d2.shape[0], k.shape[1]))
-        t0 = t2[:, :1]
-        if t2.shape[1] == 1 or np.all(t2 == t0):              # uniform drive count per vector
-            s_t = t0.astype(np.float64) * ksum
+        dd = d2[:, nz].astype(np.float64)
+        k = cols.k[nz]
+        sums = _LineSums(s_d=_exact_matmul(dd, k))
+        if t2 is None:
+            sums.s_t = t0 * cols.ksum
         else:
-            s_t = t2.astype(np.float64) @ k
-        s_plus = (s_t + s_d) * 0.5                            # exact: n+ = (t + d) / 2
-        s_minus = (s_t - s_d) * 0.5
-        scale = 2.0 ** -self.params.coupling_frac_bits
-        out = ((v_pos_V * s_plus - v_neg_V * s_minus) * scale).reshape(lead + (k.shape[1],))
+            sums.s_t = _exact_matmul(t2.astype(np.float64), cols.k)
         if z is not None and self.has_read_noise():
-            out = out + self._read_noise(direction, d2, t2, nz, v_pos_V, v_neg_V, out, z, columns)
-        return out
+            vz = cols.var_q[nz]
+            sums.var_d = _exact_matmul(dd, vz)
+            sums.var_d2 = _exact_matmul(dd * dd, vz)
+            if t2 is None:
+                sums.var_t, sums.var_t2, sums.var_td = t0 * cols.var_den_q, (t0 * t0) * cols.var_den_q, t0 * sums.var_d
+            else:
+                tf = t2.astype(np.float64)
+                sums.var_t, sums.var_t2 = _exact_matmul(tf, cols.var_q), _exact_matmul(tf * tf, cols.var_q)
+                sums.var_td = _exact_matmul(tf[:, nz] * dd, vz)
+            z = _planes(z, d2.shape[0], len(cols.den))
+        out = self._deviation(cols, sums, v_pos_V, v_neg_V, z if self.has_read_noise() else None)
+        return out.reshape(lead + (out.shape[-1],))
 
-    def _ksum(self, direction):
-        key = ("ksum", direction)
+    def fold(self, direction: Direction, lines: np.ndarray, source: np.ndarray, weight: np.ndarray,
+             columns: np.ndarray | None = None) -> "FoldedDrive":
+        """Precompute an MVM whose input lines are driven from a compact vector x: line
+        ``lines[r]`` gets d = ``weight[r]`` · x[source[r]], or ``weight[r]`` · 1 where source[r] is
+        -1 (a line held at a constant; scale the weight by the constant). All other lines get
+        d = 0. Every line gets the same t. See :meth:`integrate_folded`."""
+        lines, source, weight = np.asarray(lines), np.asarray(source), np.asarray(weight, np.int64)
+        key = ("fold", direction, lines.tobytes(), source.tobytes(), weight.tobytes(),
+               None if columns is None else np.asarray(columns).tobytes())
         if key not in self._cache:
-            self._cache[key] = self.coupling(direction).sum(axis=0)
+            self._cache[key] = FoldedDrive(self, direction, lines, source, weight, columns)
         return self._cache[key]
 
-    def _read_noise(self, direction, d2, t2, nz, v_pos_V, v_neg_V, ideal, z, columns=None):
-        g, den, var_q, var_den_q, step = self._noise_terms(direction)
-        if columns is not None:
-            den, var_q, var_den_q = den[columns], var_q[:, columns], var_den_q[columns]
-        # a_i = v+ n+_i - v- n-_i = α t_i + B d_i with α = (v+ - v-) / 2, B = (v+ + v-) / 2.
-        # The line sums Σ t^p d^q var_i are exact integers (see _noise_terms), computed once per
-        # vector; everything after them is element-wise, so the result does not depend on how
-        # the MVMs were batched.
+    def integrate_folded(self, fd: "FoldedDrive", x: np.ndarray, t: int, v_pos_V: float, v_neg_V: float,
+                         z=None, x_max: int | None = None) -> np.ndarray:
+        """:meth:`integrate_dt` of the folded drive ``fd`` for compact inputs x (N, sources):
+        the same exact line sums (hence the same bits), from matrices with one row per source
+        instead of one per line. ``x_max``: a bound on |x| when known (saves a pass)."""
+        xs = np.ascontiguousarray(x[:, fd.used], np.float64)
+        noise = z is not None and self.has_read_noise()
+        cols = fd.cols
+        C = len(cols.den)
+        both = _exact_matmul(xs, fd.k_v if noise else fd.k, x_max)
+        sums = _LineSums(s_d=both[:, :C], s_t=t * cols.ksum)
+        sums.s_d += fd.k0
+        if noise:
+            sums.var_d = both[:, C:]
+            sums.var_d += fd.v0
+            sums.var_d2 = _exact_matmul(np.square(xs, out=xs), fd.v2, None if x_max is None else x_max * x_max)
+            sums.var_d2 += fd.v20
+            sums.var_t, sums.var_t2 = t * cols.var_den_q, (t * t) * cols.var_den_q
+            sums.var_td = t * sums.var_d
+            z = _planes(z, xs.shape[0], C)
+        return self._deviation(cols, sums, v_pos_V, v_neg_V, z if noise else None)
+
+    def _columns(self, direction: Direction, columns) -> "_Columns":
+        """The per-output-line terms of the evaluated lines (all, or ``columns``), cached."""
+        key = ("cols", direction, None if columns is None else np.asarray(columns).tobytes())
+        if key not in self._cache:
+            k = self.coupling(direction)
+            sel = slice(None) if columns is None else np.asarray(columns)
+            c = _Columns(k=np.ascontiguousarray(k[:, sel]), ksum=k.sum(axis=0)[sel])
+            if self.has_read_noise():
+                g, den, var_q, var_den_q, step = self._noise_terms(direction)
+                c.den, c.var_q, c.var_den_q, c.step = den[sel], np.ascontiguousarray(var_q[:, sel]), var_den_q[sel], step
+            else:
+                c.den = np.zeros(c.ksum.shape)
+            self._cache[key] = c
+        return self._cache[key]
+
+    def _deviation(self, cols: "_Columns", sums: "_LineSums", v_pos_V, v_neg_V, z) -> np.ndarray:
+        """The summed output deviation from exact line sums: the ideal normalised dot product and,
+        with normals ``z`` = (z1, z2), its read noise. Element-wise only, so any batching of the
+        MVMs gives the same bits.
+
+        With a_i = v+ n+_i - v- n-_i = α t_i + B d_i (α = (v+ - v-)/2, B = (v+ + v-)/2), the MVM
+        reads (N + n1) / (D + n2): N = Σ a_i G_i, D = Σ G_i and (n1, n2) jointly Gaussian with
+        Var n1 = Σ a_i² σ_i², Var n2 = Σ σ_i², Cov = Σ a_i σ_i² (module docstring).
+        """
+        scale = 2.0 ** -self.params.coupling_frac_bits
         alpha = 0.5 * (v_pos_V - v_neg_V)
         B = 0.5 * (v_pos_V + v_neg_V)
-        dd = d2[:, nz]
-        vz = var_q[nz]
-        s_d = _exact_dot(dd, vz)
-        s_d2 = _exact_dot(dd * dd, vz)
-        if np.all(t2 == t2[:, :1]):                          # every line driven equally (bit-serial)
-            t0 = t2[:, :1].astype(np.float64)
-            s_t, s_t2, s_td = t0 * var_den_q, (t0 * t0) * var_den_q, t0 * s_d
-        else:
-            ti = t2 if t2.shape[1] == var_q.shape[0] else np.broadcast_to(t2, (t2.shape[0], var_q.shape[0]))
-            s_t, s_t2 = _exact_dot(ti, var_q), _exact_dot(ti * ti, var_q)
-            s_td = _exact_dot(ti[:, nz] * dd, vz)
-        var_num = step * (alpha * alpha * s_t2 + 2 * alpha * B * s_td + B * B * s_d2)
-        cov = step * (alpha * s_t + B * s_d)
-        var_den = step * var_den_q
-        shape = ideal.shape
-        ideal = ideal.reshape(-1, shape[-1])
-        z = np.asarray(z, dtype=np.float64).reshape(-1, 2, shape[-1])
-        z1, z2 = z[:, 0, :], z[:, 1, :]
+        ideal = sums.s_d * (B * scale)
+        ideal += (alpha * scale) * sums.s_t
+        if z is None:
+            return ideal
+        z1, z2 = z
+        step = cols.step
+        var_num = sums.var_d2 * (step * B * B)
+        var_num += (step * alpha * alpha) * sums.var_t2
+        var_num += sums.var_td * (step * 2 * alpha * B)
+        cov = sums.var_d * (step * B)
+        cov += (step * alpha) * sums.var_t
+        var_den = step * cols.var_den_q
         sd_den = np.sqrt(var_den)
         inv_var_den = np.where(var_den > 0, 1 / np.where(var_den > 0, var_den, 1), 0)
-        n2 = sd_den * z2
-        rho_term = cov * inv_var_den
-        resid = np.sqrt(np.maximum(var_num - rho_term * cov, 0))
-        n1 = rho_term * n2 + resid * z1
-        den_noisy = den + n2
-        den_safe = np.where(den_noisy > 0, den_noisy, np.inf)
-        return ((n1 - ideal * n2) / den_safe).reshape(shape)
+        rho = cov * inv_var_den                              # regression of n1 on n2
+        cov *= rho
+        var_num -= cov
+        np.maximum(var_num, 0, out=var_num)
+        resid = np.sqrt(var_num, out=var_num)
+        n2 = z2 * sd_den
+        n1 = rho
+        n1 *= n2
+        resid *= z1
+        n1 += resid
+        n2_ideal = ideal * n2
+        n1 -= n2_ideal
+        den = n2
+        den += cols.den
+        den[den <= 0] = np.inf                               # a non-physical draw reads the ideal
+        n1 /= den
+        ideal += n1
+        return ideal
+
+
+
+@dataclass
+class _Columns:
+    """Per-output-line terms of a set of evaluated lines (see Crossbar._columns)."""
+    k: np.ndarray                       # coupling (inputs x lines), integers
+    ksum: np.ndarray                    # its column sums
+    den: np.ndarray = None              # Σ_i g_ij, µS
+    var_q: np.ndarray = None            # read variances on the integer grid (inputs x lines)
+    var_den_q: np.ndarray = None        # their column sums
+    step: float = 1.0                   # the grid step, µS²
+
+
+@dataclass
+class _LineSums:
+    """Exact integer line sums of one batch of MVMs (float64 holding integers)."""
+    s_d: np.ndarray                     # Σ d_i k_ij
+    s_t: np.ndarray = None              # Σ t_i k_ij
+    var_d: np.ndarray = None            # Σ d_i var_ij
+    var_d2: np.ndarray = None           # Σ d_i² var_ij
+    var_t: np.ndarray = None            # Σ t_i var_ij
+    var_t2: np.ndarray = None           # Σ t_i² var_ij
+    var_td: np.ndarray = None           # Σ t_i d_i var_ij
+
+
+class FoldedDrive:
+    """A drive pattern folded onto its sources (Crossbar.fold): coupling and read-variance rows
+    summed per source with the lines' weights, and the constant lines' share precomputed. All
+    entries stay integers, so the folded sums equal the line-by-line sums exactly."""
+
+    def __init__(self, xb: Crossbar, direction, lines, source, weight, columns):
+        self.direction = direction
+        self.columns = None if columns is None else np.asarray(columns)
+        self.cols = cols = xb._columns(direction, columns)
+        const = source < 0
+        used, inverse = np.unique(source[~const], return_inverse=True)
+        n_used = used.size
+        contiguous = n_used > 0 and used[-1] - used[0] == n_used - 1
+        #: the sources' columns of x: a slice when they are a contiguous range (no gather)
+        self.used = slice(int(used[0]), int(used[-1]) + 1) if contiguous else used
+
+        def fold(m, w):
+            """(rows of m at the lines) · w, summed per source; and the constant lines' sum."""
+            rows = m[lines].astype(np.float64) * w[:, None].astype(np.float64)
+            per = np.zeros((n_used, m.shape[1]))
+            np.add.at(per, inverse, rows[~const])
+            return per, rows[const].sum(axis=0)
+
+        k, self.k0 = fold(cols.k, weight)
+        self.k = np.ascontiguousarray(k)
+        if xb.has_read_noise():
+            v, self.v0 = fold(cols.var_q, weight)
+            self.v2, self.v20 = fold(cols.var_q, weight * weight)
+            self.k_v = np.ascontiguousarray(np.concatenate([k, v], axis=1))
+
+
+def _planes(z, n: int, c: int):
+    """(z1, z2), each (n, c), from normals given as a pair or as (..., 2, c)."""
+    if isinstance(z, tuple):
+        return tuple(np.asarray(p, np.float64).reshape(n, c) for p in z)
+    z = np.asarray(z, np.float64).reshape(n, 2, c)
+    return z[:, 0, :], z[:, 1, :]

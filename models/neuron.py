@@ -87,6 +87,7 @@ class NeuronBank:
         # Static mismatch, drawn once (always the same number of draws, whatever the sigmas).
         z = rng.standard_normal((4, n))
         self.gain = params.gain * (1.0 + params.gain_mismatch_sigma * z[0])
+        self.gain_nV_per_V = self.gain * 1e9
         self.offset_nV = np.rint(params.comparator_offset_sigma_uV * 1e3 * z[1]).astype(np.int64)
         self.packet_pos_rel = 1.0 + params.packet_mismatch_sigma * z[2]
         self.packet_neg_rel = params.packet_neg_gain * (1.0 + params.packet_mismatch_sigma * z[3])
@@ -117,9 +118,12 @@ class NeuronBank:
 
     # -- shared arithmetic (both backends) -------------------------------------------------------
     def charge_nV(self, q0_nV, line_deviation_V, neurons=slice(None)) -> np.ndarray:
-        """Integrator after adding deviations: round(gain · ΔV · 1e9), saturated at ±v_sat."""
-        add = np.rint(self.gain[neurons] * np.asarray(line_deviation_V) * 1e9).astype(np.int64)
-        return np.clip(q0_nV + add, -self.v_sat_nV, self.v_sat_nV)
+        """Integrator after adding deviations: q0 + round(gain · ΔV in nV), saturated at ±v_sat."""
+        q = np.rint(np.multiply(line_deviation_V, self.gain_nV_per_V[neurons]))
+        if not (np.isscalar(q0_nV) and q0_nV == 0):
+            q += q0_nV
+        np.clip(q, -self.v_sat_nV, self.v_sat_nV, out=q)
+        return q.astype(np.int64)
 
     def packets_nV(self, packet_uV: float, shift: int = 0):
         base = packet_uV * 1e3 * (1 << shift)
@@ -129,25 +133,31 @@ class NeuronBank:
 
 
 def decrement_closed_form(q_nV: np.ndarray, offset_nV: np.ndarray, packet_pos_nV: np.ndarray,
-                          packet_neg_nV: np.ndarray, tracked: np.ndarray, max_steps: int):
+                          packet_neg_nV: np.ndarray, tracked: np.ndarray | None, max_steps: int):
     """Charge-decrement conversion of a batch without iterating.
 
     Equals the RTL's loop: latch the initial sign s = (q + off > 0); then repeat up to
     ``max_steps`` times {move q one packet toward zero; compare}; a neuron's output is the number
     of steps until its comparator flips (``max_steps`` when it never does). Untracked neurons
-    do no steps. Returns (negative, steps, flipped): the initial sign, the output step count and
-    whether the comparator flipped within ``max_steps`` (bool, int, bool arrays of q's shape).
+    do no steps (``tracked`` None: every neuron is tracked). Returns (negative, steps, flipped):
+    the initial sign, the output step count and whether the comparator flipped within
+    ``max_steps`` (bool, int, bool arrays of q's shape).
     """
     v = q_nV + offset_nV
     positive = v > 0
-    # Positive: flips at the first k with v - k·p <= 0, i.e. k = ceil(v / p).
-    k_pos = -((-v) // packet_pos_nV)
-    # Negative (v <= 0): flips at the first k with v + k·p > 0, i.e. k = floor(-v / p) + 1.
-    k_neg = (-v) // packet_neg_nV + 1
-    k = np.where(positive, k_pos, k_neg)
-    flipped = tracked & (k <= max_steps)
-    steps = np.where(tracked, np.minimum(k, max_steps), 0)
-    return ~positive, steps.astype(np.int64), flipped
+    # Positive: flips at the first k with v - k·p <= 0, i.e. k = ceil(v / p) = (v + p - 1) // p.
+    # Negative (v <= 0): flips at the first k with v + k·p > 0, i.e. k = floor(-v / p) + 1
+    # = (p - v) // p. One integer division for both branches.
+    p = np.where(positive, packet_pos_nV, packet_neg_nV)
+    num = np.where(positive, v - 1, -v)
+    num += p
+    k = num // p
+    flipped = k <= max_steps
+    steps = np.minimum(k, max_steps, out=k)
+    if tracked is not None:
+        flipped &= tracked
+        steps = np.where(tracked, steps, 0)
+    return ~positive, steps, flipped
 
 
 def sar_closed_form(q_nV: np.ndarray, offset_nV: np.ndarray, packet_pos_nV_of_shift,

@@ -49,17 +49,18 @@ class NoiseAutomaton:
 
 @dataclass
 class BatchResult:
-    outputs: np.ndarray               # (B, lines) uint8 output bytes
+    outputs: np.ndarray               # (B, lines) uint8 output bytes; (B, len(columns)) when columns is set
     counts: dict                      # event counts of the batch, as the RTL counts them
     steps: np.ndarray                 # (MVMs,) conversion steps the controller ran per MVM
-    final_negative: np.ndarray        # (B, lines) comparators latched in the output-side register
+    final_negative: np.ndarray        # (lines,) comparators latched in the output-side register by the last MVM
     extra_cycles: int = 0             # controller cycles outside MVMs (warm-up, recurrent write-back)
     last_inputs: np.ndarray | None = None   # recurrent: (B, input lines) codes of each vector's last step
+    columns: np.ndarray | None = None       # compact results: the output lines ``outputs`` holds
 
 
 def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, mask, polarity,
               v_pos_mV: int, v_neg_mV: int, packet_uV: int, noise_uV: int = 0,
-              automaton: NoiseAutomaton | None = None, input_planes: int = 9) -> BatchResult:
+              automaton: NoiseAutomaton | None = None, input_planes: int = 9, drive=None) -> BatchResult:
     """Run a batch on one core.
 
     ``codes``: (B, input lines) integer input codes (``InputSource.BUFFER``);
@@ -67,8 +68,14 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
     ``mask``/``polarity``: (lines,) bool. Stochastic and recurrent batches need the MVMs one after
     the other (each one's random draws depend on the ones before): ``automaton`` is the core's
     noise source, already seeded.
+
+    ``drive`` (a :class:`neurram.spec.link.SegmentDrive`): ``codes`` are compact (B, sources) and
+    the drive says which lines carry them; the outputs then hold only the tracked lines
+    (``columns``, the others read 0) and equal the full batch's bit for bit.
     """
     if s.stochastic or s.direction == Direction.RECURRENT:
+        if drive is not None:
+            codes = drive.full_codes(codes, max(model.rows, model.cols))
         return _run_sequential(model, s, codes=codes, ternary=ternary, mask=mask, polarity=polarity,
                                v_pos_mV=v_pos_mV, v_neg_mV=v_neg_mV, packet_uV=packet_uV,
                                noise_uV=noise_uV, automaton=automaton, input_planes=input_planes)
@@ -76,60 +83,76 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
     direction = Direction.BACKWARD if s.direction == Direction.BACKWARD else Direction.FORWARD
     n_in, n_out = model.n_inputs(direction), model.n_outputs(direction)
     mask = np.asarray(mask, bool)
+    # Only tracked neurons are converted (untracked read 0 and keep their register entry), and
+    # every output line is independent of the others: evaluate the tracked lines only.
+    t_idx = np.flatnonzero(mask)
+    sensed = t_idx[t_idx < n_out]
     if s.input_source == InputSource.TERNARY:
         t = np.asarray(ternary, np.int64)[:n_in]
         B = 1 if codes is None else len(codes)
         n_plus = np.broadcast_to(s.pulse_multiplier * (t > 0), (B, n_in))
         n_minus = np.broadcast_to(s.pulse_multiplier * (t < 0), (B, n_in))
         pulses_per_mvm = s.pulse_multiplier
+        q_sensed = model.mvm_charge(direction, n_plus, n_minus, v_pos_mV, v_neg_mV, columns=sensed)
     else:
-        codes = np.atleast_2d(np.asarray(codes))[:, :n_in]
-        B = codes.shape[0]
         # Every line is driven in every phase: n+ + n- = 2·m·(2^nb - 1) on all lines, and
         # n+ - n- = 2·m·code, negated on inverted lines (models.core.pulse_counts, in closed form).
         pulses_per_mvm = _code_pulses_per_line(s)
         sign = np.where(np.asarray(polarity, bool)[:n_in], -2 * s.pulse_multiplier, 2 * s.pulse_multiplier)
-        d = codes.astype(np.int32) * sign.astype(np.int32)
-        n_plus = n_minus = None
-    # Only tracked neurons are converted (untracked read 0 and keep their register entry), and
-    # every output line is independent of the others: evaluate the tracked lines only.
-    t_idx = np.flatnonzero(mask)
-    sensed = t_idx[t_idx < n_out]
-    q = np.zeros((B, t_idx.size), np.int64)
-    if n_plus is None:
-        q[:, :sensed.size] = model.mvm_charge_dt(direction, d, pulses_per_mvm, v_pos_mV, v_neg_mV, columns=sensed)
-    else:
-        q[:, :sensed.size] = model.mvm_charge(direction, n_plus, n_minus, v_pos_mV, v_neg_mV, columns=sensed)
+        if drive is not None:
+            B = len(codes)
+            lines = np.asarray(drive.lines)
+            weight = sign[lines] * np.where(drive.source < 0, drive.constant, 1)
+            fd = model.crossbar.fold(direction, lines, drive.source, weight, sensed)
+            # codes reach the array as bit-planes: |code| < 2^magnitude_bits
+            q_sensed = model.mvm_charge_folded(fd, codes, pulses_per_mvm, v_pos_mV, v_neg_mV,
+                                               x_max=(1 << magnitude_bits(s)) - 1)
+        else:
+            codes = np.atleast_2d(np.asarray(codes))[:, :n_in]
+            B = codes.shape[0]
+            d = codes.astype(np.int32) * sign.astype(np.int32)
+            q_sensed = model.mvm_charge_dt(direction, d, pulses_per_mvm, v_pos_mV, v_neg_mV, columns=sensed)
+    if sensed.size == t_idx.size:
+        q = q_sensed
+    else:                                   # tracked neurons beyond the array's outputs read 0 V
+        q = np.zeros((B, t_idx.size), np.int64)
+        q[:, :sensed.size] = q_sensed
+    byte, counts, per_mvm, final = _convert(model, s, q, t_idx, packet_uV, B, pulses_per_mvm)
+    last_final = np.zeros(L, bool)
+    if B:
+        last_final[t_idx] = final[-1]
+    if drive is not None:
+        return BatchResult(byte, counts, per_mvm, last_final, columns=t_idx)
+    outputs = np.zeros((B, L), np.uint8)
+    outputs[:, t_idx] = byte
+    return BatchResult(outputs, counts, per_mvm, last_final)
+
+
+def _convert(model, s: MvmSettings, q: np.ndarray, t_idx: np.ndarray, packet_uV: int, B: int, pulses: int):
+    """The conversion of integrator charges q (B, tracked) as the RTL performs it, in closed form:
+    (output bytes, event counts, steps per MVM, comparators latched at the end)."""
     nb = model.neurons
     off = nb.offset_nV[t_idx]
-    pos_nV, neg_nV = (p[t_idx] for p in nb.packets_nV(packet_uV))
-    counts = {"mvm": B, "pulse": B * pulses_per_mvm, "compare": B, "step": 0}
-    outputs = np.zeros((B, L), np.uint8)
-    final = np.zeros((B, L), bool)
-    tracked = np.ones(t_idx.size, bool)
+    counts = {"mvm": B, "pulse": B * pulses, "compare": B, "step": 0}
     if s.conversion == Conversion.SAR:
         bits = s.output_bits
+        tracked = np.ones(t_idx.size, bool)
         code = sar_closed_form(q, off, lambda i: nb.packets_nV(packet_uV, i)[0][t_idx],
                                lambda i: nb.packets_nV(packet_uV, i)[1][t_idx], tracked, bits)
-        outputs[:, t_idx] = code.astype(np.uint8)
         n_steps = max(bits - 1, 0)
         counts["step"] = B * n_steps
         counts["compare"] += B * n_steps
-        final[:, t_idx] = (code & 1) == 0
-        return BatchResult(outputs, counts, np.full(B, n_steps, np.int64), final)
-    negative, steps, flipped = decrement_closed_form(q, off, pos_nV, neg_nV, tracked, s.max_steps)
+        return code.astype(np.uint8), counts, np.full(B, n_steps, np.int64), (code & 1) == 0
+    pos_nV, neg_nV = (p[t_idx] for p in nb.packets_nV(packet_uV))
+    negative, steps, flipped = decrement_closed_form(q, off, pos_nV, neg_nV, None, s.max_steps)
     per_mvm = np.zeros(B, np.int64)
-    final[:, t_idx] = negative
     if s.conversion == Conversion.DECREMENT:
-        per_mvm = steps.max(axis=1) if t_idx.size else per_mvm
+        if t_idx.size:
+            per_mvm = steps.max(axis=1)
         counts["step"] = int(per_mvm.sum())
-        counts["compare"] += int(per_mvm.sum())
-        final[:, t_idx] = negative ^ flipped
-        byte = encode_output(s, negative, steps)
-    else:
-        byte = encode_output(s, negative)
-    outputs[:, t_idx] = byte
-    return BatchResult(outputs, counts, per_mvm, final)
+        counts["compare"] += counts["step"]
+        return encode_output(s, negative, steps), counts, per_mvm, negative ^ flipped
+    return encode_output(s, negative), counts, per_mvm, negative
 
 
 def _code_pulses_per_line(s: MvmSettings) -> int:
@@ -235,5 +258,5 @@ def _run_sequential(model, s, *, codes, ternary, mask, polarity, v_pos_mV, v_neg
         outs.append(byte)
         finals.append(final_neg)
         lasts.append(x)
-    return BatchResult(np.stack(outs), counts, np.asarray(steps_run, np.int64), np.stack(finals), extra,
+    return BatchResult(np.stack(outs), counts, np.asarray(steps_run, np.int64), finals[-1], extra,
                        np.stack(lasts) if s.input_source == InputSource.BUFFER else None)

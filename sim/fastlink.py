@@ -9,6 +9,9 @@ offers two bulk transactions the driver uses when present:
   OUTPUT} over as many hardware batches as the codes need, computed as one vectorised call. The
   outputs, counters, buffers, registers and random draws equal those of the frame sequence
   (tests/test_fastmodel.py holds them equal).
+* ``mvm_segment(core, codes, drive, signed)``: the same for compact codes and a
+  :class:`~neurram.spec.link.SegmentDrive`; only the driven lines and tracked outputs are
+  computed (the segment path of the runtime).
 * ``cell_pulses`` / ``cell_reads``: the per-cell register sequences of write-verify, vectorised.
   Noise-free they equal the cell-by-cell frames; with noise the device model draws the same
   distributions in another order.
@@ -31,7 +34,8 @@ class FastLink:
         self.chip = chip
         self.max_words = max_words
         self.capabilities = LinkCapabilities(cycles=lambda: self.chip.cycles, mvm_stream=self.mvm_stream,
-                                             cell_pulses=self.cell_pulses, cell_reads=self.cell_reads)
+                                             mvm_segment=self.mvm_segment, cell_pulses=self.cell_pulses,
+                                             cell_reads=self.cell_reads)
         self.address_map = AddressMap.from_config(chip.config)
         self.frames = 0            # frames the equivalent byte protocol would have carried
         self.frames_bad = 0
@@ -81,6 +85,11 @@ class FastLink:
         depth = self.chip.config.batch_depth
         # frames of the equivalent sequence: inputs, BATCH, CTRL, one STATUS poll, outputs
         self.frames += 5 * -(-codes.shape[0] // depth)
+        return out
+
+    def mvm_segment(self, core: int, codes: np.ndarray, drive, signed: bool) -> np.ndarray:
+        out = self.chip.stream_segment(core, codes, drive, signed)
+        self.frames += 5 * -(-codes.shape[0] // self.chip.config.batch_depth)
         return out
 
     def cell_pulses(self, core, rows, cols, polarity, amplitude_mV, width_ns, gate_mV) -> None:

@@ -116,11 +116,10 @@ class FastChip:
         return R.unpack(name, self._regs[R.REGISTERS[name].address(i)])
 
     def _mask_bits(self, name: str) -> np.ndarray:
-        bits = np.zeros(self.config.n_cores, bool)
-        for i in range(self.config.n_cores):
-            word = self._regs[R.REGISTERS[name].address(i // 32)]
-            bits[i] = (word >> (i % 32)) & 1
-        return bits
+        n = self.config.n_cores
+        reg = R.REGISTERS[name]
+        words = np.asarray([self._regs[reg.address(w)] for w in range((n + 31) // 32)], np.uint64)
+        return ((words[np.arange(n) // 32] >> (np.arange(n) % 32).astype(np.uint64)) & np.uint64(1)).astype(bool)
 
     # -- identification -------------------------------------------------------------------------
     def _ident(self, name: str) -> int:
@@ -310,8 +309,9 @@ class FastChip:
         return np.where(planes[:, P - 1], -mag, mag) if s.input_signed else mag
 
     def _run_core(self, i: int, s: MvmSettings, count: int, codes: np.ndarray | None = None,
-                  write_outputs: bool = True):
-        """Run a batch on core i (codes from the INPUT buffer unless given); returns (cycles, result)."""
+                  write_outputs: bool = True, drive=None):
+        """Run a batch on core i (codes from the INPUT buffer unless given; compact codes with a
+        SegmentDrive); returns (cycles, result)."""
         c = self.config
         k = self.cores[i]
         if k.programmed and self.age_s > 0:
@@ -333,12 +333,13 @@ class FastChip:
         else:
             if codes is None:
                 codes = self._buffer_codes(k, s, count)
-            res = run_batch(k.model, s, codes=codes, **kw)
+            res = run_batch(k.model, s, codes=codes, drive=drive, **kw)
         if write_outputs:
             k.output_words[: count * 8 * c.words_per_line_vector] = \
                 layout.output_words(res.outputs, c.words_per_line_vector)
         # The input-side register keeps the last phase driven: phase 1 of the top magnitude bit
         # of the last vector (every line driven; -1 where not positive, inverted by polarity).
+        compact = drive is not None
         if s.input_source == InputSource.BUFFER and res.last_inputs is not None:
             # recurrent: the write-backs replaced the vectors' inputs in the INPUT buffer
             full_last = np.zeros((count, c.lines), np.int64)
@@ -348,10 +349,13 @@ class FastChip:
                 buf = k.input_words.reshape(c.input_planes, c.batch_depth, c.words_per_line_vector)
                 new = layout.input_words(full_last, c, s.input_signed).reshape(buf.shape)
                 buf[:, :count] = new[:, :count]
-            codes = full_last
+            codes, compact = full_last, False
         if s.input_source == InputSource.BUFFER:
             last = np.zeros(c.lines, np.int64)
-            last[: codes.shape[1]] = codes[-1]
+            if compact:
+                last[:] = drive.full_codes(codes[-1:], c.lines)[0]
+            else:
+                last[: codes.shape[1]] = codes[-1]
             n_bits = s.input_bits - int(s.input_signed)
             if s.input_signed:
                 positive = ~(((np.abs(last) >> max(n_bits - 1, 0)) & 1).astype(bool) & (last < 0))
@@ -366,7 +370,7 @@ class FastChip:
                 k.sl_neg[:] = drive_neg[: c.cols]
         # The output-side register holds the comparators the tracked neurons latched last (last
         # MVM of the batch); entries of untracked neurons keep their value.
-        latch_neg = res.final_negative[-1]
+        latch_neg = res.final_negative
         act, neg = (k.sl_act, k.sl_neg) if direction == Direction.FORWARD else (k.bl_act, k.bl_neg)
         mk = k.mask[: act.size]
         act |= mk
@@ -382,11 +386,26 @@ class FastChip:
     def stream_batches(self, core: int, codes: np.ndarray, signed: bool) -> np.ndarray:
         """Equivalent of, for each chunk of batch_depth vectors: select the core, write the INPUT
         buffer and BATCH, CTRL.start, read the OUTPUT buffer. Returns the output bytes (N, lines)."""
+        return self._stream(core, np.atleast_2d(np.asarray(codes, np.int64)), signed, None)
+
+    def stream_segment(self, core: int, codes: np.ndarray, drive, signed: bool) -> np.ndarray:
+        """:meth:`stream_batches` of the full vectors ``drive.full_codes(codes)`` (a
+        :class:`neurram.spec.link.SegmentDrive`), returning the output bytes of ``drive.outputs``
+        only (N, outputs). Computed from the compact codes: only the driven lines' inputs and
+        the tracked neurons' outputs are touched."""
+        return self._stream(core, np.atleast_2d(np.asarray(codes)), signed, drive)
+
+    def _stream(self, core: int, codes: np.ndarray, signed: bool, drive) -> np.ndarray:
         c = self.config
-        codes = np.atleast_2d(np.asarray(codes, np.int64))
         N = codes.shape[0]
-        full = np.zeros((N, c.lines), np.int64)
-        full[:, :codes.shape[1]] = codes
+
+        def full(rows):
+            if drive is not None:
+                return drive.full_codes(codes[rows], c.lines)
+            out = np.zeros((len(codes[rows]), c.lines), np.int64)
+            out[:, :codes.shape[1]] = codes[rows]
+            return out
+
         depth = c.batch_depth
         sel = R.REGISTERS["CORE_SELECT"]
         self._regs[sel.address(0)] = (1 << core) & 0xFFFFFFFF
@@ -397,23 +416,35 @@ class FastChip:
         # The chunks' buffer writes, last two only (earlier ones are overwritten).
         starts = list(range(0, N, depth))
         for st in starts[-2:]:
-            for off, words in layout.input_bursts(full[st:st + depth], c, signed, s.input_bits):
+            for off, words in layout.input_bursts(full(slice(st, st + depth)), c, signed, s.input_bits):
                 k.input_words[off:off + words.size] = words
         self._regs[R.REGISTERS["BATCH"].address()] = R.pack("BATCH", count=N - starts[-1] if starts else 1)
         if not self.config_ok():
             self._status.update(done=0, config_error=1)
             raise_refused()
         # One vectorised call for every chunk: same draws in the same order as chunk after chunk.
-        cycles, res = self._run_core(core, s, N, codes=full, write_outputs=False)
-        out = res.outputs
+        cycles, res = self._run_core(core, s, N, codes=codes if drive is not None else full(slice(None)),
+                                     write_outputs=False, drive=drive)
+
+        def output_lines(rows):
+            if res.columns is None:
+                return res.outputs[rows]
+            out = np.zeros((len(res.outputs[rows]), c.lines), np.uint8)
+            out[:, res.columns] = res.outputs[rows]
+            return out
+
         w = 8 * c.words_per_line_vector
         for st in starts[-2:]:
             n = min(N, st + depth) - st
-            k.output_words[: n * w] = layout.output_words(out[st:st + n], c.words_per_line_vector)
+            k.output_words[: n * w] = layout.output_words(output_lines(slice(st, st + n)), c.words_per_line_vector)
         k.batch_index = N - starts[-1] if starts else 0
         self.cycles += cycles
         self._status.update(busy=0, done=1, config_error=0)
-        return out
+        if drive is None:
+            return res.outputs
+        if res.columns is not None and np.array_equal(res.columns, drive.outputs):
+            return res.outputs
+        return output_lines(slice(None))[:, np.asarray(drive.outputs)]
 
     def _cell_regs(self, core, row, col, polarity=None, amplitude_mV=None, width_ns=None, gate_mV=None,
                    read_mV=None):
