@@ -568,6 +568,78 @@ def _cmd_train_mnist(args) -> int:
     return mnist_cnn.train(args)
 
 
+# -- sweep -------------------------------------------------------------------------------------
+
+def _list_of(convert, what: str):
+    def parse(text: str) -> list:
+        try:
+            values = [convert(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a comma-separated list of {what}: {text!r}")
+        if not values:
+            raise argparse.ArgumentTypeError(f"no values in {text!r}")
+        return values
+    return parse
+
+
+def _register_sweep(subparsers) -> None:
+    p = subparsers.add_parser(
+        "sweep", help="a grid of runs (seeds x noise scales x ages) on Dask distributed",
+        description="Run a task at every point of a grid (the cartesian product of the lists given) "
+                    "on Dask distributed, one chip per point opened from its own seed, and print and "
+                    "write the accuracies (CSV, JSON and, with matplotlib, a PNG). Needs Dask: "
+                    "pip install -e .[sweep]. See docs/sweep.md.")
+    p.add_argument("--task", type=_list_of(str, "task names"), default=["mnist"],
+                   help="task(s): mnist (default)")
+    p.add_argument("--seeds", type=_list_of(int, "integers"), default=[0], metavar="S[,S...]",
+                   help="chip seeds (default 0)")
+    p.add_argument("--noise-scale", type=_list_of(float, "numbers"), default=[1.0], metavar="X[,X...]",
+                   help="multipliers of every random analog non-ideality: 0 = noise off, 1 = calibrated "
+                        "default (default 1)")
+    p.add_argument("--age", type=_list_of(float, "numbers"), default=[0.0], metavar="SECONDS[,...]",
+                   help="seconds between programming and inference (relaxation; default 0)")
+    p.add_argument("--limit", type=_list_of(int, "integers"), default=[None], metavar="N[,N...]",
+                   help="only the first N test images (default: the whole test set)")
+    p.add_argument("--chip", default="model",
+                   help="base chip target the grid's seed, noise_scale and age are added to "
+                        "(default model; e.g. model:cores=4x4)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a running Dask scheduler (tcp://HOST:8786); default: a local cluster")
+    p.add_argument("--workers", type=_positive_int, default=2,
+                   help="worker processes of the local cluster (default 2)")
+    p.add_argument("--out", default="build/sweep",
+                   help="path prefix of the output files: PREFIX.csv, PREFIX.json, PREFIX.png "
+                        "(default build/sweep)")
+    p.add_argument("--data-dir", help="MNIST location on the workers (see `neurram run --help`)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args) -> int:
+    from neurram import sweep
+
+    try:
+        grid = sweep.Grid(task=args.task, chip=args.chip, seed=args.seeds, noise_scale=args.noise_scale,
+                          age_s=args.age, limit=args.limit)
+    except ValueError as e:
+        print(f"neurram sweep: {e}", file=sys.stderr)
+        return 2
+    where = args.scheduler or f"a local cluster of {args.workers} worker processes"
+    try:
+        sweep.require_dask()                  # no Dask: say so before anything starts
+        print(f"sweep: {len(grid)} point{'s' * (len(grid) != 1)} "
+              f"({', '.join(grid.swept()) or 'nothing'} swept) on {where}", flush=True)
+        results = sweep.run_sweep(grid, scheduler=args.scheduler, n_workers=args.workers,
+                                  progress=not args.quiet, data_dir=args.data_dir)
+    except (RuntimeError, OSError) as e:           # no Dask, a failed point, no scheduler at ADDRESS
+        print(f"neurram sweep: {e}", file=sys.stderr)
+        return 1
+    print(sweep.format_table(results))
+    for path in sweep.write_results(results, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
 # -- registry ----------------------------------------------------------------------------------
 
 #: Subcommand register functions, each ``fn(subparsers)``; the parser is built from this list.
@@ -584,6 +656,7 @@ COMMANDS: list[Callable] = [
     _register_irdrop,
     _register_calibration,
     _register_train,
+    _register_sweep,
 ]
 
 
