@@ -213,6 +213,13 @@ class Chip:
         words = self._buffer_read(R.Space.OUTPUT, core, B * 8 * cfg.words_per_line_vector)
         return layout.output_bytes_from_words(words, cfg, B)
 
+    def _set_stream_mode(self, mode: MvmSettings, n: int) -> None:
+        """The settings of a stream transaction, BATCH's recurrent steps included (the
+        transaction writes BATCH's count itself)."""
+        self.set_mode(mode)
+        self.write_reg_cached("BATCH", R.pack("BATCH", count=max(1, min(n, self.config.batch_depth)),
+                                              recurrent_steps=mode.recurrent_steps))
+
     def start_and_wait(self, max_polls: int = 1_000_000) -> None:
         self.write_reg("CTRL", R.pack("CTRL", start=1))
         self.wait_idle("busy", max_polls, refused="the chip refused CTRL.start: check MVM_CONFIG, BATCH "
@@ -233,7 +240,7 @@ class Chip:
         codes = self._validate_codes(np.atleast_2d(codes), mode)
         stream = self.link.capabilities.mvm_stream
         if stream is not None:
-            self.set_mode(mode)
+            self._set_stream_mode(mode, codes.shape[0])
             try:
                 return stream(core, codes, mode.input_signed)
             finally:   # the transaction wrote CORE_SELECT and BATCH
@@ -256,7 +263,7 @@ class Chip:
         if segment is None:
             n_in = self.config.rows if mode.direction != Direction.BACKWARD else self.config.cols
             return self.mvm(core, drive.full_codes(codes, n_in), mode)[:, drive.outputs]
-        self.set_mode(mode)
+        self._set_stream_mode(mode, codes.shape[0])
         try:
             return segment(core, codes, drive, mode.input_signed)
         finally:   # the transaction wrote CORE_SELECT and BATCH

@@ -9,6 +9,8 @@ chip reports back, or from a calibration), partial sums of a split layer are add
 activation and max-pool run on the host, where the paper ran them.
 """
 
+import multiprocessing
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -213,7 +215,91 @@ class Runtime:
         self.chip.set_packet(s.core, s.packet_uV)
         return self.chip.mvm_segment(s.core, codes, self.segment_drive(ml, s), mode)
 
-    def forward(self, x_uint8: np.ndarray, *, batch_images: int = 64, progress: bool = True) -> RunResult:
+    def forward(self, x_uint8: np.ndarray, *, batch_images: int = 64, progress: bool = True,
+                workers: int = 1) -> RunResult:
+        """Logits of the mapped network on uint8 images, every weight layer on the chip.
+
+        ``workers`` > 1 splits the images over that many processes, each with its own copy of a
+        simulated chip (links that declare ``skip_mvms`` and ``add_events``: the fast model), at
+        batch boundaries: every copy starts where the MVMs of the images before its share would
+        have left the chip's random streams, so the results, counters and cycles are the same
+        bits as with one worker. Other links run with one worker.
+        """
+        caps = self.chip.link.capabilities
+        N = len(x_uint8)
+        n_batches = -(-N // batch_images)
+        workers = max(1, min(int(workers), n_batches))
+        if workers == 1 or caps.skip_mvms is None or caps.add_events is None:
+            return self._forward(x_uint8, batch_images, progress)
+        t0 = time.perf_counter()
+        per_image = self.mvms_per_image(x_uint8[:1])
+        bounds = [min(N, round(w * n_batches / workers) * batch_images) for w in range(workers + 1)]
+        ctx = multiprocessing.get_context("fork")
+        children = []
+        for w in range(workers - 1):
+            recv, send = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=self._worker, args=(send, x_uint8, bounds[w], bounds[w + 1], per_image,
+                                                      batch_images), daemon=True)
+            p.start()
+            send.close()
+            children.append((p, recv))
+        caps.skip_mvms({c: bounds[-2] * n for c, n in per_image.items()})
+        mine = self._forward(x_uint8[bounds[-2]:], batch_images, progress,
+                             desc=f"inference (worker {workers} of {workers})")
+        parts = []
+        for p, recv in children:
+            try:
+                status, payload = recv.recv()
+            except EOFError:
+                status, payload = "error", f"worker process exited with code {p.exitcode}"
+            p.join()
+            if status == "error":
+                raise RuntimeError(f"an inference worker failed: {payload}")
+            parts.append(payload)
+        for part in parts:
+            caps.add_events(part["counters"], part["cycles"] or 0)
+        results = [p["result"] for p in parts] + [mine]
+        layers = [LayerStats(l.name, sum(r.layers[i].mvms for r in results), sum(r.layers[i].seconds for r in results),
+                             l.cores, {k: sum(r.layers[i].counters.get(k, 0) for r in results) for k in l.counters})
+                  for i, l in enumerate(mine.layers)]
+        logits = np.concatenate([r.logits for r in results])
+        cycles = None if mine.chip_cycles is None else sum(r.chip_cycles for r in results)
+        return RunResult(logits, logits.argmax(1), time.perf_counter() - t0, layers, cycles)
+
+    def _worker(self, send, x_uint8, lo: int, hi: int, per_image: dict, batch_images: int) -> None:
+        """One forked worker: its share of the images, from where the images before it leave the chip."""
+        try:
+            caps = self.chip.link.capabilities
+            caps.skip_mvms({c: lo * n for c, n in per_image.items()})
+            cores = sorted(per_image)
+            before = {c: self.chip.counters(c) for c in cores}
+            result = self._forward(x_uint8[lo:hi], batch_images, progress=False)
+            counters = {c: {k: (v - before[c][k]) & 0xFFFFFFFF for k, v in self.chip.counters(c).items()}
+                        for c in cores}
+            send.send(("ok", {"result": result, "counters": counters, "cycles": result.chip_cycles}))
+        except BaseException as e:          # the parent reports it; a worker must never hang it
+            send.send(("error", f"{type(e).__name__}: {e}"))
+        finally:
+            send.close()
+            os._exit(0)
+
+    def mvms_per_image(self, x_one: np.ndarray) -> dict:
+        """{core: MVMs} one image costs on each core (from the layers' shapes; nothing runs)."""
+        layer_of = {ml.name: ml for ml in self.mapping.layers}
+        counts = {}
+
+        def shapes_only(spec, h):
+            x, reshape = nn.layer_inputs(spec, h)
+            ml = layer_of[spec["name"]]
+            for s in ml.segments:
+                counts[s.core] = counts.get(s.core, 0) + x.shape[0]
+            return reshape(np.zeros((x.shape[0], ml.weight.shape[0]), np.uint8))
+
+        codes = nn.quantize_input(x_one[:1], self.mapping.net.input)
+        nn.walk(self.mapping.net, codes[:, None] if codes.ndim == 3 else codes, shapes_only)
+        return counts
+
+    def _forward(self, x_uint8: np.ndarray, batch_images: int, progress: bool, desc: str = "inference") -> RunResult:
         m = self.mapping
         net = m.net
         t_start = time.perf_counter()
@@ -224,7 +310,7 @@ class Runtime:
         layer_of = {ml.name: ml for ml in m.layers}
         logits = []
         N = len(x_uint8)
-        bar = progress_bar(N, "inference", progress)
+        bar = progress_bar(N, desc, progress)
         for i0 in range(0, N, batch_images):
             xb = x_uint8[i0:i0 + batch_images]
             codes = _small(nn.quantize_input(xb, net.input), int(net.input["bits"]))

@@ -206,7 +206,16 @@ def _register_demo(subparsers) -> None:
                     "the embedded test subset (500 images, works offline).")
     _add_chip_arg(p)
     p.add_argument("--images", type=int, default=500, help="how many of the embedded images (default 500)")
+    _add_workers_arg(p)
     p.set_defaults(func=_cmd_demo)
+
+
+def _add_workers_arg(p) -> None:
+    import os
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    p.add_argument("--workers", type=int, default=cpus,
+                   help=f"processes that share the images on the fast model (default: the {cpus} CPUs "
+                        "available; results are the same bits for any number)")
 
 
 def _cmd_demo(args) -> int:
@@ -218,7 +227,7 @@ def _cmd_demo(args) -> int:
     x, y = x[:args.images], y[:args.images]
     chip = open_chip(args.chip, seed=args.seed)
     print(f"chip: {chip.describe()} [target {args.chip}, seed {args.seed}]")
-    report = run_mnist(chip, x, y, progress=not args.quiet)
+    report = run_mnist(chip, x, y, progress=not args.quiet, workers=args.workers)
     print(report.mapping_summary)
     print(report.table())
     return 0
@@ -234,6 +243,7 @@ def _register_run(subparsers) -> None:
     p.add_argument("--download", action="store_true", help="download MNIST (with checksums) if not found")
     p.add_argument("--limit", type=int, help="only the first N test images")
     p.add_argument("--json", help="also write the report as JSON to this file")
+    _add_workers_arg(p)
     p.set_defaults(func=_cmd_run)
 
 
@@ -254,7 +264,7 @@ def _cmd_run(args) -> int:
     # The RTL simulation runs thousands of times slower: calibrate on fewer vectors there.
     cal_vectors = 96 if args.chip.startswith("rtl") else 2048
     report = run_mnist(chip, x, y, x_cal=x_cal[:64], progress=not args.quiet, calibration_vectors=cal_vectors,
-                       batch_images=1 if args.chip.startswith("rtl") else 50)
+                       batch_images=1 if args.chip.startswith("rtl") else 50, workers=args.workers)
     print(report.mapping_summary)
     print(report.table())
     if args.json:

@@ -35,7 +35,8 @@ class FastLink:
         self.max_words = max_words
         self.capabilities = LinkCapabilities(cycles=lambda: self.chip.cycles, mvm_stream=self.mvm_stream,
                                              mvm_segment=self.mvm_segment, cell_pulses=self.cell_pulses,
-                                             cell_reads=self.cell_reads)
+                                             cell_reads=self.cell_reads, skip_mvms=chip.skip_mvms,
+                                             add_events=chip.add_events)
         self.address_map = AddressMap.from_config(chip.config)
         self.frames = 0            # frames the equivalent byte protocol would have carried
         self.frames_bad = 0

@@ -67,6 +67,31 @@ class _Core:
     programmed: bool = False          # cells programmed since the last relaxation
 
 
+class _Cores:
+    """The chip's cores, each built on first access (a 48-core chip running a network on a few
+    cores builds only those; the others would be in their power-on state anyway)."""
+
+    def __init__(self, n: int, build):
+        self._cores = [None] * n
+        self._build = build
+
+    def __len__(self) -> int:
+        return len(self._cores)
+
+    def __getitem__(self, i: int) -> _Core:
+        core = self._cores[i]
+        if core is None:
+            core = self._cores[i] = self._build(i)
+        return core
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self._cores)))
+
+    def built(self):
+        """The cores built so far."""
+        return [c for c in self._cores if c is not None]
+
+
 class FastChip:
     """A chip instance in this process. ``params`` selects the analog behaviour (default: the
     calibrated noise model); cores are seeded ``seed * 1000 + index`` like the co-simulation."""
@@ -99,18 +124,19 @@ class FastChip:
                 for i in range(n):
                     self._regs[reg.address(i)] = reg.reset
         self._status = dict(busy=0, done=0, cell_busy=0, cell_done=0, config_error=0)
-        L = c.lines
-        wplv = c.words_per_line_vector
-        self.cores = []
-        for i in range(c.n_cores):
-            self.cores.append(_Core(
-                model=AnalogCore(c.rows, c.cols, self.params, seed=self.core_seed(i)),
-                input_words=np.zeros(c.batch_depth * c.input_planes * wplv, np.uint32),
-                output_words=np.zeros(c.batch_depth * 8 * wplv, np.uint32),
-                bl_act=np.zeros(c.rows, bool), bl_neg=np.zeros(c.rows, bool),
-                sl_act=np.zeros(c.cols, bool), sl_neg=np.zeros(c.cols, bool),
-                mask=np.ones(L, bool), polarity=np.zeros(L, bool),
-                counters={k: 0 for k in _COUNTERS}, automaton=NoiseAutomaton(L)))
+        self.cores = _Cores(c.n_cores, self._new_core)
+
+    def _new_core(self, i: int) -> "_Core":
+        """Core i in its power-on state (built when first touched: an untouched core is in it)."""
+        c = self.config
+        L, wplv = c.lines, c.words_per_line_vector
+        return _Core(model=AnalogCore(c.rows, c.cols, self.params, seed=self.core_seed(i)),
+                     input_words=np.zeros(c.batch_depth * c.input_planes * wplv, np.uint32),
+                     output_words=np.zeros(c.batch_depth * 8 * wplv, np.uint32),
+                     bl_act=np.zeros(c.rows, bool), bl_neg=np.zeros(c.rows, bool),
+                     sl_act=np.zeros(c.cols, bool), sl_neg=np.zeros(c.cols, bool),
+                     mask=np.ones(L, bool), polarity=np.zeros(L, bool),
+                     counters={k: 0 for k in _COUNTERS}, automaton=NoiseAutomaton(L))
 
     def _reg(self, name: str, i: int = 0) -> dict:
         return R.unpack(name, self._regs[R.REGISTERS[name].address(i)])
@@ -183,7 +209,7 @@ class FastChip:
             return
         fields = R.unpack(reg.name, data)          # CTRL
         if fields["clear_counters"]:
-            for core in self.cores:
+            for core in self.cores.built():
                 core.counters = {k: 0 for k in _COUNTERS}
         if fields["cell_program"] or fields["cell_read"]:
             self._cell_command(bool(fields["cell_program"]))
@@ -413,12 +439,32 @@ class FastChip:
             self._regs[sel.address(1)] = (1 << core) >> 32
         k = self.cores[core]
         s = self.settings()
-        # The chunks' buffer writes, last two only (earlier ones are overwritten).
         starts = list(range(0, N, depth))
+        if s.stochastic or s.direction == Direction.RECURRENT:
+            # Each start reseeds the stochastic neurons and writes recurrent outputs back into
+            # the INPUT buffer: run the chunks one after the other, as the frames would.
+            outs = []
+            for st in starts:
+                chunk = full(slice(st, st + depth))
+                for off, words in layout.input_bursts(chunk, c, signed, s.input_bits):
+                    k.input_words[off:off + words.size] = words
+                self._regs[R.REGISTERS["BATCH"].address()] = R.pack("BATCH", count=len(chunk),
+                                                                    recurrent_steps=s.recurrent_steps)
+                if not self.config_ok():
+                    self._status.update(done=0, config_error=1)
+                    raise_refused()
+                cycles, res = self._run_core(core, s, len(chunk))
+                self.cycles += cycles
+                outs.append(res.outputs)
+            self._status.update(busy=0, done=1, config_error=0)
+            out = np.concatenate(outs) if outs else np.zeros((0, c.lines), np.uint8)
+            return out if drive is None else out[:, np.asarray(drive.outputs)]
+        # The chunks' buffer writes, last two only (earlier ones are overwritten).
         for st in starts[-2:]:
             for off, words in layout.input_bursts(full(slice(st, st + depth)), c, signed, s.input_bits):
                 k.input_words[off:off + words.size] = words
-        self._regs[R.REGISTERS["BATCH"].address()] = R.pack("BATCH", count=N - starts[-1] if starts else 1)
+        self._regs[R.REGISTERS["BATCH"].address()] = R.pack("BATCH", count=N - starts[-1] if starts else 1,
+                                                            recurrent_steps=s.recurrent_steps)
         if not self.config_ok():
             self._status.update(done=0, config_error=1)
             raise_refused()
@@ -445,6 +491,22 @@ class FastChip:
         if res.columns is not None and np.array_equal(res.columns, drive.outputs):
             return res.outputs
         return output_lines(slice(None))[:, np.asarray(drive.outputs)]
+
+    # -- copies in worker processes --------------------------------------------------------------
+    def skip_mvms(self, counts: dict) -> None:
+        """Advance cores' MVM sequences as if ``counts[core]`` MVMs had run on them: the read
+        noise is a function of each MVM's index, the only state an MVM leaves in the analog
+        model (the stochastic neurons' automaton is reseeded at every start)."""
+        for core, n in counts.items():
+            self.cores[core].model.mvm_count += int(n)
+
+    def add_events(self, counters: dict, cycles: int) -> None:
+        """Add events that a copy of this chip counted ({core: {counter: n}}) and its cycles."""
+        for core, d in counters.items():
+            k = self.cores[core]
+            for key, n in d.items():
+                k.counters[key] += int(n)
+        self.cycles += int(cycles)
 
     def _cell_regs(self, core, row, col, polarity=None, amplitude_mV=None, width_ns=None, gate_mV=None,
                    read_mV=None):

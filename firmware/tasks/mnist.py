@@ -74,7 +74,7 @@ class MnistReport:
 
 def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | None = None,
               x_cal: np.ndarray | None = None, progress: bool = True, batch_images: int = 50,
-              calibrate: bool = True, calibration_vectors: int = 2048) -> MnistReport:
+              calibrate: bool = True, calibration_vectors: int = 2048, workers: int = 1) -> MnistReport:
     net = net or load_default_network()
     if x_cal is None:
         x_cal = x[:64]
@@ -87,7 +87,7 @@ def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | Non
     cal = rt.calibrate(x_cal, max_vectors=calibration_vectors) if calibrate else None
     t_cal = time.perf_counter() - t0
     chip.clear_counters()
-    result = rt.forward(x, batch_images=batch_images, progress=progress)
+    result = rt.forward(x, batch_images=batch_images, progress=progress, workers=workers)
     mapping = rt.mapping                    # the repaired mapping when program() swapped in spare rows
     events = rt.core_counters(mapping.cores_used)
     sw = nn.predict(net, x)

@@ -10,6 +10,10 @@ Every link (the in-process fast model, the byte protocol over TCP or a UART) has
 * ``mvm_segment`` — the same for a stream described compactly by a :class:`SegmentDrive`
   (which lines carry which input, which outputs come back) instead of full line vectors;
 * ``cell_pulses`` / ``cell_reads`` — write-verify's per-cell register sequences, vectorised;
+* ``skip_mvms`` / ``add_events`` — a simulated chip copied into several worker processes
+  (``Runtime.forward(workers=...)``): advance each core's MVM sequence (its random streams) as
+  if MVMs had run elsewhere, and add the events those copies counted, so that the split run
+  ends in the same state, with the same bits, as one process;
 * ``test_access_program`` — a **test-access shortcut** of a simulated chip: it loads the
   conductances that write-verify would reach instead of programming cell by cell through the
   protocol. Off unless the user asks for it (``rtl:program=test-access``); what it skips is in
@@ -63,6 +67,10 @@ class LinkCapabilities:
     mvm_stream: Callable | None = None
     #: (core, codes, SegmentDrive, signed) -> output bytes (batch, outputs).
     mvm_segment: Callable | None = None
+    #: ({core: MVMs}) -> None: advance each core's MVM sequence without running the MVMs.
+    skip_mvms: Callable | None = None
+    #: ({core: {counter: events}}, cycles) -> None: add events counted by a copy of the chip.
+    add_events: Callable | None = None
     #: (core, rows, cols, polarity, amplitude_mV, width_ns, gate_mV) -> None.
     cell_pulses: Callable | None = None
     #: (core, rows, cols, read_mV) -> conductance codes.
