@@ -202,14 +202,13 @@ class Crossbar:
             vz = cols.var_q[nz]
             sums.var_d = _exact_matmul(dd, vz)
             sums.var_d2 = _exact_matmul(dd * dd, vz)
-            if t2 is None:
-                sums.var_t, sums.var_t2, sums.var_td = t0 * cols.var_den_q, (t0 * t0) * cols.var_den_q, t0 * sums.var_d
-            else:
+            if t2 is not None:
                 tf = t2.astype(np.float64)
                 sums.var_t, sums.var_t2 = _exact_matmul(tf, cols.var_q), _exact_matmul(tf * tf, cols.var_q)
                 sums.var_td = _exact_matmul(tf[:, nz] * dd, vz)
             z = _planes(z, d2.shape[0], len(cols.den))
-        out = self._deviation(cols, sums, v_pos_V, v_neg_V, z if self.has_read_noise() else None)
+        out = self._deviation(cols, sums, v_pos_V, v_neg_V, z if self.has_read_noise() else None,
+                              t0 if t2 is None else None)
         return out.reshape(lead + (out.shape[-1],))
 
     def fold(self, direction: Direction, lines: np.ndarray, source: np.ndarray, weight: np.ndarray,
@@ -230,22 +229,21 @@ class Crossbar:
         """:meth:`integrate_dt` of the folded drive ``fd`` for compact inputs x (N, sources):
         the same exact line sums (hence the same bits), from matrices with one row per source
         instead of one per line. ``x_max``: a bound on |x| when known (saves a pass)."""
-        xs = np.ascontiguousarray(x[:, fd.used], np.float64)
+        # x with a column of ones: the matrices' last row holds the constant lines' share
+        xs = np.empty((x.shape[0], fd.n_sources + 1))
+        xs[:, :-1] = x[:, fd.used]
+        xs[:, -1] = 1
         noise = z is not None and self.has_read_noise()
         cols = fd.cols
         C = len(cols.den)
+        x_max = None if x_max is None else max(int(x_max), 1)
         both = _exact_matmul(xs, fd.k_v if noise else fd.k, x_max)
         sums = _LineSums(s_d=both[:, :C], s_t=t * cols.ksum)
-        sums.s_d += fd.k0
         if noise:
             sums.var_d = both[:, C:]
-            sums.var_d += fd.v0
             sums.var_d2 = _exact_matmul(np.square(xs, out=xs), fd.v2, None if x_max is None else x_max * x_max)
-            sums.var_d2 += fd.v20
-            sums.var_t, sums.var_t2 = t * cols.var_den_q, (t * t) * cols.var_den_q
-            sums.var_td = t * sums.var_d
             z = _planes(z, xs.shape[0], C)
-        return self._deviation(cols, sums, v_pos_V, v_neg_V, z if noise else None)
+        return self._deviation(cols, sums, v_pos_V, v_neg_V, z if noise else None, t)
 
     def _columns(self, direction: Direction, columns) -> "_Columns":
         """The per-output-line terms of the evaluated lines (all, or ``columns``), cached."""
@@ -257,19 +255,24 @@ class Crossbar:
             if self.has_read_noise():
                 g, den, var_q, var_den_q, step = self._noise_terms(direction)
                 c.den, c.var_q, c.var_den_q, c.step = den[sel], np.ascontiguousarray(var_q[:, sel]), var_den_q[sel], step
+                var_den = step * c.var_den_q
+                c.sd_den = np.sqrt(var_den)
+                c.inv_var_den = np.where(var_den > 0, 1 / np.where(var_den > 0, var_den, 1), 0)
             else:
                 c.den = np.zeros(c.ksum.shape)
             self._cache[key] = c
         return self._cache[key]
 
-    def _deviation(self, cols: "_Columns", sums: "_LineSums", v_pos_V, v_neg_V, z) -> np.ndarray:
+    def _deviation(self, cols: "_Columns", sums: "_LineSums", v_pos_V, v_neg_V, z, t: int | None = None) -> np.ndarray:
         """The summed output deviation from exact line sums: the ideal normalised dot product and,
         with normals ``z`` = (z1, z2), its read noise. Element-wise only, so any batching of the
-        MVMs gives the same bits.
+        MVMs gives the same bits. ``t``: every line driven t times (a bit-serial MVM), whose
+        t-sums are per-line constants; None: the sums hold them (``var_t``, ``var_t2``, ``var_td``).
 
         With a_i = v+ n+_i - v- n-_i = α t_i + B d_i (α = (v+ - v-)/2, B = (v+ + v-)/2), the MVM
         reads (N + n1) / (D + n2): N = Σ a_i G_i, D = Σ G_i and (n1, n2) jointly Gaussian with
-        Var n1 = Σ a_i² σ_i², Var n2 = Σ σ_i², Cov = Σ a_i σ_i² (module docstring).
+        Var n1 = Σ a_i² σ_i², Var n2 = Σ σ_i², Cov = Σ a_i σ_i² (module docstring); n1 is drawn
+        as ρ n2 + resid z1 with ρ = Cov / Var n2, and the read adds (n1 - ideal n2) / (D + n2).
         """
         scale = 2.0 ** -self.params.coupling_frac_bits
         alpha = 0.5 * (v_pos_V - v_neg_V)
@@ -281,33 +284,32 @@ class Crossbar:
         z1, z2 = z
         step = cols.step
         var_num = sums.var_d2 * (step * B * B)
-        var_num += (step * alpha * alpha) * sums.var_t2
-        var_num += sums.var_td * (step * 2 * alpha * B)
         cov = sums.var_d * (step * B)
-        cov += (step * alpha) * sums.var_t
-        var_den = step * cols.var_den_q
-        sd_den = np.sqrt(var_den)
-        inv_var_den = np.where(var_den > 0, 1 / np.where(var_den > 0, var_den, 1), 0)
-        rho = cov * inv_var_den                              # regression of n1 on n2
+        if t is None:
+            var_num += (step * alpha * alpha) * sums.var_t2
+            var_num += sums.var_td * (step * 2 * alpha * B)
+            cov += (step * alpha) * sums.var_t
+        else:
+            var_num += sums.var_d * (step * 2 * alpha * B * t)
+            var_num += (step * alpha * alpha * t * t) * cols.var_den_q
+            cov += (step * alpha * t) * cols.var_den_q
+        rho = cov * cols.inv_var_den                         # regression of n1 on n2
         cov *= rho
         var_num -= cov
         np.maximum(var_num, 0, out=var_num)
         resid = np.sqrt(var_num, out=var_num)
-        n2 = z2 * sd_den
-        n1 = rho
-        n1 *= n2
+        n2 = z2 * cols.sd_den
+        rho -= ideal                                         # n1 - ideal n2 = (ρ - ideal) n2 + resid z1
+        rho *= n2
         resid *= z1
-        n1 += resid
-        n2_ideal = ideal * n2
-        n1 -= n2_ideal
+        rho += resid
         den = n2
         den += cols.den
-        den[den <= 0] = np.inf                               # a non-physical draw reads the ideal
-        n1 /= den
-        ideal += n1
+        if np.any(cols.den + cols.sd_den * z2.min(initial=0) <= 0):
+            den[den <= 0] = np.inf                           # a non-physical draw reads the ideal
+        rho /= den
+        ideal += rho
         return ideal
-
-
 
 @dataclass
 class _Columns:
@@ -318,6 +320,8 @@ class _Columns:
     var_q: np.ndarray = None            # read variances on the integer grid (inputs x lines)
     var_den_q: np.ndarray = None        # their column sums
     step: float = 1.0                   # the grid step, µS²
+    sd_den: np.ndarray = None           # σ of Σ_i g_ij in one read
+    inv_var_den: np.ndarray = None      # 1 / its variance (0 where it is 0)
 
 
 @dataclass
@@ -355,12 +359,11 @@ class FoldedDrive:
             np.add.at(per, inverse, rows[~const])
             return per, rows[const].sum(axis=0)
 
-        k, self.k0 = fold(cols.k, weight)
-        self.k = np.ascontiguousarray(k)
+        self.n_sources = n_used
+        self.k = np.vstack(fold(cols.k, weight))              # (sources + 1) x lines, constants last
         if xb.has_read_noise():
-            v, self.v0 = fold(cols.var_q, weight)
-            self.v2, self.v20 = fold(cols.var_q, weight * weight)
-            self.k_v = np.ascontiguousarray(np.concatenate([k, v], axis=1))
+            self.k_v = np.hstack([self.k, np.vstack(fold(cols.var_q, weight))])
+            self.v2 = np.vstack(fold(cols.var_q, weight * weight))
 
 
 def _planes(z, n: int, c: int):

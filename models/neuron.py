@@ -118,12 +118,12 @@ class NeuronBank:
 
     # -- shared arithmetic (both backends) -------------------------------------------------------
     def charge_nV(self, q0_nV, line_deviation_V, neurons=slice(None)) -> np.ndarray:
-        """Integrator after adding deviations: q0 + round(gain · ΔV in nV), saturated at ±v_sat."""
+        """Integrator after adding deviations: q0 + round(gain · ΔV in nV), saturated at ±v_sat.
+        Integers held in float64 (exact: |q| <= v_sat < 2^53)."""
         q = np.rint(np.multiply(line_deviation_V, self.gain_nV_per_V[neurons]))
         if not (np.isscalar(q0_nV) and q0_nV == 0):
             q += q0_nV
-        np.clip(q, -self.v_sat_nV, self.v_sat_nV, out=q)
-        return q.astype(np.int64)
+        return np.clip(q, -self.v_sat_nV, self.v_sat_nV, out=q)
 
     def packets_nV(self, packet_uV: float, shift: int = 0):
         base = packet_uV * 1e3 * (1 << shift)
@@ -145,15 +145,17 @@ def decrement_closed_form(q_nV: np.ndarray, offset_nV: np.ndarray, packet_pos_nV
     """
     v = q_nV + offset_nV
     positive = v > 0
-    # Positive: flips at the first k with v - k·p <= 0, i.e. k = ceil(v / p) = (v + p - 1) // p.
-    # Negative (v <= 0): flips at the first k with v + k·p > 0, i.e. k = floor(-v / p) + 1
-    # = (p - v) // p. One integer division for both branches.
+    # Positive: flips at the first k with v - k·p <= 0, i.e. k = ceil(v / p).
+    # Negative (v <= 0): flips at the first k with v + k·p > 0, i.e. k = floor(-v / p) + 1,
+    # which is ceil((-v + 1) / p) for integers. Both as one ceil of a float64 quotient: for
+    # integers below 2^53 the rounded quotient never crosses an integer, so the ceil is exact.
     p = np.where(positive, packet_pos_nV, packet_neg_nV)
-    num = np.where(positive, v - 1, -v)
-    num += p
-    k = num // p
+    k = np.abs(v).astype(np.float64)
+    k += ~positive
+    k /= p
+    np.ceil(k, out=k)
     flipped = k <= max_steps
-    steps = np.minimum(k, max_steps, out=k)
+    steps = np.minimum(k, max_steps, out=k).astype(np.int64)
     if tracked is not None:
         flipped &= tracked
         steps = np.where(tracked, steps, 0)

@@ -115,7 +115,7 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
     if sensed.size == t_idx.size:
         q = q_sensed
     else:                                   # tracked neurons beyond the array's outputs read 0 V
-        q = np.zeros((B, t_idx.size), np.int64)
+        q = np.zeros((B, t_idx.size))
         q[:, :sensed.size] = q_sensed
     byte, counts, per_mvm, final = _convert(model, s, q, t_idx, packet_uV, B, pulses_per_mvm)
     last_final = np.zeros(L, bool)
@@ -130,7 +130,7 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
 
 def _convert(model, s: MvmSettings, q: np.ndarray, t_idx: np.ndarray, packet_uV: int, B: int, pulses: int):
     """The conversion of integrator charges q (B, tracked) as the RTL performs it, in closed form:
-    (output bytes, event counts, steps per MVM, comparators latched at the end)."""
+    (output bytes, event counts, steps per MVM, comparators latched at the end of the last MVM)."""
     nb = model.neurons
     off = nb.offset_nV[t_idx]
     counts = {"mvm": B, "pulse": B * pulses, "compare": B, "step": 0}
@@ -142,7 +142,7 @@ def _convert(model, s: MvmSettings, q: np.ndarray, t_idx: np.ndarray, packet_uV:
         n_steps = max(bits - 1, 0)
         counts["step"] = B * n_steps
         counts["compare"] += B * n_steps
-        return code.astype(np.uint8), counts, np.full(B, n_steps, np.int64), (code & 1) == 0
+        return code.astype(np.uint8), counts, np.full(B, n_steps, np.int64), (code[-1:] & 1) == 0
     pos_nV, neg_nV = (p[t_idx] for p in nb.packets_nV(packet_uV))
     negative, steps, flipped = decrement_closed_form(q, off, pos_nV, neg_nV, None, s.max_steps)
     per_mvm = np.zeros(B, np.int64)
@@ -151,8 +151,8 @@ def _convert(model, s: MvmSettings, q: np.ndarray, t_idx: np.ndarray, packet_uV:
             per_mvm = steps.max(axis=1)
         counts["step"] = int(per_mvm.sum())
         counts["compare"] += counts["step"]
-        return encode_output(s, negative, steps), counts, per_mvm, negative ^ flipped
-    return encode_output(s, negative), counts, per_mvm, negative
+        return encode_output(s, negative, steps), counts, per_mvm, negative[-1:] ^ flipped[-1:]
+    return encode_output(s, negative), counts, per_mvm, negative[-1:]
 
 
 def _code_pulses_per_line(s: MvmSettings) -> int:
