@@ -213,6 +213,15 @@ class AnalogCore:
         vp, vn = self._volts(v_pos_mV, v_neg_mV)
         return self._charge(self.crossbar.integrate_folded(fd, x, t, vp, vn, z, x_max), fd.direction, fd.columns)
 
+    def folded_terms(self, fd, x: np.ndarray, t: int, v_pos_mV: float, v_neg_mV: float, x_max: int | None = None):
+        """What :meth:`mvm_charge_folded` computes before its element-wise part, for a compiled
+        kernel that finishes it with the same bits: (the exact line sums, the deviation's
+        constants, this batch's read-noise normals (z1, z2) or None)."""
+        z = self._draw_z(x.shape[0], fd.direction, fd.columns)
+        vp, vn = self._volts(v_pos_mV, v_neg_mV)
+        sums = self.crossbar.folded_sums(fd, x, t, z is not None, x_max)
+        return sums, self.crossbar.deviation_terms(fd.cols, sums.s_t, t, vp, vn), z
+
     def _charge(self, dev: np.ndarray, direction, columns) -> np.ndarray:
         sel = slice(0, self.n_outputs(direction)) if columns is None else np.asarray(columns)
         return self.neurons.charge_nV(0, dev, sel)

@@ -229,21 +229,40 @@ class Crossbar:
         """:meth:`integrate_dt` of the folded drive ``fd`` for compact inputs x (N, sources):
         the same exact line sums (hence the same bits), from matrices with one row per source
         instead of one per line. ``x_max``: a bound on |x| when known (saves a pass)."""
+        noise = z is not None and self.has_read_noise()
+        sums = self.folded_sums(fd, x, t, noise, x_max)
+        if noise:
+            z = _planes(z, x.shape[0], len(fd.cols.den))
+        return self._deviation(fd.cols, sums, v_pos_V, v_neg_V, z if noise else None, t)
+
+    def folded_sums(self, fd: "FoldedDrive", x: np.ndarray, t: int, noise: bool, x_max: int | None = None) -> "_LineSums":
+        """The exact line sums of a folded drive (the read-noise sums too with ``noise``)."""
         # x with a column of ones: the matrices' last row holds the constant lines' share
         xs = np.empty((x.shape[0], fd.n_sources + 1))
         xs[:, :-1] = x[:, fd.used]
         xs[:, -1] = 1
-        noise = z is not None and self.has_read_noise()
-        cols = fd.cols
-        C = len(cols.den)
+        C = len(fd.cols.den)
         x_max = None if x_max is None else max(int(x_max), 1)
         both = _exact_matmul(xs, fd.k_v if noise else fd.k, x_max)
-        sums = _LineSums(s_d=both[:, :C], s_t=t * cols.ksum)
+        sums = _LineSums(s_d=both[:, :C], s_t=t * fd.cols.ksum)
         if noise:
             sums.var_d = both[:, C:]
             sums.var_d2 = _exact_matmul(np.square(xs, out=xs), fd.v2, None if x_max is None else x_max * x_max)
-            z = _planes(z, xs.shape[0], C)
-        return self._deviation(cols, sums, v_pos_V, v_neg_V, z if noise else None, t)
+        return sums
+
+    def deviation_terms(self, cols: "_Columns", s_t: np.ndarray, t: int, v_pos_V: float, v_neg_V: float) -> dict:
+        """The per-line constants and scalars :meth:`_deviation` applies to the sums of a
+        uniformly driven MVM, as values (for a compiled kernel that must give its bits)."""
+        scale = 2.0 ** -self.params.coupling_frac_bits
+        alpha = 0.5 * (v_pos_V - v_neg_V)
+        B = 0.5 * (v_pos_V + v_neg_V)
+        step = cols.step
+        terms = dict(b_scale=B * scale, a0=(alpha * scale) * s_t)
+        if cols.var_den_q is not None:
+            terms.update(c_d2=step * B * B, c_d=step * 2 * alpha * B * t, p0=(step * alpha * alpha * t * t) * cols.var_den_q,
+                         c_cov=step * B, q0=(step * alpha * t) * cols.var_den_q, inv_var_den=cols.inv_var_den,
+                         sd_den=cols.sd_den, den=cols.den)
+        return terms
 
     def _columns(self, direction: Direction, columns) -> "_Columns":
         """The per-output-line terms of the evaluated lines (all, or ``columns``), cached."""
@@ -277,22 +296,29 @@ class Crossbar:
         scale = 2.0 ** -self.params.coupling_frac_bits
         alpha = 0.5 * (v_pos_V - v_neg_V)
         B = 0.5 * (v_pos_V + v_neg_V)
-        ideal = sums.s_d * (B * scale)
-        ideal += (alpha * scale) * sums.s_t
-        if z is None:
-            return ideal
-        z1, z2 = z
-        step = cols.step
-        var_num = sums.var_d2 * (step * B * B)
-        cov = sums.var_d * (step * B)
-        if t is None:
+        if t is not None:
+            c = self.deviation_terms(cols, sums.s_t, t, v_pos_V, v_neg_V)
+            ideal = sums.s_d * c["b_scale"]
+            ideal += c["a0"]
+            if z is None:
+                return ideal
+            var_num = sums.var_d2 * c["c_d2"]
+            var_num += sums.var_d * c["c_d"]
+            var_num += c["p0"]
+            cov = sums.var_d * c["c_cov"]
+            cov += c["q0"]
+        else:
+            step = cols.step
+            ideal = sums.s_d * (B * scale)
+            ideal += (alpha * scale) * sums.s_t
+            if z is None:
+                return ideal
+            var_num = sums.var_d2 * (step * B * B)
             var_num += (step * alpha * alpha) * sums.var_t2
             var_num += sums.var_td * (step * 2 * alpha * B)
+            cov = sums.var_d * (step * B)
             cov += (step * alpha) * sums.var_t
-        else:
-            var_num += sums.var_d * (step * 2 * alpha * B * t)
-            var_num += (step * alpha * alpha * t * t) * cols.var_den_q
-            cov += (step * alpha * t) * cols.var_den_q
+        z1, z2 = z
         rho = cov * cols.inv_var_den                         # regression of n1 on n2
         cov *= rho
         var_num -= cov
@@ -305,11 +331,12 @@ class Crossbar:
         rho += resid
         den = n2
         den += cols.den
-        if np.any(cols.den + cols.sd_den * z2.min(initial=0) <= 0):
+        if not cols.safe_for(z2):
             den[den <= 0] = np.inf                           # a non-physical draw reads the ideal
         rho /= den
         ideal += rho
         return ideal
+
 
 @dataclass
 class _Columns:
@@ -322,6 +349,10 @@ class _Columns:
     step: float = 1.0                   # the grid step, µS²
     sd_den: np.ndarray = None           # σ of Σ_i g_ij in one read
     inv_var_den: np.ndarray = None      # 1 / its variance (0 where it is 0)
+
+    def safe_for(self, z2: np.ndarray) -> bool:
+        """Whether D + σ_D z2 > 0 on every line for these normals (no draw to guard against)."""
+        return bool(np.all(self.den + self.sd_den * z2.min(initial=0) > 0))
 
 
 @dataclass

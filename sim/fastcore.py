@@ -14,8 +14,10 @@ import numpy as np
 from neurram.models.core import AnalogCore, pulse_counts
 from neurram.models.neuron import decrement_closed_form, sar_closed_form, stochastic_noise_nV
 from neurram.spec.analog import NOISE_PLANES, WARMUP_STEPS, seed_mix
-from neurram.spec.enums import Conversion, Direction, InputSource
+from neurram.spec.enums import Activation, Conversion, Direction, InputSource
 from neurram.spec.mvm import MvmSettings, encode_output, magnitude_bits
+
+from . import kernels
 
 __all__ = ["BatchResult", "run_batch", "recurrent_codes", "NoiseAutomaton"]
 
@@ -105,8 +107,11 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
             weight = sign[lines] * np.where(drive.source < 0, drive.constant, 1)
             fd = model.crossbar.fold(direction, lines, drive.source, weight, sensed)
             # codes reach the array as bit-planes: |code| < 2^magnitude_bits
-            q_sensed = model.mvm_charge_folded(fd, codes, pulses_per_mvm, v_pos_mV, v_neg_mV,
-                                               x_max=(1 << magnitude_bits(s)) - 1)
+            x_max = (1 << magnitude_bits(s)) - 1
+            if _kernel_covers(model, s, sensed, t_idx):
+                return _run_kernel(model, s, fd, codes, pulses_per_mvm, v_pos_mV, v_neg_mV, x_max, packet_uV,
+                                   t_idx, L)
+            q_sensed = model.mvm_charge_folded(fd, codes, pulses_per_mvm, v_pos_mV, v_neg_mV, x_max=x_max)
         else:
             codes = np.atleast_2d(np.asarray(codes))[:, :n_in]
             B = codes.shape[0]
@@ -126,6 +131,34 @@ def run_batch(model: AnalogCore, s: MvmSettings, *, codes=None, ternary=None, ma
     outputs = np.zeros((B, L), np.uint8)
     outputs[:, t_idx] = byte
     return BatchResult(outputs, counts, per_mvm, last_final)
+
+
+def _kernel_covers(model, s: MvmSettings, sensed, t_idx) -> bool:
+    """Whether the compiled kernel (sim/kernels.py) does this batch: the runtime's case."""
+    return (kernels.available() and model.crossbar.has_read_noise() and sensed.size == t_idx.size
+            and s.conversion in (Conversion.DECREMENT, Conversion.SIGN) and s.activation == Activation.NONE)
+
+
+def _run_kernel(model, s, fd, codes, pulses, v_pos_mV, v_neg_mV, x_max, packet_uV, t_idx, L) -> BatchResult:
+    """The compact batch through the compiled kernel: the bytes, counts and latched comparators
+    that the numpy path (mvm_charge_folded, then _convert) gives."""
+    sums, terms, z = model.folded_terms(fd, codes, pulses, v_pos_mV, v_neg_mV, x_max)
+    nb = model.neurons
+    pos_nV, neg_nV = (p[t_idx] for p in nb.packets_nV(packet_uV))
+    decrement = s.conversion == Conversion.DECREMENT
+    byte, per_mvm, last_flipped = kernels.convert(
+        sums, terms, z, not fd.cols.safe_for(z[1]), nb.gain_nV_per_V[t_idx], nb.v_sat_nV, nb.offset_nV[t_idx],
+        pos_nV, neg_nV, s.max_steps, decrement)
+    B = byte.shape[0]
+    counts = {"mvm": B, "pulse": B * pulses, "compare": B, "step": 0}
+    if decrement:
+        counts["step"] = int(per_mvm.sum())
+        counts["compare"] += counts["step"]
+    final = np.zeros(L, bool)
+    if B:
+        negative = byte[-1] >= 128
+        final[t_idx] = negative ^ last_flipped if decrement else negative
+    return BatchResult(byte, counts, per_mvm, final, columns=t_idx)
 
 
 def _convert(model, s: MvmSettings, q: np.ndarray, t_idx: np.ndarray, packet_uV: int, B: int, pulses: int):

@@ -161,3 +161,29 @@ def test_cores_are_built_when_first_touched():
     chip.clear_counters()
     assert len(fast.cores.built()) == 1                  # ... and nothing else
     assert fast.cores[47].model.seed == fast.core_seed(47)
+
+
+@pytest.mark.parametrize("mode", [MvmSettings(input_bits=3), MvmSettings(input_bits=4, input_signed=True),
+                                  MvmSettings(input_bits=2, conversion=Conversion.SIGN)], ids=["dec3", "dec4s", "sign"])
+def test_compiled_kernel_gives_the_numpy_bits(mode, monkeypatch):
+    """The optional numba kernel (sim/kernels.py) against the numpy path: 256 x 256, noise on."""
+    pytest.importorskip("numba", reason="the compiled kernel is the optional 'fast' extra")
+    from neurram.sim import kernels
+    rng = np.random.default_rng(9)
+    top = (1 << (mode.input_bits - int(mode.input_signed))) - 1
+    drive = _drive(rng, 110, top)
+    codes = rng.integers(-top if mode.input_signed else 0, top + 1, (300, 120))
+    runs = []
+    for kernel in ("numba", "numpy"):
+        monkeypatch.setenv("NEURRAM_KERNEL", kernel)
+        assert kernels.available() == (kernel == "numba")
+        fast, chip = _chip(AnalogParams(), byte_level=False)
+        out = chip.mvm_segment(0, codes, drive, mode)
+        runs.append((out, chip.counters(0), fast.cycles,
+                     fast.read_buffer(R.Space.SL_REG, 0, 0, FULL.words_per_ternary_vector),
+                     fast.read_buffer(R.Space.OUTPUT, 0, 0, FULL.batch_depth * 8 * FULL.words_per_line_vector)))
+    (a, *rest_a), (b, *rest_b) = runs
+    assert np.array_equal(a, b)
+    assert rest_a[0] == rest_b[0] and rest_a[1] == rest_b[1]
+    assert all(np.array_equal(u, v) for u, v in zip(rest_a[2:], rest_b[2:]))
+    assert len(np.unique(a)) > (1 if mode.conversion == Conversion.SIGN else 10)
