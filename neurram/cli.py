@@ -234,45 +234,43 @@ def _cmd_demo(args) -> int:
 
 
 def _register_run(subparsers) -> None:
+    from neurram.firmware.tasks import TASKS
+
     p = subparsers.add_parser("run", help="run a benchmark task on a chip",
-                              description="Run a benchmark task end to end on a chip target.")
-    p.add_argument("task", choices=["mnist"], help="the task")
-    _add_chip_arg(p)
-    p.add_argument("--data-dir", help="folder with mnist.npz or the MNIST idx files "
-                                      "(default: $NEURRAM_DATA_DIR, ../shared/datasets, ~/.cache/neurram)")
-    p.add_argument("--download", action="store_true", help="download MNIST (with checksums) if not found")
-    p.add_argument("--limit", type=int, help="only the first N test images")
-    p.add_argument("--json", help="also write the report as JSON to this file")
-    _add_workers_arg(p)
-    p.set_defaults(func=_cmd_run)
+                              description="Run a benchmark task end to end on a chip target: map, "
+                                          "program by write-verify, calibrate, infer, and print accuracy "
+                                          "next to software on the same data.")
+    tasks = p.add_subparsers(dest="task", metavar="task", required=True)
+    for name, (module, help_text) in TASKS.items():
+        t = tasks.add_parser(name, help=help_text, description=f"{name}: {help_text}.")
+        _add_chip_arg(t)
+        t.add_argument("--limit", type=_positive_int, help="only the first N test examples")
+        t.add_argument("--json", help="also write the report as JSON to this file")
+        _add_workers_arg(t)
+        _task_module(name).add_run_arguments(t)
+        t.set_defaults(func=_cmd_run)
+
+
+def _task_module(name: str):
+    import importlib
+
+    from neurram.firmware.tasks import TASKS
+
+    return importlib.import_module(f"neurram.firmware.tasks.{TASKS[name][0]}")
 
 
 def _cmd_run(args) -> int:
     import json
 
-    from neurram.firmware.datasets import load_mnist
     from neurram.targets import open_chip
-    from neurram.firmware.tasks.mnist import run_mnist
 
-    kw = {"download": True} if args.download else {}
-    x, y = load_mnist(args.data_dir, split="test", **kw)
-    x_cal, _ = load_mnist(args.data_dir, split="train", **kw)
-    if args.limit:
-        x, y = x[:args.limit], y[:args.limit]
+    task = _task_module(args.task)
     chip = open_chip(args.chip, seed=args.seed)
     print(f"chip: {chip.describe()} [target {args.chip}, seed {args.seed}]")
-    # The RTL simulation runs thousands of times slower: calibrate on fewer vectors there.
-    cal_vectors = 96 if args.chip.startswith("rtl") else 2048
-    report = run_mnist(chip, x, y, x_cal=x_cal[:64], progress=not args.quiet, calibration_vectors=cal_vectors,
-                       batch_images=1 if args.chip.startswith("rtl") else 50, workers=args.workers)
-    print(report.mapping_summary)
-    print(report.table())
+    summary = task.run_cli(args, chip)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"task": "mnist", "chip": args.chip, "seed": args.seed, "images": report.images,
-                       "accuracy": report.accuracy, "software_accuracy": report.software_accuracy,
-                       "images_per_s": report.images_per_s, "cores_used": report.cores_used,
-                       "unconverged_cells": report.unconverged_cells, "events": report.events}, f, indent=2)
+            json.dump({"task": args.task, "chip": args.chip, "seed": args.seed, **summary}, f, indent=2)
     return 0
 
 

@@ -1,1 +1,14 @@
-"""Benchmark tasks: MNIST (more to come: CIFAR-10, keyword spotting, RBM)."""
+"""Benchmark tasks, each runnable as ``neurram run TASK``.
+
+Every task module defines two functions, and the command line is built from :data:`TASKS`:
+
+    add_run_arguments(parser)   its own options (data, weights, checkpoint); the command line adds
+                                the common ones: --chip, --seed, --limit, --json, --workers, --quiet
+    run_cli(args, chip) -> dict runs the task end to end on an opened chip, prints its report and
+                                returns the JSON-able summary that ``--json`` writes
+"""
+
+#: task name -> (module under neurram.firmware.tasks, one-line help)
+TASKS: dict[str, tuple[str, str]] = {
+    "mnist": ("mnist", "the paper's 7-layer MNIST CNN (3-bit inputs and activations)"),
+}

@@ -18,7 +18,8 @@ from ..driver import Chip
 from ..mapper import map_network
 from ..runtime import Runtime
 
-__all__ = ["DEFAULT_WEIGHTS", "MnistReport", "run_mnist", "load_default_network"]
+__all__ = ["DEFAULT_WEIGHTS", "MnistReport", "run_mnist", "load_default_network", "add_run_arguments",
+           "run_cli"]
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "mnist_cnn.npz"
 
@@ -99,3 +100,32 @@ def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | Non
         events=events, mvms=sum(l.mvms for l in result.layers), chip_cycles=result.chip_cycles,
         layers=result.layers, mapping_summary=mapping.summary(),
         calibration=cal.summary() if cal is not None else "", seconds_calibration=t_cal)
+
+
+# -- neurram run mnist -----------------------------------------------------------------------
+
+def add_run_arguments(p) -> None:
+    p.add_argument("--data-dir", help="folder with mnist.npz or the MNIST idx files "
+                                      "(default: $NEURRAM_DATA_DIR, ../shared/datasets, ~/.cache/neurram)")
+    p.add_argument("--download", action="store_true", help="download MNIST (with checksums) if not found")
+
+
+def run_cli(args, chip: Chip) -> dict:
+    from ..datasets import load_mnist
+
+    kw = {"download": True} if args.download else {}
+    x, y = load_mnist(args.data_dir, split="test", **kw)
+    x_cal, _ = load_mnist(args.data_dir, split="train", **kw)
+    if args.limit:
+        x, y = x[:args.limit], y[:args.limit]
+    rtl = args.chip.startswith("rtl")
+    # The RTL simulation runs thousands of times slower: calibrate on fewer vectors there.
+    report = run_mnist(chip, x, y, x_cal=x_cal[:64], progress=not args.quiet,
+                       calibration_vectors=96 if rtl else 2048, batch_images=1 if rtl else 50,
+                       workers=args.workers)
+    print(report.mapping_summary)
+    print(report.table())
+    return {"images": report.images, "accuracy": report.accuracy,
+            "software_accuracy": report.software_accuracy, "images_per_s": report.images_per_s,
+            "cores_used": report.cores_used, "unconverged_cells": report.unconverged_cells,
+            "events": report.events}
