@@ -112,6 +112,8 @@ import numpy as np
 
 from neurram.spec.enums import PulsePolarity
 
+from .rng import normal_planes
+
 __all__ = ["RRAMParams", "RRAMArray", "relaxation_sigma_uS", "AIHWKIT_WAN2022_COEFFS",
            "CROSSSIM_WAN_COEFFS", "aihwkit_wan2022_sigma_uS", "crosssim_wan_sigma_uS",
            "layer_targets", "fit_relaxation_curve", "SET", "RESET"]
@@ -395,6 +397,14 @@ class RRAMArray:
         self._g_prog = self._g.copy()
         self._dev = np.zeros(shape)
         self._t = np.full(shape, np.inf)
+        # Per-cell event counters: the cycle-to-cycle draw of a cell's k-th programming pulse and
+        # the noise of its k-th read are functions of (array key, cell, k) (models/rng.py), so any
+        # order of cells -- one at a time through the RTL's write-verify engine, or all at once in
+        # the fast model -- gives every cell the same history. (The pulse count is also the cell's
+        # endurance cycle count.)
+        self._key = int(self.rng.integers(0, 2 ** 63))
+        self._pulse_count = np.zeros(shape, np.int64)
+        self._read_count = np.zeros(shape, np.int64)
 
     # -- state -------------------------------------------------------------------------------------
     @property
@@ -414,6 +424,22 @@ class RRAMArray:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.rows, self.cols)
+
+    @property
+    def pulse_count(self) -> np.ndarray:
+        """(rows, cols) programming pulses each cell has received (its endurance cycles)."""
+        v = self._pulse_count.view()
+        v.setflags(write=False)
+        return v
+
+    def _cell_normals(self, stream: int, lin: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """One standard normal per (cell, its event number) of a stream (0 pulses, 1 reads);
+        counts advance by one for each cell drawn."""
+        k = counts.reshape(-1)[lin]
+        counts.reshape(-1)[lin] = k + 1
+        index = k.astype(np.uint64) * np.uint64(self.rows * self.cols) + lin.astype(np.uint64)
+        return normal_planes(self._key ^ (0x5851F42D4C957F2D * (stream + 1) & (2 ** 64 - 1)),
+                             index, np.zeros(1, np.uint64))[0][:, 0]
 
     def set_conductance(self, g_uS) -> None:
         """Set every cell directly (no programming physics; "ideal programming" and tests).
@@ -473,9 +499,10 @@ class RRAMArray:
             raise ValueError("apply_pulses: a cell appears more than once in one call")
         p = self.params
         if p.ideal:
+            self._pulse_count.reshape(-1)[lin] += 1
             c2c = np.ones(n)
         else:
-            c2c = np.exp(p.c2c_sigma_ln * self.rng.standard_normal(n) - 0.5 * p.c2c_sigma_ln ** 2)
+            c2c = np.exp(p.c2c_sigma_ln * self._cell_normals(0, lin, self._pulse_count) - 0.5 * p.c2c_sigma_ln ** 2)
         g = self._g.ravel()[lin]
         is_set = pol == SET
         # SET: toward the compliance conductance.
@@ -524,7 +551,15 @@ class RRAMArray:
         if self.params.ideal:
             return g.copy()
         sigma = self.read_noise_sigma_uS(g, v)
-        return np.maximum(g + sigma * self.rng.standard_normal(g.shape), 0.0)
+        lin = (r * self.cols + c).reshape(-1)
+        if lin.size > 1 and np.unique(lin).size != lin.size:
+            # the same cell twice in one call: successive reads, in the order given
+            z = np.empty(lin.size)
+            for i, cell in enumerate(lin):
+                z[i] = self._cell_normals(1, np.array([cell]), self._read_count)[0]
+        else:
+            z = self._cell_normals(1, lin, self._read_count)
+        return np.maximum(g + sigma * z.reshape(g.shape), 0.0)
 
     # -- time --------------------------------------------------------------------------------------
     def relaxation_sigma_uS(self, g_uS, seconds) -> np.ndarray:
