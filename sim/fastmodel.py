@@ -277,6 +277,8 @@ class FastChip:
     def _cell_command(self, program: bool) -> None:
         i = self._cell_core()
         enabled = i < self.config.n_cores and self._mask_bits("CORE_ENABLE")[i]
+        # A read at 0 mV measures nothing: refused like a disabled core (CELL_RESULT keeps its value).
+        enabled = enabled and (program or self._reg("CELL_TIMING")["read_mV"] > 0)
         self._status["config_error"] = int(not enabled)
         if not enabled:
             self._status.update(cell_busy=0, cell_done=1)
