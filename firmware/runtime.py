@@ -99,7 +99,8 @@ class Runtime:
         into a bad-row table and the network is mapped again onto spare rows, then programmed
         again (docs/chip.md §3: per-die bad-row tables, spare rows swapped in)."""
         self._program_once(progress, write_verify_config)
-        for _ in range(3 if repair else 0):            # spare rows can hold bad cells too
+        for _ in range(8 if repair else 0):            # spare rows can hold bad cells too: a stuck cell
+            # shows only once a weight needs it, so each remapping can find a few more
             bad = self.bad_rows(write_verify_config)
             known = self.mapping.bad_rows
             if all(bad.get(c, set()) <= known.get(c, set()) for c in bad):

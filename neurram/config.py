@@ -65,6 +65,9 @@ class ChipConfig:
     clock_gating: bool = True
     #: Digital clock frequency in Hz (NeuRRAM test setup: 100 MHz FPGA).
     clock_hz: float = 100e6
+    #: Rows of cells one on-chip write-verify operation programs (its WV_CELLS buffer holds
+    #: ``wv_rows x cols`` targets per core).
+    wv_rows: int = 4
 
     def __post_init__(self):
         cr, cc = self.core_grid
@@ -85,6 +88,8 @@ class ChipConfig:
             problems.append(f"pulse_multiplier_max={self.pulse_multiplier_max} must be within 1..255")
         if not 1 <= self.batch_depth <= 4096:
             problems.append(f"batch_depth={self.batch_depth} must be within 1..4096")
+        if not 1 <= self.wv_rows <= min(64, self.rows):
+            problems.append(f"wv_rows={self.wv_rows} must be within 1..min(64, rows)")
         unknown = set(self.conversions) - set(CONVERSIONS)
         if unknown or "sign" not in self.conversions:
             problems.append(f"conversions={self.conversions} must include 'sign' and only use {CONVERSIONS}")

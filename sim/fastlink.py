@@ -36,6 +36,7 @@ class FastLink:
         self.capabilities = LinkCapabilities(cycles=lambda: self.chip.cycles, mvm_stream=self.mvm_stream,
                                              mvm_segment=self.mvm_segment, cell_pulses=self.cell_pulses,
                                              cell_reads=self.cell_reads, skip_mvms=chip.skip_mvms,
+                                             write_verify_rows=self.write_verify_rows,
                                              add_events=chip.add_events)
         self.address_map = AddressMap.from_config(chip.config)
         self.frames = 0            # frames the equivalent byte protocol would have carried
@@ -100,6 +101,11 @@ class FastLink:
     def cell_reads(self, core, rows, cols, read_mV) -> np.ndarray:
         self.frames += 4 * len(rows)
         return self.chip.cell_reads(core, rows, cols, read_mV)
+
+    def write_verify_rows(self, core: int, row: int, words) -> np.ndarray:
+        # frames per operation: targets, CELL_ADDR, WV_LIMITS, CTRL, one STATUS poll, results
+        self.frames += 6 * -(-(np.size(words) // self.chip.config.cols) // self.chip.config.wv_rows)
+        return self.chip.write_verify_rows(core, row, words)
 
 
 def open_fast_chip(config=None, params=None, seed: int = 0, age_s: float = 0.0) -> FastLink:

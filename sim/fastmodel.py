@@ -26,6 +26,7 @@ from neurram.spec.enums import Conversion, Direction, InputSource, PulsePolarity
 from neurram.spec.errors import ChipError
 from neurram.spec.mvm import MvmSettings, start_ok
 from neurram.spec.protocol import DEFAULT_MAX_WORDS, AddressMap, ProtocolServer, split_address
+from neurram.spec import writeverify as wv
 
 from .fastcore import NoiseAutomaton, run_batch
 
@@ -65,6 +66,7 @@ class _Core:
     batch_index: int = 0
     automaton: object = None
     programmed: bool = False          # cells programmed since the last relaxation
+    wv_words: np.ndarray = None       # the WV_CELLS buffer
 
 
 class _Cores:
@@ -136,7 +138,8 @@ class FastChip:
                      bl_act=np.zeros(c.rows, bool), bl_neg=np.zeros(c.rows, bool),
                      sl_act=np.zeros(c.cols, bool), sl_neg=np.zeros(c.cols, bool),
                      mask=np.ones(L, bool), polarity=np.zeros(L, bool),
-                     counters={k: 0 for k in _COUNTERS}, automaton=NoiseAutomaton(L))
+                     counters={k: 0 for k in _COUNTERS}, automaton=NoiseAutomaton(L),
+                     wv_words=np.zeros(c.wv_rows * c.cols, np.uint32))
 
     def _reg(self, name: str, i: int = 0) -> dict:
         return R.unpack(name, self._regs[R.REGISTERS[name].address(i)])
@@ -213,6 +216,8 @@ class FastChip:
                 core.counters = {k: 0 for k in _COUNTERS}
         if fields["cell_program"] or fields["cell_read"]:
             self._cell_command(bool(fields["cell_program"]))
+        elif fields["wv_start"]:
+            self._wv_command()
         if fields["start"]:
             self._start()
 
@@ -225,6 +230,8 @@ class FastChip:
         name = R.Space(space).name
         if name == "INPUT":
             src = k.input_words
+        elif name == "WV_CELLS":
+            src = k.wv_words
         elif name == "OUTPUT":
             src = k.output_words
         elif name in ("BL_REG", "SL_REG"):
@@ -248,8 +255,9 @@ class FastChip:
         name = R.Space(space).name
         for i in targets:
             k = self.cores[i]
-            if name == "INPUT":
-                k.input_words[offset:offset + words.size] = words[: max(0, k.input_words.size - offset)]
+            if name in ("INPUT", "WV_CELLS"):
+                dst = k.input_words if name == "INPUT" else k.wv_words
+                dst[offset:offset + words.size] = words[: max(0, dst.size - offset)]
             elif name in ("BL_REG", "SL_REG"):
                 act, neg = (k.bl_act, k.bl_neg) if name == "BL_REG" else (k.sl_act, k.sl_neg)
                 cur = layout.ternary_to_words(np.where(act, np.where(neg, -1, 1), 0), c.words_per_ternary_vector)
@@ -522,6 +530,79 @@ class FastChip:
             "CELL_TIMING", width_ns=int(width_ns) if width_ns is not None else t["width_ns"],
             read_mV=int(read_mV) if read_mV is not None else t["read_mV"])
 
+    # -- the on-chip write-verify engine ---------------------------------------------------------
+    def _wv_settings(self, row: int, rows: int):
+        """(fields, ok) of an operation on ``rows`` rows from ``row`` with the present registers."""
+        f = wv.wv_fields(self._reg)
+        f["rows"] = rows
+        t = self._reg("CELL_TIMING")
+        ok = bool(wv.wv_start_ok(_Fields(f), self.config, row, t["read_mV"], t["width_ns"]))
+        return f, t, ok
+
+    def _wv_command(self) -> None:
+        """CTRL.wv_start: the engine programs the pending cells of WV_CELLS on CELL_ADDR.row and
+        the WV_LIMITS.rows - 1 rows below it, and replaces their words with results."""
+        i, row = self._cell_core(), self._reg("CELL_ADDR")["row"]
+        f, t, ok = self._wv_settings(row, self._reg("WV_LIMITS")["rows"])
+        ok = ok and i < self.config.n_cores and bool(self._mask_bits("CORE_ENABLE")[i])
+        self._status.update(cell_busy=0, cell_done=1, config_error=int(not ok))
+        if ok:
+            k = self.cores[i]
+            n = f["rows"] * self.config.cols
+            k.wv_words[:n] = self._wv_run(k, row, k.wv_words[:n], f, t)
+
+    def _wv_run(self, k: _Core, row: int, words: np.ndarray, f: dict, t: dict) -> np.ndarray:
+        """Run the engine over ``words`` (row-major from ``row``); returns the words after it.
+        Each cell's pulses and reads draw from the cell's own counters (models.device), so the
+        cells run at once here give the bits the RTL's one-at-a-time engine gives."""
+        tgt = wv.unpack_targets(words)
+        idx = np.flatnonzero(tgt["pending"])
+        out = words.copy()
+        if idx.size == 0:
+            return out
+        cols = self.config.cols
+        rep = wv.write_verify_codes(_EngineCells(k.model, t["read_mV"]), row + idx // cols, idx % cols,
+                                    tgt["g_10nS"][idx], tgt["tol_10nS"][idx],
+                                    wv.engine_config(f, t["width_ns"]))
+        status = np.where(rep.converged, wv.WvStatus.CONVERGED,
+                          np.where(rep.fail_reason == wv.FAIL_ROUNDS, wv.WvStatus.FAIL_ROUNDS,
+                                   wv.WvStatus.FAIL_TOP_PULSES))
+        out[idx] = wv.result_word(rep.final_g.astype(np.int64), rep.pulses, status)
+        k.counters["program"] += int(rep.pulses.sum())
+        k.counters["read"] += rep.reads
+        k.programmed = True
+        # CELL_RESULT: the engine's last read, which is of its last cell.
+        k.cell_result, k.cell_valid = int(rep.final_g[-1]), 1
+        return out
+
+    def write_verify_rows(self, core: int, row: int, words) -> np.ndarray:
+        """Equivalent of the operations {write WV_CELLS, CELL_ADDR, WV_LIMITS.rows, CTRL.wv_start,
+        read WV_CELLS} over consecutive blocks of ``wv_rows`` rows from ``row`` (``words`` row-major,
+        any whole number of rows): returns the result words of every row."""
+        c = self.config
+        words = np.asarray(words, np.uint32).reshape(-1)
+        n_rows = words.size // c.cols
+        blocks = [(r, min(c.wv_rows, row + n_rows - r)) for r in range(row, row + n_rows, c.wv_rows)]
+        ok = core < c.n_cores and bool(self._mask_bits("CORE_ENABLE")[core]) and words.size == n_rows * c.cols
+        for r, n in blocks:
+            ok = ok and self._wv_settings(r, n)[2]
+        if not ok or not blocks:
+            self._status["config_error"] = 1
+            raise_refused("write-verify operation refused: is the core enabled, are the rows inside the "
+                          "array and the WV registers a valid procedure?")
+        k = self.cores[core]
+        f, t, _ = self._wv_settings(row, n_rows)
+        out = self._wv_run(k, row, words, f, t)
+        last_row, last_n = blocks[-1]
+        last = out[(last_row - row) * c.cols:]
+        k.wv_words[:last.size] = last
+        self._regs[R.REGISTERS["CELL_ADDR"].address()] = R.pack("CELL_ADDR", **{**self._reg("CELL_ADDR"),
+                                                                              "core": core, "row": last_row})
+        self._regs[R.REGISTERS["WV_LIMITS"].address()] = R.pack("WV_LIMITS", **{**self._reg("WV_LIMITS"),
+                                                                              "rows": last_n})
+        self._status.update(cell_busy=0, cell_done=1, config_error=0)
+        return out
+
     def cell_pulses(self, core, rows, cols, polarity, amplitude_mV, width_ns, gate_mV) -> None:
         """Equivalent of one {CELL_ADDR, CELL_PULSE, CELL_TIMING, CTRL.cell_program} per cell."""
         rows, cols = np.asarray(rows), np.asarray(cols)
@@ -571,3 +652,24 @@ class ChipProtocolEngine(ProtocolServer):
     def __init__(self, chip: FastChip, max_words: int = DEFAULT_MAX_WORDS):
         super().__init__(chip.read, chip.write, AddressMap.from_config(chip.config), max_words)
         self.chip = chip
+
+
+class _Fields:
+    """Attribute access to a dict of register fields (for the spec's start checks)."""
+
+    def __init__(self, d: dict):
+        self.__dict__.update(d)
+
+
+class _EngineCells:
+    """The engine's view of a core's cells: pulses, and reads as 10 nS codes (as CELL_RESULT)."""
+
+    def __init__(self, model: AnalogCore, read_mV: int):
+        self.model, self.read_mV = model, read_mV
+
+    def read_cells(self, rows, cols) -> np.ndarray:
+        return np.asarray(self.model.read_cell(rows, cols, self.read_mV), np.float64)
+
+    def pulse_cells(self, rows, cols, polarity, amplitude_mV, width_ns, gate_mV) -> None:
+        self.model.program_pulse(rows, cols, polarity, amplitude_mV, width_ns, gate_mV)
+

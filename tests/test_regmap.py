@@ -69,10 +69,10 @@ def expected_id(config):
         "GEOMETRY": cr | (cc << 4) | (config.rows << 8) | (config.cols << 20),
         "PRECISION": (config.input_bits_max | (config.output_bits_max << 4)
                       | (config.max_steps_limit << 8) | (config.pulse_multiplier_max << 16)),
-        "BUFFERS": config.batch_depth,
+        "BUFFERS": config.batch_depth | (config.wv_rows << 16),
         "FEATURES": (("sign" in conv) | (("decrement" in conv) << 1) | (("sar" in conv) << 2)
                      | (1 << 3) | (1 << 4) | (config.stochastic_neurons << 5)
-                     | (config.clock_gating << 6) | (1 << 7)),
+                     | (config.clock_gating << 6) | (1 << 7) | (1 << 8)),
         "CLOCK": round(config.clock_hz / 1000),
     }
 
@@ -155,7 +155,7 @@ def test_reset_values(config):
                     assert value == r.reset, f"{r.name}[{i}] port resets to {value:#x}"
         assert ctx.get(dut.ctrl.as_value()) == 0
         # Unmapped addresses, including the holes of the per-core block.
-        for addr in (0x007, 0x00E, 0x00F, 0x014, 0x01A, 0x024, 0x0FF, 0x103, 0x107, 0x10F,
+        for addr in (0x007, 0x00E, 0x00F, 0x014, 0x01A, 0x029, 0x0FF, 0x103, 0x107, 0x10F,
                      0x100 + 0x10 * config.n_cores, 0x4FF, 0x500, 0x8000, 0xFFFF):
             assert await bus.read(addr) == 0, f"unmapped {addr:#x} reads non-zero"
 
@@ -368,7 +368,7 @@ def test_host_register_objects():
             with pytest.raises(ValueError):
                 f.put(f.max + 1)
     assert {b.name: int(b.space) for b in BUFS} == {m.name: int(m) for m in enums.Space if m.name != "REGISTERS"}
-    assert [b.words_per_core(ChipConfig()) for b in BUFS] == [16 * 9 * 8, 16 * 8 * 8, 16, 16, 8, 8]
+    assert [b.words_per_core(ChipConfig()) for b in BUFS] == [16 * 9 * 8, 16 * 8 * 8, 16, 16, 8, 8, 4 * 256]
     assert rm.address(enums.Space.INPUT, 5, 17) == (1 << 28) | (5 << 22) | 17
     assert rm.split_address(rm.address(enums.Space.POLARITY, 63, 4000)) == (6, 63, 4000)
 

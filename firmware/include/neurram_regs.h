@@ -30,6 +30,7 @@
 #define NEURRAM_SPACE_SL_REG 4u  /* RW: The source-line-side ternary register (latches SL neurons forward, drives SLs backward). Words per core: 2 * words_per_line_vector. */
 #define NEURRAM_SPACE_NEURON_MASK 5u  /* RW: Neurons tracked by the conversion; untracked neurons count as done from the start: they read 0 and their entry of the output-side register keeps its value. Words per core: words_per_line_vector. */
 #define NEURRAM_SPACE_POLARITY 6u  /* RW: Input lines whose drive is inverted (the G- row of a differential pair is driven with -x). Words per core: words_per_line_vector. */
+#define NEURRAM_SPACE_WV_CELLS 7u  /* RW: Per-cell targets of the write-verify engine; the engine replaces each with its result. Words per core: wv_rows * cols. */
 
 /* Per-core register block: register k of core c is at CORE_BASE + CORE_STRIDE * c + k. */
 #define NEURRAM_CORE_BASE 0x100u
@@ -58,6 +59,12 @@
 /* PulsePolarity: Kind of programming pulse (docs/chip.md §3). */
 #define NEURRAM_PULSE_POLARITY_SET 0u  /* bitline pulse, wordline at the compliance voltage: conductance rises */
 #define NEURRAM_PULSE_POLARITY_RESET 1u  /* source-line pulse, wordline at 5 V: conductance falls */
+
+/* WvStatus: Outcome of one cell in the on-chip write-verify engine (docs/chip.md §3). */
+#define NEURRAM_WV_STATUS_NOT_RUN 0u  /* the cell was not marked for programming */
+#define NEURRAM_WV_STATUS_CONVERGED 1u  /* confirmed inside its window */
+#define NEURRAM_WV_STATUS_FAIL_ROUNDS 2u  /* failed: it would need more than the round budget */
+#define NEURRAM_WV_STATUS_FAIL_TOP_PULSES 3u  /* failed: a round spent its top-amplitude pulses without crossing */
 
 /* CHIP_ID (RO, 0x000): Identifies a NeuRRAM-compatible chip. */
 #define NEURRAM_CHIP_ID_ADDR 0x000u
@@ -125,15 +132,19 @@
 
 /* BUFFERS (RO, 0x004): Batch buffer sizes. */
 #define NEURRAM_BUFFERS_ADDR 0x004u
-#define NEURRAM_BUFFERS_RESET 0x00000010u
+#define NEURRAM_BUFFERS_RESET 0x00040010u
 #define NEURRAM_BUFFERS_BATCH_DEPTH_SHIFT 0u  /* batch_depth [12:0] (vectors): Input and output buffer depth per core. */
 #define NEURRAM_BUFFERS_BATCH_DEPTH_WIDTH 13u
 #define NEURRAM_BUFFERS_BATCH_DEPTH_MASK 0x00001FFFu
 #define NEURRAM_BUFFERS_BATCH_DEPTH_RESET 16u
+#define NEURRAM_BUFFERS_WV_ROWS_SHIFT 16u  /* wv_rows [22:16] (rows): Rows of targets the write-verify buffer holds per core. */
+#define NEURRAM_BUFFERS_WV_ROWS_WIDTH 7u
+#define NEURRAM_BUFFERS_WV_ROWS_MASK 0x007F0000u
+#define NEURRAM_BUFFERS_WV_ROWS_RESET 4u
 
 /* FEATURES (RO, 0x005): Supported modes, one bit each. */
 #define NEURRAM_FEATURES_ADDR 0x005u
-#define NEURRAM_FEATURES_RESET 0x000000FFu
+#define NEURRAM_FEATURES_RESET 0x000001FFu
 #define NEURRAM_FEATURES_CONV_SIGN_SHIFT 0u  /* conv_sign [0]: Sign conversion. */
 #define NEURRAM_FEATURES_CONV_SIGN_WIDTH 1u
 #define NEURRAM_FEATURES_CONV_SIGN_MASK 0x00000001u
@@ -166,6 +177,10 @@
 #define NEURRAM_FEATURES_CELL_ACCESS_WIDTH 1u
 #define NEURRAM_FEATURES_CELL_ACCESS_MASK 0x00000080u
 #define NEURRAM_FEATURES_CELL_ACCESS_RESET 1u
+#define NEURRAM_FEATURES_WV_ENGINE_SHIFT 8u  /* wv_engine [8]: On-chip write-verify engine (CTRL.wv_start, WV_CELLS). */
+#define NEURRAM_FEATURES_WV_ENGINE_WIDTH 1u
+#define NEURRAM_FEATURES_WV_ENGINE_MASK 0x00000100u
+#define NEURRAM_FEATURES_WV_ENGINE_RESET 1u
 
 /* CLOCK (RO, 0x006): Digital clock frequency. */
 #define NEURRAM_CLOCK_ADDR 0x006u
@@ -198,6 +213,10 @@
 #define NEURRAM_CTRL_CELL_READ_WIDTH 1u
 #define NEURRAM_CTRL_CELL_READ_MASK 0x00000010u
 #define NEURRAM_CTRL_CELL_READ_RESET 0u
+#define NEURRAM_CTRL_WV_START_SHIFT 5u  /* wv_start [5]: Write-verify the cells of WV_CELLS on rows CELL_ADDR.row .. + WV_LIMITS.rows - 1 of the core in CELL_ADDR (it must be enabled and idle). */
+#define NEURRAM_CTRL_WV_START_WIDTH 1u
+#define NEURRAM_CTRL_WV_START_MASK 0x00000020u
+#define NEURRAM_CTRL_WV_START_RESET 0u
 
 /* STATUS (RO, 0x009): Chip status word. */
 #define NEURRAM_STATUS_ADDR 0x009u
@@ -210,7 +229,7 @@
 #define NEURRAM_STATUS_DONE_WIDTH 1u
 #define NEURRAM_STATUS_DONE_MASK 0x00000002u
 #define NEURRAM_STATUS_DONE_RESET 0u
-#define NEURRAM_STATUS_CELL_BUSY_SHIFT 2u  /* cell_busy [2]: A cell program or read is in progress. */
+#define NEURRAM_STATUS_CELL_BUSY_SHIFT 2u  /* cell_busy [2]: A cell program, read or write-verify operation is in progress. */
 #define NEURRAM_STATUS_CELL_BUSY_WIDTH 1u
 #define NEURRAM_STATUS_CELL_BUSY_MASK 0x00000004u
 #define NEURRAM_STATUS_CELL_BUSY_RESET 0u
@@ -218,7 +237,7 @@
 #define NEURRAM_STATUS_CELL_DONE_WIDTH 1u
 #define NEURRAM_STATUS_CELL_DONE_MASK 0x00000008u
 #define NEURRAM_STATUS_CELL_DONE_RESET 0u
-#define NEURRAM_STATUS_CONFIG_ERROR_SHIFT 4u  /* config_error [4]: The last command was refused: CTRL.start with a bad MVM_CONFIG, BATCH or selection, or a cell command to a disabled core. */
+#define NEURRAM_STATUS_CONFIG_ERROR_SHIFT 4u  /* config_error [4]: The last command was refused: CTRL.start with a bad MVM_CONFIG, BATCH or selection, a cell command to a disabled core, or a write-verify operation outside the array or buffer. */
 #define NEURRAM_STATUS_CONFIG_ERROR_WIDTH 1u
 #define NEURRAM_STATUS_CONFIG_ERROR_MASK 0x00000010u
 #define NEURRAM_STATUS_CONFIG_ERROR_RESET 0u
@@ -384,6 +403,78 @@
 #define NEURRAM_CELL_RESULT_VALID_WIDTH 1u
 #define NEURRAM_CELL_RESULT_VALID_MASK 0x00010000u
 #define NEURRAM_CELL_RESULT_VALID_RESET 0u
+
+/* WV_SET (RW, 0x024): SET ramp of the write-verify engine. */
+#define NEURRAM_WV_SET_ADDR 0x024u
+#define NEURRAM_WV_SET_RESET 0x64CE44B0u
+#define NEURRAM_WV_SET_SET_START_MV_SHIFT 0u  /* set_start_mV [11:0] (mV): First SET amplitude of a round. */
+#define NEURRAM_WV_SET_SET_START_MV_WIDTH 12u
+#define NEURRAM_WV_SET_SET_START_MV_MASK 0x00000FFFu
+#define NEURRAM_WV_SET_SET_START_MV_RESET 1200u
+#define NEURRAM_WV_SET_SET_STOP_MV_SHIFT 12u  /* set_stop_mV [23:12] (mV): Top SET amplitude. */
+#define NEURRAM_WV_SET_SET_STOP_MV_WIDTH 12u
+#define NEURRAM_WV_SET_SET_STOP_MV_MASK 0x00FFF000u
+#define NEURRAM_WV_SET_SET_STOP_MV_RESET 3300u
+#define NEURRAM_WV_SET_STEP_MV_SHIFT 24u  /* step_mV [31:24] (mV): Amplitude increment per pulse within a round. */
+#define NEURRAM_WV_SET_STEP_MV_WIDTH 8u
+#define NEURRAM_WV_SET_STEP_MV_MASK 0xFF000000u
+#define NEURRAM_WV_SET_STEP_MV_RESET 100u
+
+/* WV_RESET (RW, 0x025): RESET ramp of the write-verify engine. */
+#define NEURRAM_WV_RESET_ADDR 0x025u
+#define NEURRAM_WV_RESET_RESET 0x00CE44B0u
+#define NEURRAM_WV_RESET_RESET_START_MV_SHIFT 0u  /* reset_start_mV [11:0] (mV): First RESET amplitude of a round. */
+#define NEURRAM_WV_RESET_RESET_START_MV_WIDTH 12u
+#define NEURRAM_WV_RESET_RESET_START_MV_MASK 0x00000FFFu
+#define NEURRAM_WV_RESET_RESET_START_MV_RESET 1200u
+#define NEURRAM_WV_RESET_RESET_STOP_MV_SHIFT 12u  /* reset_stop_mV [23:12] (mV): Top RESET amplitude. */
+#define NEURRAM_WV_RESET_RESET_STOP_MV_WIDTH 12u
+#define NEURRAM_WV_RESET_RESET_STOP_MV_MASK 0x00FFF000u
+#define NEURRAM_WV_RESET_RESET_STOP_MV_RESET 3300u
+
+/* WV_GATE (RW, 0x026): Wordline voltages of the write-verify engine. */
+#define NEURRAM_WV_GATE_ADDR 0x026u
+#define NEURRAM_WV_GATE_RESET 0x027109C4u
+#define NEURRAM_WV_GATE_SET_GATE_MV_SHIFT 0u  /* set_gate_mV [12:0] (mV): Wordline during SET (the compliance). */
+#define NEURRAM_WV_GATE_SET_GATE_MV_WIDTH 13u
+#define NEURRAM_WV_GATE_SET_GATE_MV_MASK 0x00001FFFu
+#define NEURRAM_WV_GATE_SET_GATE_MV_RESET 2500u
+#define NEURRAM_WV_GATE_RESET_GATE_MV_SHIFT 13u  /* reset_gate_mV [25:13] (mV): Wordline during RESET. */
+#define NEURRAM_WV_GATE_RESET_GATE_MV_WIDTH 13u
+#define NEURRAM_WV_GATE_RESET_GATE_MV_MASK 0x03FFE000u
+#define NEURRAM_WV_GATE_RESET_GATE_MV_RESET 5000u
+
+/* WV_LIMITS (RW, 0x027): Budgets and size of a write-verify operation. */
+#define NEURRAM_WV_LIMITS_ADDR 0x027u
+#define NEURRAM_WV_LIMITS_RESET 0x00121E28u
+#define NEURRAM_WV_LIMITS_MAX_ROUNDS_SHIFT 0u  /* max_rounds [7:0] (rounds): SET or RESET rounds per cell at most. */
+#define NEURRAM_WV_LIMITS_MAX_ROUNDS_WIDTH 8u
+#define NEURRAM_WV_LIMITS_MAX_ROUNDS_MASK 0x000000FFu
+#define NEURRAM_WV_LIMITS_MAX_ROUNDS_RESET 40u
+#define NEURRAM_WV_LIMITS_MAX_TOP_PULSES_SHIFT 8u  /* max_top_pulses [15:8] (pulses): Pulses at the top amplitude after which a round fails its cell. */
+#define NEURRAM_WV_LIMITS_MAX_TOP_PULSES_WIDTH 8u
+#define NEURRAM_WV_LIMITS_MAX_TOP_PULSES_MASK 0x0000FF00u
+#define NEURRAM_WV_LIMITS_MAX_TOP_PULSES_RESET 30u
+#define NEURRAM_WV_LIMITS_CONFIRM_READS_SHIFT 16u  /* confirm_reads [19:16] (reads): Reads inside the window that accept a cell. */
+#define NEURRAM_WV_LIMITS_CONFIRM_READS_WIDTH 4u
+#define NEURRAM_WV_LIMITS_CONFIRM_READS_MASK 0x000F0000u
+#define NEURRAM_WV_LIMITS_CONFIRM_READS_RESET 2u
+#define NEURRAM_WV_LIMITS_ROWS_SHIFT 20u  /* rows [26:20] (rows): Rows of one operation, from CELL_ADDR.row (1..BUFFERS.wv_rows). */
+#define NEURRAM_WV_LIMITS_ROWS_WIDTH 7u
+#define NEURRAM_WV_LIMITS_ROWS_MASK 0x07F00000u
+#define NEURRAM_WV_LIMITS_ROWS_RESET 1u
+
+/* WV_OFF (RW, 0x028): Write-verify of "off" cells (targets below g_off). */
+#define NEURRAM_WV_OFF_ADDR 0x028u
+#define NEURRAM_WV_OFF_RESET 0x000649C4u
+#define NEURRAM_WV_OFF_OFF_START_MV_SHIFT 0u  /* off_start_mV [11:0] (mV): First RESET amplitude for off targets. */
+#define NEURRAM_WV_OFF_OFF_START_MV_WIDTH 12u
+#define NEURRAM_WV_OFF_OFF_START_MV_MASK 0x00000FFFu
+#define NEURRAM_WV_OFF_OFF_START_MV_RESET 2500u
+#define NEURRAM_WV_OFF_G_OFF_10NS_SHIFT 12u  /* g_off_10nS [27:12] (10 nS): Targets below this are off: accepted when a read is at most this. */
+#define NEURRAM_WV_OFF_G_OFF_10NS_WIDTH 16u
+#define NEURRAM_WV_OFF_G_OFF_10NS_MASK 0x0FFFF000u
+#define NEURRAM_WV_OFF_G_OFF_10NS_RESET 100u
 
 /* CORE_BIAS (RW, 0x100 + 0x10·core, 64 instances): Input-driver amplitudes of one core (calibrated per core). */
 #define NEURRAM_CORE_BIAS_ADDR 0x100u

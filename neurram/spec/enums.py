@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 
 __all__ = ["ChipEnum", "Space", "Direction", "InputSource", "Conversion", "Activation", "PulsePolarity",
-           "ENUMS"]
+           "WvStatus", "ENUMS"]
 
 
 class ChipEnum(enum.IntEnum):
@@ -49,6 +49,7 @@ class Space(ChipEnum):
     SL_REG = 4, "a core's source-line-side ternary register"
     NEURON_MASK = 5, "a core's mask of tracked neurons"
     POLARITY = 6, "a core's inverted input lines"
+    WV_CELLS = 7, "a core's write-verify targets, replaced by their results (the on-chip engine)"
 
 
 @_width(2)
@@ -94,5 +95,15 @@ class PulsePolarity(ChipEnum):
     RESET = 1, "source-line pulse, wordline at 5 V: conductance falls"
 
 
+@_width(2)
+class WvStatus(ChipEnum):
+    """Outcome of one cell in the on-chip write-verify engine (docs/chip.md §3)."""
+
+    NOT_RUN = 0, "the cell was not marked for programming"
+    CONVERGED = 1, "confirmed inside its window"
+    FAIL_ROUNDS = 2, "failed: it would need more than the round budget"
+    FAIL_TOP_PULSES = 3, "failed: a round spent its top-amplitude pulses without crossing"
+
+
 #: Every enumeration of the register map, in documentation order.
-ENUMS = (Direction, InputSource, Conversion, Activation, PulsePolarity)
+ENUMS = (Direction, InputSource, Conversion, Activation, PulsePolarity, WvStatus)

@@ -10,6 +10,8 @@ Every link (the in-process fast model, the byte protocol over TCP or a UART) has
 * ``mvm_segment`` — the same for a stream described compactly by a :class:`SegmentDrive`
   (which lines carry which input, which outputs come back) instead of full line vectors;
 * ``cell_pulses`` / ``cell_reads`` — write-verify's per-cell register sequences, vectorised;
+* ``write_verify_rows`` — the on-chip write-verify engine's operations over many row blocks as one
+  transaction (each cell's draws are its own, so the order of cells does not matter);
 * ``skip_mvms`` / ``add_events`` — a simulated chip copied into several worker processes
   (``Runtime.forward(workers=...)``): advance each core's MVM sequence (its random streams) as
   if MVMs had run elsewhere, and add the events those copies counted, so that the split run
@@ -75,5 +77,8 @@ class LinkCapabilities:
     cell_pulses: Callable | None = None
     #: (core, rows, cols, read_mV) -> conductance codes.
     cell_reads: Callable | None = None
+    #: (core, row, words) -> result words: the on-chip write-verify engine over consecutive row
+    #: blocks from ``row`` (words row-major, whole rows), as that sequence of operations.
+    write_verify_rows: Callable | None = None
     #: (core, rows, cols, targets_uS, write_verify_config) -> write-verify report (test access).
     test_access_program: Callable | None = None

@@ -26,6 +26,10 @@ from dataclasses import dataclass
 from neurram.config import ChipConfig
 
 from .enums import ENUMS, Activation, Conversion, Direction, InputSource, PulsePolarity, Space
+from .writeverify import WriteVerifyConfig
+
+#: Reset values of the write-verify engine's registers: the chip's published procedure.
+_WV = WriteVerifyConfig()
 
 __all__ = [
     "Access", "Field", "Register", "Buffer", "Table", "ENUMS", "REGISTERS", "BUFFERS",
@@ -192,7 +196,8 @@ REGISTERS = Table((r.name, r) for r in (
         _f("max_steps_limit", 8, 7, 127, "steps", "Largest charge-decrement step count."),
         _f("pulse_multiplier_max", 16, 8, 255, "pulses", "Largest pulse multiplier."))),
     Register("BUFFERS", 0x004, A.RO, "Batch buffer sizes.", (
-        _f("batch_depth", 0, 13, 16, "vectors", "Input and output buffer depth per core."),)),
+        _f("batch_depth", 0, 13, 16, "vectors", "Input and output buffer depth per core."),
+        _f("wv_rows", 16, 7, 4, "rows", "Rows of targets the write-verify buffer holds per core."))),
     Register("FEATURES", 0x005, A.RO, "Supported modes, one bit each.", (
         _f("conv_sign", 0, 1, 1, doc="Sign conversion."),
         _f("conv_decrement", 1, 1, 1, doc="Charge-decrement conversion."),
@@ -201,7 +206,8 @@ REGISTERS = Table((r.name, r) for r in (
         _f("recurrent", 4, 1, 1, doc="Recurrent MVMs (outputs fed back as inputs)."),
         _f("stochastic", 5, 1, 1, doc="LFSR-driven stochastic neurons."),
         _f("clock_gating", 6, 1, 1, doc="Idle cores have their clock gated."),
-        _f("cell_access", 7, 1, 1, doc="Single-cell program and read for write-verify."))),
+        _f("cell_access", 7, 1, 1, doc="Single-cell program and read for write-verify."),
+        _f("wv_engine", 8, 1, 1, doc="On-chip write-verify engine (CTRL.wv_start, WV_CELLS)."))),
     Register("CLOCK", 0x006, A.RO, "Digital clock frequency.", (
         _f("freq_kHz", 0, 32, 100000, "kHz", "Clock frequency the design was built for."),)),
 
@@ -211,14 +217,17 @@ REGISTERS = Table((r.name, r) for r in (
         _f("abort", 1, 1, doc="Stop running batches after the MVM in progress."),
         _f("clear_counters", 2, 1, doc="Zero every core's event counters."),
         _f("cell_program", 3, 1, doc="Apply one CELL_PULSE to the cell at CELL_ADDR (its core must be enabled)."),
-        _f("cell_read", 4, 1, doc="Read the cell at CELL_ADDR into CELL_RESULT (its core must be enabled)."))),
+        _f("cell_read", 4, 1, doc="Read the cell at CELL_ADDR into CELL_RESULT (its core must be enabled)."),
+        _f("wv_start", 5, 1, doc="Write-verify the cells of WV_CELLS on rows CELL_ADDR.row .. + WV_LIMITS.rows - 1 "
+                                 "of the core in CELL_ADDR (it must be enabled and idle)."))),
     Register("STATUS", 0x009, A.RO, "Chip status word.", (
         _f("busy", 0, 1, doc="A batch is running on at least one core."),
         _f("done", 1, 1, doc="The last batch finished (cleared by CTRL.start)."),
-        _f("cell_busy", 2, 1, doc="A cell program or read is in progress."),
+        _f("cell_busy", 2, 1, doc="A cell program, read or write-verify operation is in progress."),
         _f("cell_done", 3, 1, doc="The last cell operation finished (cleared by the next one)."),
         _f("config_error", 4, 1, doc="The last command was refused: CTRL.start with a bad MVM_CONFIG, "
-                                     "BATCH or selection, or a cell command to a disabled core."))),
+                                     "BATCH or selection, a cell command to a disabled core, or a "
+                                     "write-verify operation outside the array or buffer."))),
     Register("CORE_ENABLE", 0x00A, A.RW,
              "Core enables (power gating), 32 cores per word. A disabled core ignores triggers, "
              "spends no events and keeps its state.", (
@@ -268,6 +277,28 @@ REGISTERS = Table((r.name, r) for r in (
     Register("CELL_RESULT", 0x023, A.RO, "Result of the last CTRL.cell_read.", (
         _f("g_10nS", 0, 16, 0, "10 nS", "Measured conductance, 10 nS per LSB (saturates at 655.35 µS)."),
         _f("valid", 16, 1, 0, doc="A read has completed since reset."))),
+
+    # -- the on-chip write-verify engine (docs/chip.md §3) ---------------------------------------
+    Register("WV_SET", 0x024, A.RW, "SET ramp of the write-verify engine.", (
+        _f("set_start_mV", 0, 12, _WV.mV(_WV.set_start_V), "mV", "First SET amplitude of a round."),
+        _f("set_stop_mV", 12, 12, _WV.mV(_WV.set_stop_V), "mV", "Top SET amplitude."),
+        _f("step_mV", 24, 8, _WV.mV(_WV.step_V), "mV", "Amplitude increment per pulse within a round."))),
+    Register("WV_RESET", 0x025, A.RW, "RESET ramp of the write-verify engine.", (
+        _f("reset_start_mV", 0, 12, _WV.mV(_WV.reset_start_V), "mV", "First RESET amplitude of a round."),
+        _f("reset_stop_mV", 12, 12, _WV.mV(_WV.reset_stop_V), "mV", "Top RESET amplitude."))),
+    Register("WV_GATE", 0x026, A.RW, "Wordline voltages of the write-verify engine.", (
+        _f("set_gate_mV", 0, 13, _WV.mV(_WV.set_gate_V), "mV", "Wordline during SET (the compliance)."),
+        _f("reset_gate_mV", 13, 13, _WV.mV(_WV.reset_gate_V), "mV", "Wordline during RESET."))),
+    Register("WV_LIMITS", 0x027, A.RW, "Budgets and size of a write-verify operation.", (
+        _f("max_rounds", 0, 8, _WV.max_rounds, "rounds", "SET or RESET rounds per cell at most."),
+        _f("max_top_pulses", 8, 8, _WV.max_pulses_per_round, "pulses",
+           "Pulses at the top amplitude after which a round fails its cell."),
+        _f("confirm_reads", 16, 4, _WV.confirm_reads, "reads", "Reads inside the window that accept a cell."),
+        _f("rows", 20, 7, 1, "rows", "Rows of one operation, from CELL_ADDR.row (1..BUFFERS.wv_rows)."))),
+    Register("WV_OFF", 0x028, A.RW, "Write-verify of \"off\" cells (targets below g_off).", (
+        _f("off_start_mV", 0, 12, _WV.mV(_WV.off_reset_start_V), "mV", "First RESET amplitude for off targets."),
+        _f("g_off_10nS", 12, 16, round(_WV.g_off_uS * 100), "10 nS",
+           "Targets below this are off: accepted when a read is at most this."))),
 
     # -- per-core registers ---------------------------------------------------------------------
     Register("CORE_BIAS", 0x100, A.RW, "Input-driver amplitudes of one core (calibrated per core).", (
@@ -333,6 +364,14 @@ BUFFERS = Table((b.name, b) for b in (
            "Input lines whose drive is inverted (the G- row of a differential pair is driven with -x).",
            "bit i of word w is input line 32w+i; reset: none inverted.",
            "words_per_line_vector"),
+    Buffer("WV_CELLS", Space.WV_CELLS, A.RW,
+           "Per-cell targets of the write-verify engine; the engine replaces each with its result.",
+           "word r·cols + c is cell (CELL_ADDR.row + r, c). Written by the host, a target: bits 15:0 "
+           "g_10nS, bits 23:16 tol_10nS (window g ± tol, or [0, WV_OFF.g_off_10nS] below g_off), "
+           "bit 31 pending (1 = program this cell). After CTRL.wv_start, each pending word becomes "
+           "a result: bits 15:0 the last read (10 nS), bits 27:16 pulses applied (saturating), "
+           "bits 29:28 a WvStatus, bit 31 = 0. Words without bit 31 are left as they are.",
+           "wv_rows * cols"),
 ))
 
 
@@ -356,6 +395,7 @@ ID_SOURCES: dict[str, dict[str, str]] = {
     },
     "BUFFERS": {
         "batch_depth": "config.batch_depth",
+        "wv_rows": "config.wv_rows",
     },
     "FEATURES": {
         "conv_sign": 'int("sign" in config.conversions)',
@@ -366,6 +406,7 @@ ID_SOURCES: dict[str, dict[str, str]] = {
         "stochastic": "int(config.stochastic_neurons)",
         "clock_gating": "int(config.clock_gating)",
         "cell_access": "1",
+        "wv_engine": "1",
     },
     "CLOCK": {
         "freq_kHz": "round(config.clock_hz / 1000)",
@@ -460,6 +501,7 @@ def config_from_identification(words: dict[str, int]):
         input_bits_max=prec["input_bits_max"], output_bits_max=prec["output_bits_max"],
         max_steps_limit=prec["max_steps_limit"], pulse_multiplier_max=prec["pulse_multiplier_max"],
         batch_depth=unpack("BUFFERS", words["BUFFERS"])["batch_depth"],
+        wv_rows=max(1, unpack("BUFFERS", words["BUFFERS"])["wv_rows"]),
         conversions=tuple(c for c in ("sign", "decrement", "sar") if feat[f"conv_{c}"]),
         stochastic_neurons=bool(feat["stochastic"]), clock_gating=bool(feat["clock_gating"]),
         clock_hz=unpack("CLOCK", words["CLOCK"])["freq_kHz"] * 1000.0)
