@@ -2,7 +2,8 @@
 
 numpy only.  Every loader looks for its files in this order and takes the first hit:
 
-1. ``data_dir``, the directory the user names (``--data-dir``);
+1. ``data_dir``, the directory the user names (``--data-dir``): when given, it is the only
+   directory searched, and a missing directory or missing files are an error (never other data);
 2. ``$NEURRAM_DATA_DIR``;
 3. ``../shared/datasets`` next to the repository root (where CI and the tests find it);
 4. the cache directory ``$NEURRAM_CACHE_DIR`` or ``~/.cache/neurram`` (where
@@ -23,12 +24,16 @@ import hashlib
 import os
 import shutil
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from . import validate
+
 __all__ = [
     "DataNotFoundError",
+    "DataFileError",
     "search_dirs",
     "default_cache_dir",
     "find_file",
@@ -82,6 +87,10 @@ class DataNotFoundError(FileNotFoundError):
     """A data set's files were found in none of the searched directories."""
 
 
+class DataFileError(validate.InputError):
+    """A data file exists but cannot be read, or holds arrays of the wrong shape, type or range."""
+
+
 # ---------------------------------------------------------------------------------------------
 # lookup
 
@@ -110,22 +119,53 @@ def search_dirs(data_dir=None) -> list[Path]:
 
 
 def _where(dirs) -> str:
-    return "\n".join(f"  - {d}{'' if d.is_dir() else '  (no such directory)'}" for d in dirs)
+    return "; ".join(f"{d}{'' if d.is_dir() else ' (no such directory)'}" for d in dirs)
+
+
+def _dirs(data_dir) -> list[Path]:
+    """The directories a loader searches: ``data_dir`` alone when given (it must exist), else
+    :func:`search_dirs`."""
+    if data_dir is None:
+        return search_dirs()
+    d = Path(data_dir).expanduser()
+    if not d.is_dir():
+        raise DataNotFoundError(f"--data-dir {d}: no such directory; pass the directory that holds the "
+                                "data files, or leave --data-dir out to search the default places")
+    return [d]
+
+
+def _default_search() -> str:
+    return f"without --data-dir neurram searches {_where(search_dirs())}"
+
+
+def _load_npz(path: Path, keys, what: str) -> dict:
+    """The arrays ``keys`` of an npz file; a corrupt file or a missing key is a DataFileError."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise DataFileError(f"{path}: {what} file without {', '.join(missing)} "
+                                    f"(it has {', '.join(z.files) or 'nothing'}; needs {', '.join(keys)})")
+            return {k: z[k] for k in keys}
+    except DataFileError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise DataFileError(f"{path}: not a readable {what} file ({type(e).__name__}: {e})") from None
 
 
 def find_file(names, data_dir=None, what: str = "data") -> Path:
     """First existing ``dir/name`` over :func:`search_dirs` x ``names``; else a clear error."""
     if isinstance(names, (str, os.PathLike)):
         names = [names]
-    dirs = search_dirs(data_dir)
+    dirs = _dirs(data_dir)
     for d in dirs:
         for n in names:
             p = d / n
             if p.is_file():
                 return p
     raise DataNotFoundError(
-        f"{what}: none of {', '.join(map(str, names))} found. Looked in:\n{_where(dirs)}\n"
-        "Pass --data-dir DIR or set NEURRAM_DATA_DIR.")
+        f"{what}: none of {', '.join(map(str, names))} found in {_where(dirs)}"
+        + (f" ({_default_search()})" if data_dir is not None else "; pass --data-dir DIR or set NEURRAM_DATA_DIR"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,21 +176,24 @@ def read_idx(path) -> np.ndarray:
     """Parse an idx file (optionally .gz): magic 0x0000{dtype}{ndim}, big-endian dims, data."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise DataFileError(f"{path}: not a readable idx file ({type(e).__name__}: {e})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path}: not an idx file")
+        raise DataFileError(f"{path}: not an idx file (no idx magic number)")
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if data[2] not in dtypes:
-        raise ValueError(f"{path}: unknown idx data type 0x{data[2]:02x}")
+        raise DataFileError(f"{path}: unknown idx data type 0x{data[2]:02x}")
     ndim = data[3]
     dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     dt = np.dtype(dtypes[data[2]])
     count = int(np.prod(dims)) if dims else 1
     offset = 4 + 4 * ndim
     if len(data) - offset != count * dt.itemsize:
-        raise ValueError(f"{path}: expected {count * dt.itemsize} data bytes, "
-                         f"found {len(data) - offset}")
+        raise DataFileError(f"{path}: expected {count * dt.itemsize} data bytes, "
+                            f"found {len(data) - offset} (a truncated or corrupt idx file)")
     arr = np.frombuffer(data, dtype=dt, count=count, offset=offset).reshape(dims)
     return arr.astype(dt.newbyteorder("=")) if dt.byteorder == ">" else arr.copy()
 
@@ -175,33 +218,33 @@ def load_mnist(data_dir=None, split: str = "test", download: bool = False):
     (per directory, ``mnist.npz`` first).  With ``download=True`` and nothing found, fetches
     the idx files into the cache directory (:func:`download_mnist`).
     """
-    if split not in _MNIST_IDX:
-        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    dirs = search_dirs(data_dir)
+    split = validate.choice(split, tuple(_MNIST_IDX), "MNIST split")
+    dirs = _dirs(data_dir)
     for d in dirs:
         npz = d / "mnist.npz"
         if npz.is_file():
-            with np.load(npz, allow_pickle=False) as z:
-                x, y = z[f"x_{split}"], z[f"y_{split}"]
-            return _check_mnist(np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.int64), npz)
+            z = _load_npz(npz, (f"x_{split}", f"y_{split}"), "MNIST")
+            return _check_mnist(z[f"x_{split}"], z[f"y_{split}"], npz)
         idx = _find_mnist_idx(d, split)
         if idx is not None:
-            x, y = read_idx(idx[0]), read_idx(idx[1])
-            return _check_mnist(np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.int64),
-                                idx[0])
+            return _check_mnist(read_idx(idx[0]), read_idx(idx[1]), idx[0])
     if download:
         download_mnist()
         return load_mnist(default_cache_dir(), split, download=False)
     raise DataNotFoundError(
         f"MNIST ({split}): found neither mnist.npz nor {_MNIST_IDX[split][0]}[.gz] + "
-        f"{_MNIST_IDX[split][1]}[.gz]. Looked in:\n{_where(dirs)}\n"
-        "Pass --data-dir DIR, set NEURRAM_DATA_DIR, or download the official files with "
-        "neurram.firmware.datasets.download_mnist() (load_mnist(download=True)).")
+        f"{_MNIST_IDX[split][1]}[.gz] in {_where(dirs)}; "
+        + (f"{_default_search()}; " if data_dir is not None else "pass --data-dir DIR, set NEURRAM_DATA_DIR, or ")
+        + "download the official files with neurram run mnist --download (load_mnist(download=True))")
 
 
 def _check_mnist(x, y, src):
-    if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y):
-        raise ValueError(f"{src}: unexpected MNIST shapes x{x.shape} y{y.shape}")
+    """MNIST arrays as uint8 (N, 28, 28) images 0..255 and int64 labels 0..9 (DataFileError otherwise)."""
+    try:
+        x = validate.images(x, f"{src}: MNIST images", (28, 28))
+        y = validate.labels(y, f"{src}: MNIST labels", n=len(x), classes=10)
+    except validate.InputError as e:
+        raise DataFileError(str(e)) from None
     return x, y
 
 
@@ -254,9 +297,9 @@ def load_mnist_demo_subset(path=None):
     p = Path(path) if path is not None else DEMO_SUBSET_PATH
     if not p.is_file():
         raise DataNotFoundError(f"MNIST demo subset not found at {p}")
-    with np.load(p, allow_pickle=False) as z:
-        return (np.asarray(z["x"], dtype=np.uint8), np.asarray(z["y"], dtype=np.int64),
-                np.asarray(z["index"], dtype=np.int64))
+    z = _load_npz(p, ("x", "y", "index"), "MNIST demo subset")
+    x, y = _check_mnist(z["x"], z["y"], p)
+    return x, y, validate.labels(z["index"], f"{p}: image index", n=len(x))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,8 +312,12 @@ def load_cifar10_test(data_dir=None):
     Decoded from JPEG quality 75 (lossy; see PROVENANCE.md), sorted by class.
     """
     p = find_file("cifar10_test_jpegq75.npz", data_dir, "CIFAR-10 test set")
-    with np.load(p, allow_pickle=False) as z:
-        return np.asarray(z["x_test"], dtype=np.uint8), np.asarray(z["y_test"], dtype=np.int64)
+    z = _load_npz(p, ("x_test", "y_test"), "CIFAR-10")
+    try:
+        x = validate.images(z["x_test"], f"{p}: CIFAR-10 images", (32, 32, 3))
+        return x, validate.labels(z["y_test"], f"{p}: CIFAR-10 labels", n=len(x), classes=10)
+    except validate.InputError as e:
+        raise DataFileError(str(e)) from None
 
 
 def load_speech_commands_test(data_dir=None):
@@ -284,9 +331,13 @@ def load_speech_commands_test(data_dir=None):
     for part in ("part1of2", "part2of2"):
         p = find_file(f"speech_commands_v0.02_test_{part}.npz", data_dir,
                       "Speech Commands v0.02 test set")
-        with np.load(p, allow_pickle=False) as z:
-            xs.append(np.asarray(z["x"], dtype=np.int16))
-            ys.append(np.asarray(z["y"], dtype=np.int64))
+        z = _load_npz(p, ("x", "y"), "Speech Commands")
+        try:
+            xs.append(validate.array(z["x"], f"{p}: audio", shape=(None, 16000), kinds="iu",
+                                     lo=-32768, hi=32767).astype(np.int16))
+            ys.append(validate.labels(z["y"], f"{p}: labels", n=len(xs[-1]), classes=len(SPEECH_COMMANDS_CLASSES)))
+        except validate.InputError as e:
+            raise DataFileError(str(e)) from None
     n = len(xs[0]) + len(xs[1])
     if len(xs[0]) - len(xs[1]) not in (0, 1):
         return np.concatenate(xs), np.concatenate(ys)

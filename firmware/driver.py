@@ -26,13 +26,19 @@ from neurram.spec.errors import ChipError
 from neurram.spec.link import SegmentDrive
 from neurram.spec.mvm import PACKET_UV_MAX, MvmSettings
 
+from . import validate
 from .writeverify import WriteVerifyConfig, WriteVerifyReport, write_verify
 
 __all__ = ["Chip"]
 
 
 class Chip:
-    """A NeuRRAM chip behind a link."""
+    """A NeuRRAM chip behind a link.
+
+    Every public method checks its arguments (cores, ranges, shapes, dtypes, NaN and infinity,
+    conductance targets within 0..G_max) before a frame goes out, and raises :class:`ChipError`
+    with a one-line message naming the valid range: the same error over every link.
+    """
 
     def __init__(self, link, *, check_id: bool = True):
         self.link = link
@@ -82,9 +88,26 @@ class Chip:
                 f"{c.rows} x {c.cols}, batch depth {c.batch_depth}, {c.clock_hz / 1e6:g} MHz")
 
     # -- cores -----------------------------------------------------------------------------------
-    def _check_core(self, core: int) -> None:
-        if not 0 <= core < self.config.n_cores:
-            raise ChipError(f"core {core} does not exist: this chip has {self.config.n_cores} cores")
+    def _check_core(self, core) -> int:
+        n = self.config.n_cores
+        if isinstance(core, (bool, np.bool_)) or not isinstance(core, (int, np.integer)) or not 0 <= core < n:
+            raise ChipError(f"core {core!r} does not exist: this chip has {n} cores, 0..{n - 1}")
+        return int(core)
+
+    @staticmethod
+    def _pack(name: str, **fields) -> int:
+        """R.pack with a ChipError naming the register field and its range when a value does not fit."""
+        reg = R.REGISTERS[name]
+        for key, value in fields.items():
+            f = reg[key]
+            try:
+                ok = 0 <= int(value) <= f.max and float(value) == int(value)
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok:
+                raise ChipError(f"{name}.{key} = {value!r} is out of range: use an integer 0..{f.max}"
+                                + (f" {f.unit}" if getattr(f, "unit", None) else ""))
+        return R.pack(name, **fields)
 
     def _core_mask_write(self, name: str, cores) -> None:
         bits = 0
@@ -114,20 +137,22 @@ class Chip:
         self._core_mask_write("CORE_SELECT", cores)
 
     def set_bias(self, core: int, v_pos_mV: int, v_neg_mV: int) -> None:
-        self.write_reg_cached("CORE_BIAS", R.pack("CORE_BIAS", v_pos_mV=v_pos_mV, v_neg_mV=v_neg_mV), core)
+        core = self._check_core(core)
+        self.write_reg_cached("CORE_BIAS", self._pack("CORE_BIAS", v_pos_mV=v_pos_mV, v_neg_mV=v_neg_mV), core)
 
     def set_packet(self, core: int, packet_uV: int) -> None:
-        if not 1 <= packet_uV <= PACKET_UV_MAX:
-            raise ChipError(f"charge packet {packet_uV} µV out of range 1..16383")
+        core = self._check_core(core)
+        if not (isinstance(packet_uV, (int, np.integer)) and 1 <= packet_uV <= PACKET_UV_MAX):
+            raise ChipError(f"charge packet {packet_uV!r} µV out of range: use an integer 1..{PACKET_UV_MAX}")
         self.write_reg_cached("CORE_NEURON", R.pack("CORE_NEURON", packet_uV=int(packet_uV)), core)
 
     def set_stochastic(self, seed: int, noise_uV: int) -> None:
         """Seed of the stochastic neurons' random source (reloaded at every start) and the
         largest injected noise charge."""
-        if not 0 < seed < (1 << 32):
-            raise ChipError(f"LFSR seed {seed} must be within 1..2^32-1")
+        if not (isinstance(seed, (int, np.integer)) and 0 < seed < (1 << 32)):
+            raise ChipError(f"LFSR seed {seed!r} must be an integer within 1..2^32-1")
         self.write_reg_cached("LFSR_SEED", R.pack("LFSR_SEED", seed=seed))
-        self.write_reg_cached("STOCHASTIC", R.pack("STOCHASTIC", noise_uV=int(noise_uV)))
+        self.write_reg_cached("STOCHASTIC", self._pack("STOCHASTIC", noise_uV=noise_uV))
 
     def _buffer_write(self, space, core, words, offset=0) -> None:
         self.link.write_burst(R.address(space, core, offset), np.asarray(words, np.uint32))
@@ -135,27 +160,56 @@ class Chip:
     def _buffer_read(self, space, core, count, offset=0) -> np.ndarray:
         return np.asarray(self.link.read_burst(R.address(space, core, offset), count), np.uint32)
 
+    def _line_bits(self, bits, what: str) -> np.ndarray:
+        """One bool per line (at most ``lines`` of them; missing lines read False)."""
+        try:
+            a = validate.array(bits, what, ndim=1, kinds="biu", lo=0, hi=1)
+        except validate.InputError as e:
+            raise ChipError(f"{e}: give one 0/1 (or bool) per line") from None
+        if a.size > self.config.lines:
+            raise ChipError(f"{what}: {a.size} values, the chip has {self.config.lines} lines")
+        return a.astype(bool)
+
     def set_mask(self, core: int, tracked: np.ndarray) -> None:
         """Neurons tracked by the conversion (the rest read 0 and keep their register entry)."""
-        words = layout.bits_to_words(tracked, self.config.words_per_line_vector)
+        core = self._check_core(core)
+        words = layout.bits_to_words(self._line_bits(tracked, "neuron mask"), self.config.words_per_line_vector)
         key = ("NEURON_MASK", core)
         if self._mode_cache.get(key) != words.tobytes():
             self._buffer_write(R.Space.NEURON_MASK, core, words)
             self._mode_cache[key] = words.tobytes()
 
     def set_polarity(self, core: int, inverted: np.ndarray) -> None:
-        self._buffer_write(R.Space.POLARITY, core, layout.bits_to_words(inverted, self.config.words_per_line_vector))
+        core = self._check_core(core)
+        bits = self._line_bits(inverted, "polarity")
+        self._buffer_write(R.Space.POLARITY, core, layout.bits_to_words(bits, self.config.words_per_line_vector))
+
+    def _side(self, side) -> str:
+        if side not in ("bl", "sl"):
+            raise ChipError(f"ternary register side {side!r}: use 'bl' (bitlines) or 'sl' (source lines)")
+        return side
 
     def write_ternary(self, core: int, side: str, values) -> None:
+        core, side = self._check_core(core), self._side(side)
+        n = self.config.rows if side == "bl" else self.config.cols
+        try:
+            values = validate.array(values, f"{side} ternary values", ndim=1, kinds="biuf", lo=-1, hi=1, integral=True)
+        except validate.InputError as e:
+            raise ChipError(f"{e}: give -1, 0 or +1 per line") from None
+        if values.size > n:
+            raise ChipError(f"{side} ternary values: {values.size} values, the {side} side has {n} lines")
         space = R.Space.BL_REG if side == "bl" else R.Space.SL_REG
-        self._buffer_write(space, core, layout.ternary_to_words(values, self.config.words_per_ternary_vector))
+        self._buffer_write(space, core, layout.ternary_to_words(values.astype(np.int64),
+                                                                 self.config.words_per_ternary_vector))
 
     def read_ternary(self, core: int, side: str) -> np.ndarray:
+        core, side = self._check_core(core), self._side(side)
         space = R.Space.BL_REG if side == "bl" else R.Space.SL_REG
         n = self.config.rows if side == "bl" else self.config.cols
         return layout.words_to_ternary(self._buffer_read(space, core, self.config.words_per_ternary_vector), n)
 
     def counters(self, core: int) -> dict:
+        core = self._check_core(core)
         return {name[6:].lower(): self.read_reg(name, core)
                 for name in ("COUNT_MVM", "COUNT_PULSE", "COUNT_COMPARE", "COUNT_STEP", "COUNT_PROGRAM",
                              "COUNT_READ", "COUNT_BUSY")}
@@ -165,6 +219,8 @@ class Chip:
 
     # -- MVMs --------------------------------------------------------------------------------------
     def set_mode(self, mode: MvmSettings) -> None:
+        if not isinstance(mode, MvmSettings):
+            raise ChipError(f"an MVM mode must be a neurram.spec.mvm.MvmSettings, not {type(mode).__name__}")
         if mode.input_bits > self.config.input_bits_max:
             raise ChipError(f"{mode.input_bits}-bit inputs: this chip takes at most {self.config.input_bits_max}")
         if mode.max_steps > self.config.max_steps_limit:
@@ -174,7 +230,16 @@ class Chip:
 
     def _validate_codes(self, codes: np.ndarray, mode: MvmSettings, lines: bool = True) -> np.ndarray:
         """Integer codes within the mode's input range (and, with ``lines``, no more than the array's input lines)."""
-        codes = np.asarray(codes)
+        if not isinstance(mode, MvmSettings):
+            raise ChipError(f"an MVM mode must be a neurram.spec.mvm.MvmSettings, not {type(mode).__name__}")
+        try:
+            codes = np.asarray(codes)
+        except (TypeError, ValueError) as e:
+            raise ChipError(f"input codes are not an array: {e}") from None
+        if codes.dtype.kind not in "biuf":
+            raise ChipError(f"input codes of dtype {codes.dtype}: give integers (or whole floats)")
+        if codes.ndim != 2:
+            raise ChipError(f"input codes of shape {codes.shape}: give one vector or a (vectors, lines) array")
         if codes.dtype.kind == "f":
             if not np.isfinite(codes).all():
                 raise ChipError("input codes contain NaN or infinity")
@@ -197,6 +262,7 @@ class Chip:
 
     def run_batch(self, core: int, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
         """One hardware batch (at most batch_depth vectors) on one core: output bytes (B, lines)."""
+        core = self._check_core(core)
         codes = self._validate_codes(np.atleast_2d(codes), mode)
         B = codes.shape[0]
         if not 1 <= B <= self.config.batch_depth:
@@ -237,6 +303,7 @@ class Chip:
 
     def mvm(self, core: int, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
         """Any number of input vectors through one core, batch after batch: output bytes (N, lines)."""
+        core = self._check_core(core)
         codes = self._validate_codes(np.atleast_2d(codes), mode)
         stream = self.link.capabilities.mvm_stream
         if stream is not None:
@@ -254,6 +321,9 @@ class Chip:
         ``drive.full_codes(codes)`` and the tracked neurons exactly ``drive.outputs``; returns the
         output bytes of those neurons (N, len(drive.outputs)). Links that declare
         ``mvm_segment`` carry the compact form; on the others it is the same frames as :meth:`mvm`."""
+        core = self._check_core(core)
+        if not isinstance(drive, SegmentDrive):
+            raise ChipError(f"a segment drive must be a neurram.spec.link.SegmentDrive, not {type(drive).__name__}")
         self._check_drive(drive, mode)
         codes = self._validate_codes(np.atleast_2d(codes), mode, lines=False)
         if codes.size and drive.source.size and drive.source.max() >= codes.shape[1]:
@@ -280,8 +350,12 @@ class Chip:
 
     # -- cells ---------------------------------------------------------------------------------------
     def cell_access(self, core: int, read_mV: int = 150) -> "_CellAccess":
-        self._check_core(core)
-        return _CellAccess(self, core, read_mV)
+        core = self._check_core(core)
+        f = R.REGISTERS["CELL_TIMING"]["read_mV"]
+        if not (isinstance(read_mV, (int, np.integer)) and 1 <= read_mV <= f.max):
+            raise ChipError(f"read voltage {read_mV!r} mV: use an integer 1..{f.max} mV (150 is the default; "
+                            "0 V measures nothing)")
+        return _CellAccess(self, core, int(read_mV))
 
     def program(self, core: int, g_target_uS: np.ndarray, *, rows=None, cols=None,
                 config: WriteVerifyConfig = WriteVerifyConfig(), progress=None) -> WriteVerifyReport:
@@ -290,16 +364,35 @@ class Chip:
         ``g_target_uS`` is the whole array (rows x cols) or, with ``rows``/``cols``, one target
         per listed cell.
         """
-        g = np.asarray(g_target_uS, dtype=np.float64)
+        core = self._check_core(core)
+        try:
+            g = validate.conductances(g_target_uS)
+        except validate.InputError as e:
+            raise ChipError(str(e)) from None
+        if not isinstance(config, WriteVerifyConfig):
+            raise ChipError(f"config must be a WriteVerifyConfig, not {type(config).__name__}")
         if rows is None:
+            if cols is not None:
+                raise ChipError("give rows and cols together, or neither (targets for the whole array)")
             if g.shape != (self.config.rows, self.config.cols):
-                raise ChipError(f"targets of shape {g.shape} do not fit a {self.config.rows} x {self.config.cols} array")
+                raise ChipError(f"targets of shape {g.shape} do not fit a {self.config.rows} x {self.config.cols} array; "
+                                "give the whole array or rows= and cols= with one target per cell")
             rows, cols = np.indices(g.shape)
-            rows, cols = rows.reshape(-1), cols.reshape(-1)
+        rows, cols = (self._cell_index(v, what, n) for v, what, n in
+                      ((rows, "rows", self.config.rows), (cols, "cols", self.config.cols)))
         g = g.reshape(-1)
-        if not np.isfinite(g).all():
-            raise ChipError("conductance targets contain NaN or infinity")
-        return write_verify(self.cell_access(core), np.asarray(rows), np.asarray(cols), g, config, progress=progress)
+        if not rows.size == cols.size == g.size:
+            raise ChipError(f"{rows.size} rows, {cols.size} cols and {g.size} targets: give one row, column and "
+                            "target per cell")
+        return write_verify(self.cell_access(core), rows, cols, g, config, progress=progress)
+
+    @staticmethod
+    def _cell_index(v, what: str, n: int) -> np.ndarray:
+        try:
+            a = validate.array(v, f"cell {what}", kinds="iuf", lo=0, hi=n - 1, integral=True)
+        except validate.InputError as e:
+            raise ChipError(f"{e}: the array has {what} 0..{n - 1}") from None
+        return a.reshape(-1).astype(np.int64)
 
 
 class _CellAccess:

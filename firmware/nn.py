@@ -47,10 +47,13 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
+
+from . import validate
 
 __all__ = [
     "Network",
@@ -271,7 +274,19 @@ def save_network(path, net: Network | Iterable[dict], input_quant: dict | None =
 
 
 def load_network(path) -> Network:
-    """Read a network written by :func:`save_network` (no pickle needed)."""
+    """Read a network written by :func:`save_network` (no pickle needed); a corrupt or incomplete
+    file raises :class:`~neurram.firmware.validate.InputError` naming the file and the fault."""
+    try:
+        net = _read_network(path)
+    except validate.InputError:
+        raise
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+        raise validate.InputError(f"{path}: not a readable network file ({type(e).__name__}: {e}); "
+                                  "write one with neurram.firmware.nn.save_network") from None
+    return validate.network(net, os.fspath(path))
+
+
+def _read_network(path) -> Network:
     with np.load(os.fspath(path), allow_pickle=False) as z:
         if "spec" not in z.files:
             raise ValueError(f"{path}: not a network file (no 'spec' entry)")

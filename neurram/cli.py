@@ -296,28 +296,26 @@ def _cmd_serve(args) -> int:
     from neurram.targets import model_engine
     from neurram.sim.serve import TcpChipServer, VirtualUart
 
-    try:
-        engine = model_engine(args.chip, seed=args.seed)
-    except ValueError as e:
-        print(f"neurram serve: {e}", file=sys.stderr)
-        return 2
+    engine = model_engine(args.chip, seed=args.seed)        # a bad target: one line from main()
+    debug = getattr(args, "debug", False)
     if args.pty:
-        server = VirtualUart(engine)
+        server = VirtualUart(engine, debug=debug)
         where, target = server.device, f"serial:{server.device}"
     else:
         host, _, port = args.tcp.rpartition(":")
         try:
-            server = TcpChipServer(engine, host or "127.0.0.1", int(port))
+            server = TcpChipServer(engine, host or "127.0.0.1", int(port), debug=debug)
         except (OSError, ValueError, OverflowError) as e:
-            print(f"neurram serve: cannot listen on {args.tcp!r}: {e}", file=sys.stderr)
+            print(f"neurram serve: cannot listen on {args.tcp!r}: {e} (give [HOST:]PORT, PORT 0..65535 "
+                  "and free)", file=sys.stderr)
             return 1
         where, target = f"{server.host}:{server.port}", f"tcp:{server.host}:{server.port}"
-    print(f"serving {args.chip} (seed {args.seed}) on {where}; connect with --chip {target}; Ctrl-C stops",
-          flush=True)
     try:
+        print(f"serving {args.chip} (seed {args.seed}) on {where}; connect with --chip {target}; Ctrl-C stops",
+              flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        print("neurram serve: stopped", file=sys.stderr)
     finally:
         server.close()
     return 0
@@ -677,13 +675,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exceptions that carry a message meant for the user (bad input, an unreachable or refusing chip).
+_USER_ERRORS = (ValueError, LookupError, OSError, RuntimeError, TimeoutError)
+
+
+def _error_line(exc: BaseException, args) -> str:
+    """One line for an exception: its message (a JSON --config file named), newlines folded."""
+    import json
+
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, json.JSONDecodeError) and getattr(args, "config", None):
+        text = f"{args.config}: not valid JSON ({exc})"
+    elif isinstance(exc, (KeyError, IndexError)):
+        text = f"{type(exc).__name__}: {text}"
+    elif not isinstance(exc, _USER_ERRORS):
+        text = f"internal error, {type(exc).__name__}: {text} (run with --debug for the traceback; please report it)"
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def main(argv=None) -> int:
+    """Run the command line. An error ends it with one line on stderr and a non-zero status (2 for a
+    bad input, 1 otherwise, 130 for Ctrl-C); ``--debug`` (anywhere) shows the traceback instead."""
+    from neurram.firmware.validate import InputError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
+    args.debug = debug
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    prog = f"neurram {args.command}" if getattr(args, "command", None) else "neurram"
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the command line reports, it does not crash
+        if debug:
+            raise
+        print(f"{prog}: error: {_error_line(e, args)}", file=sys.stderr)
+        return 2 if isinstance(e, InputError) else 1
 
 
 if __name__ == "__main__":

@@ -24,6 +24,10 @@ MAX_CORES = 63
 MAX_LINES = 4094
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _pow2_at_least(n: int) -> int:
     p = 1
     while p < n:
@@ -143,11 +147,30 @@ class ChipConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChipConfig":
+        """A ChipConfig from :meth:`to_dict`'s form; unknown keys and values of the wrong type are a
+        one-line ValueError that lists the valid keys."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a ChipConfig is a JSON object of fields, not {type(d).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown ChipConfig field{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}: "
+                             f"the fields are {', '.join(fields)}")
         d = dict(d)
-        if "core_grid" in d:
-            d["core_grid"] = tuple(d["core_grid"])
-        if "conversions" in d:
-            d["conversions"] = tuple(d["conversions"])
+        for key in ("core_grid", "conversions"):
+            if key in d:
+                if not isinstance(d[key], (list, tuple)):
+                    raise ValueError(f"ChipConfig {key}={d[key]!r}: give a list, e.g. {getattr(cls, key)!r}")
+                d[key] = tuple(d[key])
+        if "core_grid" in d and (len(d["core_grid"]) != 2 or not all(_is_int(v) for v in d["core_grid"])):
+            raise ValueError(f"ChipConfig core_grid={list(d['core_grid'])!r}: give two integers [rows, cols]")
+        for key, value in d.items():
+            kind = type(getattr(cls, key))
+            ok = (_is_int(value) if kind is int else isinstance(value, bool) if kind is bool
+                  else (_is_int(value) or isinstance(value, float)) and value == value and abs(value) != float("inf")
+                  if kind is float else True)
+            if not ok:
+                raise ValueError(f"ChipConfig {key}={value!r}: give {'an integer' if kind is int else kind.__name__}")
         return cls(**d)
 
     def to_json(self) -> str:

@@ -25,10 +25,12 @@ link it is given.
 import dataclasses
 import math
 
-from neurram.config import ChipConfig
+from neurram.config import MAX_LINES, ChipConfig
 from neurram.firmware.driver import Chip
 from neurram.firmware.protocol import Link
+from neurram.firmware import validate
 from neurram.firmware.transport import SerialTransport, SocketTransport
+from neurram.firmware.validate import InputError
 from neurram.firmware.writeverify import WriteVerifyConfig
 from neurram.models.core import AnalogParams
 from neurram.sim.fastlink import open_fast_chip
@@ -51,34 +53,79 @@ DEVICE_NOISE_FIELDS = ("g_init_sigma_ln", "set_gcc_sigma_ln", "set_v0_sigma_V", 
 NEURON_NOISE_FIELDS = ("gain_mismatch_sigma", "comparator_offset_sigma_uV", "packet_mismatch_sigma")
 
 
+#: What each option of a ``model:``/``rtl:`` target takes (shown in its error messages).
+OPTION_HELP = {"noise": "on or off", "seed": "an integer >= 0", "cores": "ROWSxCOLS, e.g. 2x2",
+               "rows": "an even integer 2..4094", "cols": "an even integer 2..4094", "batch_depth": "1..4096",
+               "small": "on or off (one 16 x 16 core)", "age": "seconds >= 0", "noise_scale": "a number >= 0",
+               "program": "protocol or test-access"}
+TARGET_KINDS = ("model", "rtl", "tcp:HOST:PORT", "serial:DEVICE[@BAUD]")
+
+
+def _options_text(kind: str) -> str:
+    valid = MODEL_OPTIONS if kind == "model" else RTL_OPTIONS
+    return f"{kind} options are {', '.join(valid)}"
+
+
 def parse_target(target: str):
-    kind, _, rest = (target or "model").partition(":")
+    """``(kind, rest, options)`` of a target string; every option checked (InputError, one line,
+    listing the valid options and values). Option values come back as strings."""
+    if target is None:
+        target = "model"
+    if not isinstance(target, str):
+        raise InputError(f"chip target {target!r}: give a string, one of {', '.join(TARGET_KINDS)}")
+    kind, _, rest = target.strip().partition(":")
+    if kind not in ("model", "rtl", "tcp", "serial"):
+        raise InputError(f"unknown chip target {target!r}: use {', '.join(TARGET_KINDS)}")
     opts = {}
-    if kind in ("model", "rtl") and rest:
+    if kind in ("model", "rtl") and rest.strip():
         valid = MODEL_OPTIONS if kind == "model" else RTL_OPTIONS
         for item in rest.split(","):
-            key, _, value = item.partition("=")
-            key = key.strip()
+            key, eq, value = item.partition("=")
+            key, value = key.strip(), value.strip()
             if key not in valid:
-                raise ValueError(f"unknown option {key!r} in chip target {target!r}: "
-                                 f"{kind} options are {', '.join(valid)}")
-            opts[key] = value.strip() if value else "1"
+                raise InputError(f"unknown option {key!r} in chip target {target!r}: {_options_text(kind)}")
+            if key in opts:
+                raise InputError(f"option {key!r} given twice in chip target {target!r}: give it once")
+            if eq and not value:
+                raise InputError(f"chip target {target!r}: {key}= has no value, give {OPTION_HELP[key]}; "
+                                 f"{_options_text(kind)}")
+            opts[key] = value if eq else "1"
+        _check_options(target, kind, opts)
     return kind, rest, opts
 
 
+def _check_options(target: str, kind: str, opts: dict) -> None:
+    """Each option's value is what the option takes (InputError naming it otherwise)."""
+    checks = {"noise": lambda v, w: validate.flag(v, w), "small": lambda v, w: validate.flag(v, w),
+              "seed": lambda v, w: validate.integer(v, w, 0, 2**32 - 1),
+              "cores": lambda v, w: validate.grid(v, w),
+              "rows": lambda v, w: validate.integer(v, w, 2, MAX_LINES),
+              "cols": lambda v, w: validate.integer(v, w, 2, MAX_LINES),
+              "batch_depth": lambda v, w: validate.integer(v, w, 1, 4096),
+              "age": lambda v, w: validate.number(v, w, 0), "noise_scale": lambda v, w: validate.number(v, w, 0),
+              "program": lambda v, w: validate.choice(v, ("protocol", "test-access"), w)}
+    for key, value in opts.items():
+        try:
+            checks[key](value, f"{key}={value!r}")
+        except InputError as e:
+            raise InputError(f"chip target {target!r}: {e} (give {OPTION_HELP[key]}); {_options_text(kind)}") from None
+    if "small" in opts and validate.flag(opts["small"], "small") and {"cores", "rows", "cols", "batch_depth"} & set(opts):
+        raise InputError(f"chip target {target!r}: small (one 16 x 16 core) contradicts cores/rows/cols/batch_depth, "
+                         f"use one; {_options_text(kind)}")
+    if "noise_scale" in opts and not validate.flag(opts.get("noise", "on"), "noise"):
+        raise InputError(f"chip target {target!r}: noise=off and noise_scale contradict, use one; "
+                         f"{_options_text(kind)}")
+
+
 def _nonnegative_option(opts, key: str, what: str, default: float = 0.0) -> float:
-    """``opts[key]`` as a finite float >= 0 (``default`` when absent); one-line ValueError otherwise."""
+    """``opts[key]`` as a finite float >= 0 (``default`` when absent); one-line InputError otherwise."""
     text = opts.get(key)
     if text is None:
         return default
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"model:{key}={text!r}: {what} must be a finite number >= 0 "
-                         f"(model options are {', '.join(MODEL_OPTIONS)})")
-    return value
+        return validate.number(text, f"model:{key}={text!r}: {what}", 0)
+    except InputError as e:
+        raise InputError(f"{e} (model options are {', '.join(MODEL_OPTIONS)})") from None
 
 
 def scale_noise(params: AnalogParams, scale: float) -> AnalogParams:
@@ -108,40 +155,59 @@ def scale_noise(params: AnalogParams, scale: float) -> AnalogParams:
                                driver_mismatch_sigma=s * params.driver_mismatch_sigma)
 
 
-def _config(opts):
-    if opts.get("small"):
+def _config(target: str, opts) -> ChipConfig:
+    if opts.get("small") and validate.flag(opts["small"], "small"):
         return ChipConfig.small()
     kw = {}
     if "cores" in opts:
-        kw["core_grid"] = tuple(int(v) for v in opts["cores"].lower().split("x"))
+        kw["core_grid"] = validate.grid(opts["cores"], "cores")
     for k in ("rows", "cols", "batch_depth"):
         if k in opts:
             kw[k] = int(opts[k])
-    return ChipConfig(**kw)
+    try:
+        return ChipConfig(**kw)
+    except ValueError as e:
+        raise InputError(f"chip target {target!r}: {e}") from None
+
+
+def _seed(target: str, opts, seed) -> int:
+    """The chip's seed: the ``seed`` argument or the target's ``seed=`` option (they must agree)."""
+    if seed is not None:
+        seed = validate.integer(seed, "seed", 0, 2**32 - 1)
+        if "seed" in opts and int(opts["seed"]) != seed:
+            raise InputError(f"chip target {target!r} says seed={opts['seed']} but seed {seed} was also given "
+                             f"(--seed, 0 unless given): give one seed, e.g. --seed {opts['seed']}")
+        return seed
+    return int(opts.get("seed", 0))
+
+
+def _no_config_twice(target: str, opts, config) -> None:
+    if config is not None and {"cores", "rows", "cols", "batch_depth", "small"} & set(opts):
+        raise InputError(f"chip target {target!r} sets the geometry and a config was given too: use one")
 
 
 def open_chip(target: str = "model", *, config=None, params=None, seed=None, timeout: float = 30.0) -> Chip:
-    """A :class:`Chip` for ``target`` (see the module table)."""
+    """A :class:`Chip` for ``target`` (see the module table). A malformed target, an unknown option or
+    an option value out of range raises :class:`~neurram.firmware.validate.InputError` (a
+    ``ValueError``) with one line naming the valid choices; a server or device that cannot be
+    reached raises ``ConnectionError``."""
     kind, rest, opts = parse_target(target)
-    noise = opts.get("noise", "on") not in ("off", "0", "no")
-    s = seed if seed is not None else int(opts.get("seed", 0))
+    noise = validate.flag(opts.get("noise", "on"), "noise")
+    if kind in ("model", "rtl"):
+        _no_config_twice(target, opts, config)
+        s = _seed(target, opts, seed)
     if kind == "model":
         age = _nonnegative_option(opts, "age", "age (seconds after programming)")
-        cfg = config or _config(opts)
+        cfg = config or _config(target, opts)
         if params is None:
             params = AnalogParams() if noise else AnalogParams.ideal()
         if "noise_scale" in opts:
-            if not noise:
-                raise ValueError(f"chip target {target!r}: noise=off and noise_scale contradict, use one; "
-                                 f"model options are {', '.join(MODEL_OPTIONS)}")
             params = scale_noise(params, _nonnegative_option(opts, "noise_scale", "noise_scale"))
         return Chip(open_fast_chip(cfg, params=params, seed=s, age_s=age))
     if kind == "rtl":
         from neurram.sim.cosim.server import TestAccess, launch_rtl_server   # imports cocotb: only when asked
         program = opts.pop("program", "protocol")
-        if program not in ("protocol", "test-access"):
-            raise ValueError(f"rtl:program={program!r}: use program=protocol or program=test-access")
-        cfg = config or (_config(opts) if opts else _config({"small": "1"}))
+        cfg = config or (_config(target, opts) if opts.keys() - {"noise", "seed"} else ChipConfig.small())
         server = launch_rtl_server(cfg, seed=s, noise=noise)
         transport = SocketTransport("127.0.0.1", server.port, connect_timeout=300, process=server.process)
         caps = LinkCapabilities()
@@ -149,20 +215,28 @@ def open_chip(target: str = "model", *, config=None, params=None, seed=None, tim
             caps = LinkCapabilities(test_access_program=_TwinProgrammer(
                 cfg, TestAccess(server.test_access_port), seed=s, noise=noise))
         return Chip(Link(transport, timeout=timeout, capabilities=caps))
+    if config is not None or params is not None:
+        raise InputError(f"chip target {target!r}: a {kind} chip has its own configuration and analog "
+                         "parameters; give them to the server (neurram serve --chip model:...)")
     if kind == "tcp":
-        host, _, port = rest.rpartition(":")
-        return Chip(_protocol_link(SocketTransport(host or "127.0.0.1", int(port)), timeout))
-    if kind == "serial":
-        port, _, baud = rest.partition("@")
-        return Chip(_protocol_link(SerialTransport(port, int(baud or 115200)), timeout))
-    raise ValueError(f"unknown chip target {target!r}: use model, rtl, tcp:HOST:PORT or serial:DEVICE[@BAUD]")
+        host, colon, port = rest.rpartition(":")
+        if not colon and not port:
+            raise InputError(f"chip target {target!r}: give the server as tcp:HOST:PORT or tcp:PORT")
+        port = validate.integer(port, f"chip target {target!r}: port", 1, 65535)
+        return Chip(_protocol_link(SocketTransport(host or "127.0.0.1", port), timeout))
+    device, _, baud = rest.partition("@")
+    if not device:
+        raise InputError(f"chip target {target!r}: give the serial device, serial:DEVICE[@BAUD] "
+                         "(e.g. serial:/dev/ttyUSB0@115200)")
+    baud = validate.integer(baud or 115200, f"chip target {target!r}: baud rate", 1, 100_000_000)
+    return Chip(_protocol_link(SerialTransport(device, baud), timeout))
 
 
 def model_engine(target: str = "model", *, config=None, params=None, seed=None):
     """The fast model of a ``model[:options]`` target behind its byte-protocol engine (the chip end
     that ``neurram serve`` puts on a TCP port or a pseudo-terminal)."""
     if parse_target(target)[0] != "model":
-        raise ValueError(f"only a model target can be served, not {target!r}")
+        raise InputError(f"only a model target can be served, not {target!r}: use model[:options]")
     link = open_chip(target, config=config, params=params, seed=seed).link
     return ChipProtocolEngine(link.chip, link.max_words)
 
