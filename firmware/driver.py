@@ -27,7 +27,10 @@ from neurram.spec.link import SegmentDrive
 from neurram.spec.mvm import PACKET_UV_MAX, MvmSettings
 
 from . import validate
-from .writeverify import WriteVerifyConfig, WriteVerifyReport, write_verify
+from neurram.spec import writeverify as wv
+from neurram.spec.enums import WvStatus
+
+from .writeverify import FAIL_NONE, FAIL_ROUNDS, FAIL_TOP_PULSES, WriteVerifyConfig, WriteVerifyReport, write_verify
 
 __all__ = ["Chip"]
 
@@ -305,6 +308,8 @@ class Chip:
         """Any number of input vectors through one core, batch after batch: output bytes (N, lines)."""
         core = self._check_core(core)
         codes = self._validate_codes(np.atleast_2d(codes), mode)
+        if codes.shape[0] == 0:                # no vectors: no MVM, on every link
+            return np.zeros((0, self.config.lines), np.uint8)
         stream = self.link.capabilities.mvm_stream
         if stream is not None:
             self._set_stream_mode(mode, codes.shape[0])
@@ -328,6 +333,8 @@ class Chip:
         codes = self._validate_codes(np.atleast_2d(codes), mode, lines=False)
         if codes.size and drive.source.size and drive.source.max() >= codes.shape[1]:
             raise ChipError(f"the drive reads input column {drive.source.max()}, the codes have {codes.shape[1]}")
+        if codes.shape[0] == 0:                # no vectors: no MVM, on every link
+            return np.zeros((0, len(drive.outputs)), np.uint8)
         self.set_mask(core, drive.tracked_mask(self.config.lines))
         segment = self.link.capabilities.mvm_segment
         if segment is None:
@@ -357,12 +364,20 @@ class Chip:
                             "0 V measures nothing)")
         return _CellAccess(self, core, int(read_mV))
 
+    def has_engine(self) -> bool:
+        """Whether the chip has the on-chip write-verify engine (FEATURES.wv_engine)."""
+        return bool(self.fields("FEATURES")["wv_engine"])
+
     def program(self, core: int, g_target_uS: np.ndarray, *, rows=None, cols=None,
-                config: WriteVerifyConfig = WriteVerifyConfig(), progress=None) -> WriteVerifyReport:
+                config: WriteVerifyConfig = WriteVerifyConfig(), progress=None,
+                engine: bool | None = None) -> WriteVerifyReport:
         """Program conductance targets (µS) by write-verify; returns the report of every cell.
 
         ``g_target_uS`` is the whole array (rows x cols) or, with ``rows``/``cols``, one target
-        per listed cell.
+        per listed cell. ``engine``: None (default) runs the chip's on-chip write-verify engine
+        when it has one (targets and tolerance then in its 10 nS codes, one operation per block
+        of ``wv_rows`` rows), True insists on it, False runs the host's loop over the single-cell
+        registers.
         """
         core = self._check_core(core)
         try:
@@ -384,7 +399,69 @@ class Chip:
         if not rows.size == cols.size == g.size:
             raise ChipError(f"{rows.size} rows, {cols.size} cols and {g.size} targets: give one row, column and "
                             "target per cell")
+        if engine is None:
+            engine = self.has_engine()
+        elif engine and not self.has_engine():
+            raise ChipError("this chip has no write-verify engine (FEATURES.wv_engine = 0): use engine=False")
+        if engine:
+            return self._program_engine(core, rows, cols, g, config, progress)
         return write_verify(self.cell_access(core), rows, cols, g, config, progress=progress)
+
+    def _program_engine(self, core, rows, cols, g_uS, config, progress) -> WriteVerifyReport:
+        """Write-verify by the on-chip engine, block of ``wv_rows`` rows after block."""
+        c = self.config
+        tol = int(wv.uS_to_code(config.g_tol_uS))
+        if not 1 <= tol <= 255:
+            raise ChipError(f"g_tol_uS={config.g_tol_uS}: the engine takes tolerances of 0.01..2.55 µS")
+        if rows.size and np.unique(rows * c.cols + cols).size != rows.size:
+            raise ChipError("a cell appears more than once in rows/cols")
+        self.ensure_enabled(core)
+        for name, fields in wv.engine_fields(config).items():
+            self.write_reg_cached(name, R.pack(name, **{**self.fields(name), **fields}))
+        self.write_reg_cached("CELL_TIMING", R.pack("CELL_TIMING", width_ns=int(round(config.width_ns)), read_mV=150))
+        reads0 = self.read_reg("COUNT_READ", core)
+        codes = wv.uS_to_code(g_uS)
+        words_out = np.zeros(rows.size, np.uint32)
+        if rows.size:
+            r0, r1 = int(rows.min()), int(rows.max()) + 1
+            words = np.zeros((r1 - r0) * c.cols, np.uint32)
+            where = (rows - r0) * c.cols + cols
+            words[where] = wv.target_word(codes, tol)
+            bulk = self.link.capabilities.write_verify_rows
+            if bulk is not None:
+                self._forget("CELL_ADDR", "WV_LIMITS")
+                words_out = bulk(core, r0, words)[where]
+                if progress is not None:
+                    progress(1, rows.size, rows.size)
+            else:
+                result = np.zeros_like(words)
+                blocks = range(r0, r1, c.wv_rows)
+                for i, b in enumerate(blocks):
+                    n = min(c.wv_rows, r1 - b)
+                    part = words[(b - r0) * c.cols:(b - r0 + n) * c.cols]
+                    if not part.any():
+                        continue
+                    self._buffer_write(R.Space.WV_CELLS, core, part)
+                    self.write_reg("CELL_ADDR", R.pack("CELL_ADDR", core=core, row=b, col=0))
+                    self.write_reg_cached("WV_LIMITS", R.pack("WV_LIMITS", **{**self.fields("WV_LIMITS"), "rows": n}))
+                    self.write_reg("CTRL", R.pack("CTRL", wv_start=1))
+                    self.wait_idle("cell_busy", 10 ** 9, refused="write-verify operation refused: is the core "
+                                   "enabled and are the WV registers a valid procedure?", what="write-verify")
+                    result[(b - r0) * c.cols:(b - r0 + n) * c.cols] = self._buffer_read(R.Space.WV_CELLS, core, part.size)
+                    if progress is not None:
+                        progress(i + 1, int(np.count_nonzero(where < (b - r0 + n) * c.cols)), rows.size)
+                words_out = result[where]
+        res = wv.unpack_result(words_out)
+        status = res["status"]
+        fail = np.select([status == WvStatus.FAIL_ROUNDS, status == WvStatus.FAIL_TOP_PULSES],
+                         [FAIL_ROUNDS, FAIL_TOP_PULSES], FAIL_NONE).astype(np.int8)
+        reads = (self.read_reg("COUNT_READ", core) - reads0) % (1 << 32)
+        return WriteVerifyReport(rows=rows, cols=cols, targets=np.asarray(g_uS, np.float64).copy(),
+                                 final_g=res["g_10nS"] * wv.G_LSB_uS, converged=status == WvStatus.CONVERGED,
+                                 pulses=res["pulses"], set_pulses=None, reset_pulses=None, rounds=None,
+                                 fail_reason=fail, reads=int(reads),
+                                 iterations=-(-(int(rows.max()) + 1 - int(rows.min())) // c.wv_rows) if rows.size else 0,
+                                 config=config)
 
     @staticmethod
     def _cell_index(v, what: str, n: int) -> np.ndarray:

@@ -9,6 +9,8 @@
   conversion latches the tracked neurons' comparators into the output-side one.
 * NEURON_MASK (the neurons a conversion tracks; all at reset) and POLARITY (lines driven
   inverted).
+* WV_CELLS: the write-verify engine's targets and results, one word per cell; the engine owns
+  its write port while it runs (``wv.active``).
 
 The host reaches all of them through ``bus`` (:func:`core_bus_signature`), one 32-bit word at a
 time; read data follows one cycle after ``r_en``. A controller write to a ternary register wins
@@ -22,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from .analog import analog_array_subset
 from .registers import Space
+from .writeverify import wv_buffer_signature
 
 __all__ = ["INPUT_PLANE_BITS", "OUTPUT_PLANE_BITS", "core_bus_signature", "plane_read_signature", "plane_write_signature", "ternary_drive_signature",
            "ternary_latch_signature", "CoreBuffers"]
@@ -91,6 +94,7 @@ class CoreBuffers(wiring.Component):
             "outputs": In(plane_write_signature(L, OUTPUT_PLANE_BITS)),
             "drive": In(ternary_drive_signature(L)),
             "latch": In(ternary_latch_signature(L)),
+            "wv": In(wv_buffer_signature(config.wv_rows * config.cols)),
             "mask": Out(L),
             "polarity": Out(L),
             "array": Out(analog_array_subset(config, "bl_act", "bl_neg", "sl_act", "sl_neg")),
@@ -126,7 +130,19 @@ class CoreBuffers(wiring.Component):
                      out_wr.addr.eq(Cat(outs.sel, self.vec)), out_wr.data.eq(outs.data), out_wr.en.eq(outs.en)]
         planes = {Space.BL_REG: (bl_act, bl_neg), Space.SL_REG: (sl_act, sl_neg),
                   Space.NEURON_MASK: (mask,), Space.POLARITY: (polarity,)}
-        self._host_access(m, planes, in_wr, in_host, out_host)
+        m.submodules.wv_mem = wv_mem = Memory(shape=32, depth=c.wv_rows * C_, init=[])
+        wv_wr = wv_mem.write_port()
+        wv_rd = wv_mem.read_port()                         # the engine
+        wv_host = wv_mem.read_port()                       # host reads
+        wv = self.wv
+        m.d.comb += [wv_rd.addr.eq(wv.r_addr), wv.r_data.eq(wv_rd.data), wv_host.addr.eq(self.bus.offset)]
+        with m.If(wv.active):
+            m.d.comb += [wv_wr.addr.eq(wv.w_addr), wv_wr.data.eq(wv.w_data), wv_wr.en.eq(wv.w_en)]
+        with m.Else():
+            m.d.comb += [wv_wr.addr.eq(self.bus.offset), wv_wr.data.eq(self.bus.w_data),
+                         wv_wr.en.eq(self.bus.w_en & (self.bus.space == Space.WV_CELLS))]
+
+        self._host_access(m, planes, in_wr, in_host, out_host, wv_host)
         with m.If(wb.en):
             # Recurrent write-back: one whole input plane (wins over a host write).
             m.d.comb += [in_wr.addr.eq(self.vec + wb.sel * D), in_wr.data.eq(Cat(wb.data, C(0, W - L))),
@@ -148,7 +164,7 @@ class CoreBuffers(wiring.Component):
                 m.d.sync += [bl_act.eq(bl_act | mk), bl_neg.eq((bl_neg & ~mk) | (~cmp[:R] & mk))]
         return m
 
-    def _host_access(self, m, planes, in_wr, in_host, out_host):
+    def _host_access(self, m, planes, in_wr, in_host, out_host, wv_host):
         """The host's word access: the buffers through their memory ports, the registers and masks
         word by word (a ternary register as two planes: non-zero, then negative)."""
         c = self.config
@@ -191,5 +207,7 @@ class CoreBuffers(wiring.Component):
                 m.d.comb += bus.r_data.eq(in_host.data.word_select(r_lane, 32) if wplv > 1 else in_host.data)
             with m.Case(Space.OUTPUT):
                 m.d.comb += bus.r_data.eq(out_host.data.word_select(r_lane, 32) if wplv > 1 else out_host.data)
+            with m.Case(Space.WV_CELLS):
+                m.d.comb += bus.r_data.eq(wv_host.data)
             with m.Default():
                 m.d.comb += bus.r_data.eq(r_word)

@@ -22,12 +22,15 @@ from .bus import chip_bus_signature
 from .chip_control import BatchControl
 from .chip_router import BusRouter
 from .clock_gates import CoreClockGates
+from neurram.spec import regmap
 from neurram.spec.mvm import SETTINGS_FIELDS
+from neurram.spec.writeverify import WV_REGISTERS, wv_start_ok
 
 from .core import CimCore, core_signature
 from .registers import CoreSettings
 from .protocol import ProtocolEngine
 from .registers import RegisterFile
+from .writeverify import WvSettings
 
 __all__ = ["chip_bus_signature", "NeurramChip", "CORE_MODULE", "instance_ports"]
 
@@ -124,22 +127,28 @@ class _ChipLogic(wiring.Component):
                          selected[i].eq(regs.core_select[i // 32].mask[i % 32])]
         settings = Signal(CoreSettings)                    # MVM settings, broadcast
         m.d.comb += _settings_from_registers(settings, regs)
+        wv_settings = Signal(WvSettings)                   # write-verify settings, broadcast
+        m.d.comb += _wv_settings_from_registers(wv_settings, regs)
+        m.d.comb += control.wv_ok.eq(wv_start_ok(wv_settings, cfg, wv_settings.row, wv_settings.read_mV,
+                                                 wv_settings.width_ns))
 
         ctrl, cmd = regs.ctrl, control.command
         m.d.comb += [
             cmd.start.eq(ctrl.start), cmd.abort.eq(ctrl.abort), cmd.clear_counters.eq(ctrl.clear_counters),
-            cmd.cell_program.eq(ctrl.cell_program), cmd.cell_read.eq(ctrl.cell_read),
+            cmd.cell_program.eq(ctrl.cell_program), cmd.cell_read.eq(ctrl.cell_read), cmd.wv_start.eq(ctrl.wv_start),
             control.settings.eq(settings), control.enabled.eq(enabled), control.selected.eq(selected),
             control.cell_core.eq(regs.cell_addr.core),
             router.selected.eq(selected),
             gates.enabled.eq(enabled), gates.start.eq(control.start),
-            gates.cell.eq(control.cell_program | control.cell_read), gates.clear.eq(control.clear_counters),
+            gates.cell.eq(control.cell_program | control.cell_read | control.wv_start),
+            gates.clear.eq(control.clear_counters),
             regs.status.busy.eq(control.status.busy), regs.status.done.eq(control.status.done),
             regs.status.cell_busy.eq(control.status.cell_busy), regs.status.cell_done.eq(control.status.cell_done),
             regs.status.config_error.eq(control.status.config_error),
         ]
 
-        cores = [self._core(m, i, regs, settings, control, router.cores[i], gates.clk[i]) for i in range(n)]
+        cores = [self._core(m, i, regs, settings, wv_settings, control, router.cores[i], gates.clk[i])
+                 for i in range(n)]
         for i, io in enumerate(cores):
             m.d.comb += [control.busy[i].eq(io.busy), gates.busy[i].eq(io.busy),
                          gates.access[i].eq(router.cores[i].w_en | router.cores[i].r_en),
@@ -154,7 +163,7 @@ class _ChipLogic(wiring.Component):
         m.d.comb += [regs.cell_result.g_10nS.eq(cell_result), regs.cell_result.valid.eq(cell_valid)]
         return m
 
-    def _core(self, m, i, regs, settings, control, bus, clk):
+    def _core(self, m, i, regs, settings, wv_settings, control, bus, clk):
         """Core ``i``: a ``neurram_core`` instance (or, not hierarchical, the core inline) on the
         gated clock ``clk``, its inputs, its status and its counter registers. Returns the
         interface that stands for the core's ports."""
@@ -169,7 +178,7 @@ class _ChipLogic(wiring.Component):
             io.v_pos_mV.eq(regs.core_bias[i].v_pos_mV), io.v_neg_mV.eq(regs.core_bias[i].v_neg_mV),
             io.packet_uV.eq(regs.core_neuron[i].packet_uV),
             io.noise_uV.eq(regs.stochastic.noise_uV), io.lfsr_seed.eq(regs.lfsr_seed.seed),
-            io.core_index.eq(i),
+            io.core_index.eq(i), io.wv_start.eq(control.wv_start[i]), io.wv.eq(wv_settings),
             cell.program.eq(control.cell_program[i]), cell.read.eq(control.cell_read[i]),
             cell.row.eq(regs.cell_addr.row), cell.col.eq(regs.cell_addr.col),
             cell.polarity.eq(regs.cell_pulse.polarity.as_value()), cell.pulse_mV.eq(regs.cell_pulse.amplitude_mV),
@@ -199,3 +208,14 @@ def _settings_from_registers(settings, regs) -> list:
     """The batch settings as MVM_CONFIG, MVM_TIMING, NEURON_CONFIG and BATCH hold them."""
     return [getattr(settings, name).eq(getattr(getattr(regs, reg.lower()), name)) for name, reg in SETTINGS_FIELDS] \
         + [settings.batch_count.eq(regs.batch.count)]
+
+
+def _wv_settings_from_registers(wv_settings, regs) -> list:
+    """The write-verify engine's settings as WV_*, CELL_ADDR.row and CELL_TIMING hold them."""
+    out = [wv_settings.row.eq(regs.cell_addr.row), wv_settings.width_ns.eq(regs.cell_timing.width_ns),
+           wv_settings.read_mV.eq(regs.cell_timing.read_mV)]
+    for reg in WV_REGISTERS:
+        for f in regmap.register(reg).fields:
+            out.append(getattr(wv_settings, f.name).eq(getattr(getattr(regs, reg.lower()), f.name)))
+    return out
+

@@ -1,8 +1,9 @@
 """The chip's command and status controller: CTRL strobes in, per-core commands and STATUS out.
 
 CTRL.start starts a batch on every enabled core in CORE_SELECT, unless the configuration is one
-the chip cannot run (then STATUS.config_error, and nothing starts). CTRL.cell_program and
-CTRL.cell_read go to the core in CELL_ADDR, which must be enabled. STATUS follows the batch
+the chip cannot run (then STATUS.config_error, and nothing starts). CTRL.cell_program,
+CTRL.cell_read and CTRL.wv_start go to the core in CELL_ADDR, which must be enabled (and, for
+wv_start, the operation valid: ``wv_ok``, from :func:`neurram.spec.writeverify.wv_start_ok`). STATUS follows the batch
 (busy, then done when every started core is idle again) and the cell command (cell_busy, then
 cell_done). Every command leaves here registered, one cycle after its CTRL write.
 """
@@ -27,6 +28,7 @@ class Command(data.Struct):
     clear_counters: 1
     cell_program: 1
     cell_read: 1
+    wv_start: 1
 
 
 class ChipStatus(data.Struct):
@@ -57,11 +59,13 @@ class BatchControl(wiring.Component):
             "selected": In(n),
             "busy": In(n),
             "cell_core": In(6),
+            "wv_ok": In(1),
             "start": Out(n),
             "abort": Out(1),
             "clear_counters": Out(1),
             "cell_program": Out(n),
             "cell_read": Out(n),
+            "wv_start": Out(n),
             "status": Out(ChipStatus),
         })
 
@@ -86,7 +90,8 @@ class BatchControl(wiring.Component):
         # A power-gated core cannot program or read its cells: commands need CORE_ENABLE.
         cell_target = Cat(*[self.cell_core == i for i in range(n)]) & enabled
         m.d.sync += [self.cell_program.eq(Mux(cmd.cell_program, cell_target, 0)),
-                     self.cell_read.eq(Mux(cmd.cell_read, cell_target, 0))]
+                     self.cell_read.eq(Mux(cmd.cell_read, cell_target, 0)),
+                     self.wv_start.eq(Mux(cmd.wv_start & self.wv_ok, cell_target, 0))]
 
         # ---- batch status: a core's busy shows two cycles after its start (input register, FSM) --
         start_q2 = Signal(n)
@@ -100,18 +105,20 @@ class BatchControl(wiring.Component):
             m.d.sync += [done.eq(0), config_error.eq(~config_ok), running.eq(config_ok)]
         with m.Elif(cmd.cell_program | cmd.cell_read):
             m.d.sync += config_error.eq(~cell_core_enabled)
+        with m.Elif(cmd.wv_start):
+            m.d.sync += config_error.eq(~cell_core_enabled | ~self.wv_ok)
         with m.Elif(running & ~self.start.any() & ~start_q2.any() & ~self.busy.any()):
             m.d.sync += [running.eq(0), done.eq(1)]
 
         # ---- cell command status ----------------------------------------------------------------
-        cell_cmd = self.cell_program | self.cell_read
+        cell_cmd = self.cell_program | self.cell_read | self.wv_start
         cell_q2 = Signal(n)
         m.d.sync += cell_q2.eq(cell_cmd)
         cell_busy = Signal()
         cell_done = Signal()
         cell_sel_busy = Signal()
         m.d.comb += cell_sel_busy.eq((self.busy >> self.cell_core)[0])
-        with m.If(cmd.cell_program | cmd.cell_read):
+        with m.If(cmd.cell_program | cmd.cell_read | cmd.wv_start):
             m.d.sync += [cell_busy.eq(1), cell_done.eq(0)]
         with m.Elif(cell_busy & ~cell_cmd.any() & ~cell_q2.any() & ~cell_sel_busy):
             m.d.sync += [cell_busy.eq(0), cell_done.eq(1)]

@@ -16,6 +16,8 @@ component of its own:
   a cellular automaton seeded from LFSR_SEED;
 * :class:`~neurram.hdl.cell.CellAccess` (``cell.py``): single-cell program and read for
   write-verify;
+* :class:`~neurram.hdl.writeverify.WriteVerifyEngine` (``writeverify.py``): the on-chip
+  write-verify engine, which drives the single-cell port while it runs;
 * :class:`~neurram.hdl.counters.EventCounters` (``counters.py``): the event counters.
 
 It talks to its array only through :func:`neurram.hdl.analog.analog_array_signature`; each part
@@ -27,7 +29,7 @@ generated Verilog small and the Verilator simulation fast.
 """
 
 
-from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
+from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,6 +41,7 @@ from .counters import CoreCounters, EventCounters
 from .noise import NoiseSource
 from .registers import CoreSettings, Direction
 from .sequencer import InputSequencer
+from .writeverify import WriteVerifyEngine, WvSettings
 
 __all__ = ["CoreCounters", "core_bus_signature", "cell_port_signature",
            "core_members", "core_signature", "CoreController", "CimCore"]
@@ -60,6 +63,8 @@ def core_members(config) -> dict:
             "core_index": In(6),
             "bus": In(core_bus_signature()),
             "cell": In(cell_port_signature()),
+            "wv_start": In(1),
+            "wv": In(WvSettings),
             "clear_counters": In(1),
             "counters": Out(CoreCounters),
         }
@@ -93,6 +98,7 @@ class CoreController(wiring.Component):
         m.submodules.noise = noise = NoiseSource(c.lines)
         m.submodules.cell = cell = CellAccess(c)
         m.submodules.counters = counters = EventCounters()
+        m.submodules.wv_engine = engine = WriteVerifyEngine(c)
 
         cfg = Signal(CoreSettings)                         # settings latched at start
         vec = Signal(13)                                   # vector of the batch in progress
@@ -103,7 +109,15 @@ class CoreController(wiring.Component):
 
         # ---- the parts ----------------------------------------------------------------------------
         wiring.connect(m, wiring.flipped(self.bus), buf.bus)
-        wiring.connect(m, wiring.flipped(self.cell), cell.cell)
+        # The single-cell port: the chip's commands, or the write-verify engine while it runs.
+        for path, member, value in cell.cell.signature.flatten(cell.cell):
+            name = path[0]
+            if member.flow == In:
+                m.d.comb += value.eq(Mux(engine.busy, getattr(engine.cell, name), getattr(self.cell, name)))
+            else:
+                m.d.comb += [getattr(self.cell, name).eq(value), getattr(engine.cell, name).eq(value)]
+        wiring.connect(m, engine.buffer, buf.wv)
+        m.d.comb += [engine.settings.eq(self.wv), engine.start.eq(self.wv_start), engine.cell_busy.eq(cell.busy)]
         wiring.connect(m, seq.inputs, buf.inputs)
         wiring.connect(m, seq.drive, buf.drive)
         wiring.connect(m, seq.planes_out, buf.write_back)
@@ -136,9 +150,10 @@ class CoreController(wiring.Component):
 
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
-                # A cell command in progress holds a start off; a start wins over a new command.
-                m.d.comb += cell.enable.eq(~self.start)
-                with m.If(self.start & ~cell.busy):
+                # A cell command or write-verify in progress holds a start off; a start wins over
+                # a new command.
+                m.d.comb += [cell.enable.eq(~self.start), engine.enable.eq(~self.start & ~cell.busy)]
+                with m.If(self.start & ~cell.busy & ~engine.busy):
                     m.d.sync += [cfg.eq(self.settings), vec.eq(0), abort_pending.eq(0), rstep.eq(0)]
                     m.d.comb += noise.load.eq(1)
                     with m.If(self.settings.stochastic):
@@ -183,7 +198,8 @@ class CoreController(wiring.Component):
                 with m.If(seq.write_back_last):
                     m.next = "INPUT"
 
-        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | cell.busy), counters.busy.eq(~fsm.ongoing("IDLE"))]
+        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | cell.busy | engine.busy),
+                     counters.busy.eq(~fsm.ongoing("IDLE"))]
         return m
 
 
