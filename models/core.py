@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurram.spec.enums import Direction
+from neurram.spec.writeverify import G_LSB_uS
 
 from .crossbar import Crossbar, CrossbarParams
 from .neuron import NeuronBank, NeuronParams
@@ -26,8 +27,8 @@ from .rng import key_from_seed, normal_planes
 
 __all__ = ["AnalogParams", "AnalogCore", "READ_LSB_uS", "pulse_counts"]
 
-#: Conductance per LSB of a cell read result (CELL_RESULT.g_10nS).
-READ_LSB_uS = 0.01
+#: Conductance per LSB of a cell read result (CELL_RESULT.g_10nS; one source in the spec).
+READ_LSB_uS = G_LSB_uS
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,19 @@ class AnalogParams:
     #: +V_pos and -V_neg drivers. Estimate, consistent with the 1 mV calibration steps of
     #: V_pos/V_neg in the test software (models/irdrop.py, default_circuit_params).
     driver_mismatch_sigma: float = 0.01
+    #: Time that passes between the last programming pulse of a core and its first MVM at the
+    #: least, s: the first MVM after programming relaxes the array this long, unless it has been
+    #: relaxed at least this long since (the fast model's ``age``). 1 s is the earliest time of the
+    #: published relaxation curves (paper Extended Data Fig. 3; aihwkit's fit at 1 s); no chip
+    #: reads its weights sooner after programming a core cell by cell. 0: no implicit delay.
+    first_use_delay_s: float = 1.0
 
     @classmethod
     def ideal(cls) -> "AnalogParams":
         """Every non-ideality off: noise-free programming, no read noise, ideal wires and neurons."""
         from .device import RRAMParams
         return cls(device=RRAMParams.noise_free(), crossbar=CrossbarParams(read_noise=False, wire=None),
-                   neuron=NeuronParams.ideal(), driver_mismatch_sigma=0.0)
+                   neuron=NeuronParams.ideal(), driver_mismatch_sigma=0.0, first_use_delay_s=0.0)
 
     def device_params(self):
         from .device import RRAMParams
@@ -89,8 +96,13 @@ class AnalogCore:
         ss = np.random.SeedSequence(seed)
         dev_ss, mvm_ss, static_ss = ss.spawn(3)
         self.device = RRAMArray(rows, cols, self.params.device_params(), np.random.default_rng(dev_ss))
-        self.crossbar = Crossbar(rows, cols, lambda: self.device.g_uS, self.device.read_noise_sigma_uS,
-                                 self.params.crossbar)
+        npar = self.params.neuron
+        self.crossbar = Crossbar(rows, cols, lambda: self.device.g_uS, self.device.array_read_sigma_uS,
+                                 self.params.crossbar,
+                                 sample_noise_V2=npar.sampling_noise_V2(self.params.crossbar.c_line_fF),
+                                 conversion_noise_V2=npar.conversion_noise_V2(), before_use=self._before_mvm)
+        #: Seconds the array has relaxed since its last programming pulse (inf: none pending).
+        self._since_program_s = np.inf
         static = np.random.default_rng(static_ss)
         z = static.standard_normal(2)
         self.driver_gain_pos = 1.0 + self.params.driver_mismatch_sigma * z[0]
@@ -115,11 +127,13 @@ class AnalogCore:
     def set_conductance(self, g_uS: np.ndarray) -> None:
         self.device.set_conductance(g_uS)
         self.crossbar.invalidate()
+        self._since_program_s = 0.0
 
     def program_pulse(self, row, col, polarity, amplitude_mV, width_ns, gate_mV) -> None:
         self.device.apply_pulses(row, col, polarity, np.asarray(amplitude_mV) * 1e-3, width_ns,
                                  np.asarray(gate_mV) * 1e-3)
         self.crossbar.invalidate()
+        self._since_program_s = 0.0
 
     def read_cell(self, row, col, read_mV=150):
         """Cell read as the chip reports it: conductance in READ_LSB_uS units, 16-bit saturating."""
@@ -129,6 +143,14 @@ class AnalogCore:
     def relax(self, seconds: float) -> None:
         self.device.relax(seconds)
         self.crossbar.invalidate()
+        self._since_program_s += float(seconds)
+
+    def _before_mvm(self) -> None:
+        """The first MVM after programming comes ``first_use_delay_s`` after it at the earliest."""
+        rest = self.params.first_use_delay_s - self._since_program_s
+        if rest > 0:
+            self.relax(rest)
+        self._since_program_s = np.inf
 
     def _volts(self, v_pos_mV, v_neg_mV):
         return v_pos_mV * 1e-3 * self.driver_gain_pos, v_neg_mV * 1e-3 * self.driver_gain_neg
@@ -145,6 +167,7 @@ class AnalogCore:
     # -- event API (co-simulation) ---------------------------------------------------------------
     def initialise(self, direction: Direction) -> None:
         """Neuron initialise: discharge integrators; a new MVM starts (fresh read noise)."""
+        self._before_mvm()
         self.neurons.initialise()
         self._direction = direction
         n_in = self.n_inputs(direction)
@@ -190,6 +213,7 @@ class AnalogCore:
                       columns: np.ndarray | None = None) -> np.ndarray:
         """:meth:`mvm_charge` from d = n+ - n- and t = n+ + n- (see Crossbar.integrate_dt)."""
         d = np.atleast_2d(d)
+        self._before_mvm()
         z = self._draw_z(d.shape[0], direction, columns)
         vp, vn = self._volts(v_pos_mV, v_neg_mV)
         return self._charge(self.crossbar.integrate_dt(direction, d, t, vp, vn, z, columns), direction, columns)
@@ -209,6 +233,7 @@ class AnalogCore:
                           x_max: int | None = None) -> np.ndarray:
         """:meth:`mvm_charge_dt` for a drive folded onto compact inputs x (``Crossbar.fold``;
         ``x_max`` a bound on |x|): the same charges and the same read-noise draws."""
+        self._before_mvm()
         z = self._draw_z(x.shape[0], fd.direction, fd.columns)
         vp, vn = self._volts(v_pos_mV, v_neg_mV)
         return self._charge(self.crossbar.integrate_folded(fd, x, t, vp, vn, z, x_max), fd.direction, fd.columns)
@@ -217,6 +242,7 @@ class AnalogCore:
         """What :meth:`mvm_charge_folded` computes before its element-wise part, for a compiled
         kernel that finishes it with the same bits: (the exact line sums, the deviation's
         constants, this batch's read-noise normals (z1, z2) or None)."""
+        self._before_mvm()
         z = self._draw_z(x.shape[0], fd.direction, fd.columns)
         vp, vn = self._volts(v_pos_mV, v_neg_mV)
         sums = self.crossbar.folded_sums(fd, x, t, z is not None, x_max)

@@ -23,6 +23,16 @@ device model). The output of one MVM is then (N_j + n1_j) / (D_j + n2_j) with N_
 D_j = Σ_i G_ij and (n1, n2) jointly Gaussian: Var n1 = Σ a_i² σ_ij², Var n2 = Σ σ_ij²,
 Cov = Σ a_i σ_ij². Sampling (n1, n2) from two standard normals per output is exact in distribution
 and costs two extra matrix products instead of one matrix per MVM.
+
+Sensing noise. The neuron samples the floating line once per input pulse; each sample carries
+thermal noise (kT/C of the sampling capacitor, twice: sampling and transfer, plus kT/C of the
+line), and each conversion sees the comparator's noise, frozen over the conversion (see
+``models/neuron.py``, ``NeuronParams``). Both are independent of the inputs and of the read
+noise, so they add ``(samples · sample_noise_V2 + conversion_noise_V2) · D_j²`` to Var n1 and
+are drawn with the same normal z1: per line, element-wise after the exact sums, so batching and
+summation order do not change a bit. With the defaults and 3-bit inputs (14 pulses) that is
+about 2.2 mV·pulses of summed deviation from kT/C and 1.6 mV·pulses from the comparator, against
+a per-column signal of about 40 mV·pulses on a 256 x 256 core of random weights at 100 mV drive.
 """
 
 from __future__ import annotations
@@ -86,6 +96,9 @@ class CrossbarParams:
     wire: object = field(default_factory=lambda: _default_wire())
     #: "approx" (fast, error bound in models/irdrop.py) or "exact" (full network solve).
     ir_method: str = "approx"
+    #: Capacitance of one floating output line, fF (estimate, as models/energy.py's line: ~1.1 mm
+    #: of wire, ~1 fF per cell, ~0.1 pF of switches); sets the line's own kT/C noise.
+    c_line_fF: float = 600.0
 
 
 def _default_wire():
@@ -102,11 +115,20 @@ class Crossbar:
     """
 
     def __init__(self, rows: int, cols: int, conductance, read_sigma=None,
-                 params: CrossbarParams = CrossbarParams()):
+                 params: CrossbarParams = CrossbarParams(), sample_noise_V2: float = 0.0,
+                 conversion_noise_V2: float = 0.0, before_use=None):
         self.rows, self.cols = rows, cols
         self.params = params
         self._conductance = conductance
         self._read_sigma = read_sigma
+        #: Thermal noise per input pulse on the sampled line deviation (V²) and the comparator's
+        #: noise per conversion referred to the summed deviation ((V·pulses)²): the sensing chain's
+        #: temporal noise, drawn with the read noise (module docstring, "Sensing noise").
+        self.sample_noise_V2 = float(sample_noise_V2)
+        self.conversion_noise_V2 = float(conversion_noise_V2)
+        #: Called before an MVM first uses the conductances (the core's first-use delay), so
+        #: every path -- fold, line sums, read noise -- sees the same, settled array.
+        self._before_use = before_use
         self._cache: dict = {}
 
     def invalidate(self) -> None:
@@ -143,7 +165,10 @@ class Crossbar:
         key = ("noise", direction)
         if key not in self._cache:
             g = self._oriented(direction)
-            var = np.asarray(self._read_sigma(g), dtype=np.float64) ** 2
+            # σ per cell of the array as it is wired (it may differ cell by cell), then oriented
+            g_array = np.asarray(self._conductance(), dtype=np.float64)
+            sig = np.asarray(self._read_sigma(g_array), dtype=np.float64)
+            var = (sig if direction == Direction.FORWARD else sig.T) ** 2
             top = float(var.max()) if var.size else 0.0
             step = 2.0 ** (np.ceil(np.log2(top)) - _VAR_BITS) if top > 0 else 1.0
             var_q = np.rint(var / step)
@@ -206,6 +231,7 @@ class Crossbar:
                 tf = t2.astype(np.float64)
                 sums.var_t, sums.var_t2 = _exact_matmul(tf, cols.var_q), _exact_matmul(tf * tf, cols.var_q)
                 sums.var_td = _exact_matmul(tf[:, nz] * dd, vz)
+                sums.n_samples = t2.max(axis=1, initial=0).astype(np.float64)[:, None]
             z = _planes(z, d2.shape[0], len(cols.den))
         out = self._deviation(cols, sums, v_pos_V, v_neg_V, z if self.has_read_noise() else None,
                               t0 if t2 is None else None)
@@ -217,6 +243,8 @@ class Crossbar:
         ``lines[r]`` gets d = ``weight[r]`` · x[source[r]], or ``weight[r]`` · 1 where source[r] is
         -1 (a line held at a constant; scale the weight by the constant). All other lines get
         d = 0. Every line gets the same t. See :meth:`integrate_folded`."""
+        if self._before_use is not None:
+            self._before_use()
         lines, source, weight = np.asarray(lines), np.asarray(source), np.asarray(weight, np.int64)
         key = ("fold", direction, lines.tobytes(), source.tobytes(), weight.tobytes(),
                None if columns is None else np.asarray(columns).tobytes())
@@ -259,13 +287,24 @@ class Crossbar:
         step = cols.step
         terms = dict(b_scale=B * scale, a0=(alpha * scale) * s_t)
         if cols.var_den_q is not None:
-            terms.update(c_d2=step * B * B, c_d=step * 2 * alpha * B * t, p0=(step * alpha * alpha * t * t) * cols.var_den_q,
+            p0 = (step * alpha * alpha * t * t) * cols.var_den_q
+            p0 += self._sensing_var(t, cols.den)
+            terms.update(c_d2=step * B * B, c_d=step * 2 * alpha * B * t, p0=p0,
                          c_cov=step * B, q0=(step * alpha * t) * cols.var_den_q, inv_var_den=cols.inv_var_den,
                          sd_den=cols.sd_den, den=cols.den)
         return terms
 
+    def _sensing_var(self, n_samples, den):
+        """The sensing chain's noise variance of one MVM with ``n_samples`` input pulses, in the
+        read-noise numerator's units ((V·pulses·µS)²): (samples · per-pulse V² + per-conversion
+        V²) · (Σ_i G_ij)², so that dividing by the line's conductance sum gives V·pulses."""
+        per = self.sample_noise_V2 * n_samples + self.conversion_noise_V2
+        return per * (den * den)
+
     def _columns(self, direction: Direction, columns) -> "_Columns":
         """The per-output-line terms of the evaluated lines (all, or ``columns``), cached."""
+        if self._before_use is not None:
+            self._before_use()
         key = ("cols", direction, None if columns is None else np.asarray(columns).tobytes())
         if key not in self._cache:
             k = self.coupling(direction)
@@ -318,6 +357,8 @@ class Crossbar:
             var_num += sums.var_td * (step * 2 * alpha * B)
             cov = sums.var_d * (step * B)
             cov += (step * alpha) * sums.var_t
+            if sums.n_samples is not None:
+                var_num += self._sensing_var(sums.n_samples, cols.den)
         z1, z2 = z
         rho = cov * cols.inv_var_den                         # regression of n1 on n2
         cov *= rho
@@ -365,6 +406,7 @@ class _LineSums:
     var_t: np.ndarray = None            # Σ t_i var_ij
     var_t2: np.ndarray = None           # Σ t_i² var_ij
     var_td: np.ndarray = None           # Σ t_i d_i var_ij
+    n_samples: np.ndarray = None        # (MVMs, 1) input pulses per MVM when lines differ in t
 
 
 class FoldedDrive:

@@ -283,6 +283,13 @@ class RRAMParams:
     # -- cycle-to-cycle noise ---------------------------------------------------------------------
     #: Log-normal σ of the per-pulse switching-rate factor (mean one) (estimate).
     c2c_sigma_ln: float = 0.6
+    #: Conductance moved by one defect event, µS: a pulse moves a Poisson number of defects
+    #: into or out of the filament, so its conductance change Δg has σ = sqrt(g_defect · |Δg|)
+    #: around its mean (Gaussian limit). Ambrogio et al., "Statistical fluctuations in HfOx
+    #: resistive-switching memory: Part I - set/reset variability", IEEE TED 61(8), 2912 (2014):
+    #: σ_R/R = 1/sqrt(N) with N the defects in the filament; their cycle-to-cycle spreads put one
+    #: defect at ~1-4 µS, and 2 µS is an estimate in that range. 0 switches it off.
+    g_defect_uS: float = 2.0
 
     # -- relaxation and reads ---------------------------------------------------------------------
     #: Apply conductance relaxation in relax() (the fitted σ(g, t)).
@@ -295,6 +302,17 @@ class RRAMParams:
     read_floor_uS: float = 0.05
     #: Nominal read voltage, V (docs/chip.md §3: ~0.1-0.2 V across the cell).
     read_V: float = 0.15
+    #: Random telegraph noise (RTN, the low-frequency read noise of a filament): fraction of cells
+    #: with an active two-level fluctuator, drawn once (estimate). Ambrogio et al., "Statistical
+    #: fluctuations in HfOx resistive-switching memory: Part II - random telegraph noise", IEEE
+    #: TED 61(8), 2920 (2014), and Ielmini et al., APL 96, 053503 (2010): RTN is seen in a part of
+    #: the cells, with ΔG/G of about 1-10 % in the 10-100 kΩ range, rarely tens of %.
+    rtn_fraction: float = 0.05
+    #: Median relative amplitude ΔG/G of an active fluctuator (estimate from the same papers).
+    rtn_rel_median: float = 0.05
+    #: Log-normal σ of that amplitude between cells (estimate: a decade between the 5th and 95th
+    #: percentile).
+    rtn_rel_sigma_ln: float = 0.7
 
     # -- bad cells --------------------------------------------------------------------------------
     #: Fraction of unformed cells, stuck near 0 µS (estimate, see module docstring).
@@ -403,6 +421,15 @@ class RRAMArray:
         # the fast model -- gives every cell the same history. (The pulse count is also the cell's
         # endurance cycle count.)
         self._key = int(self.rng.integers(0, 2 ** 63))
+        # Drawn after everything above, so the draws above do not depend on them.
+        if p.ideal:
+            self._rtn_rel = np.zeros(shape)
+        else:
+            z2 = self.rng.standard_normal(shape)
+            u2 = self.rng.random(shape)
+            # ΔG/G of each cell's telegraph fluctuator (0: none); its two levels are g(1 ± ΔG/G / 2).
+            self._rtn_rel = np.where(u2 < p.rtn_fraction,
+                                     np.minimum(p.rtn_rel_median * np.exp(p.rtn_rel_sigma_ln * z2), 1.0), 0.0)
         self._pulse_count = np.zeros(shape, np.int64)
         self._read_count = np.zeros(shape, np.int64)
 
@@ -437,6 +464,12 @@ class RRAMArray:
         counts advance by one for each cell drawn."""
         k = counts.reshape(-1)[lin]
         counts.reshape(-1)[lin] = k + 1
+        index = k.astype(np.uint64) * np.uint64(self.rows * self.cols) + lin.astype(np.uint64)
+        return normal_planes(self._key ^ (0x5851F42D4C957F2D * (stream + 1) & (2 ** 64 - 1)),
+                             index, np.zeros(1, np.uint64))[0][:, 0]
+
+    def _normals_at(self, stream: int, lin: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """:meth:`_cell_normals` of a further stream at given event numbers ``k`` (no counting)."""
         index = k.astype(np.uint64) * np.uint64(self.rows * self.cols) + lin.astype(np.uint64)
         return normal_planes(self._key ^ (0x5851F42D4C957F2D * (stream + 1) & (2 ** 64 - 1)),
                              index, np.zeros(1, np.uint64))[0][:, 0]
@@ -502,6 +535,7 @@ class RRAMArray:
             self._pulse_count.reshape(-1)[lin] += 1
             c2c = np.ones(n)
         else:
+            k_pulse = self._pulse_count.reshape(-1)[lin].copy()
             c2c = np.exp(p.c2c_sigma_ln * self._cell_normals(0, lin, self._pulse_count) - 0.5 * p.c2c_sigma_ln ** 2)
         g = self._g.ravel()[lin]
         is_set = pol == SET
@@ -518,6 +552,10 @@ class RRAMArray:
         rate = np.where(v_eff > 0, rate, 0.0)
         f = -np.expm1(-rate)
         dg = np.where(is_set, f * np.maximum(gcc - g, 0.0), -f * np.maximum(g - p.g_floor_uS, 0.0))
+        if not p.ideal and p.g_defect_uS > 0:
+            # discrete defects: a Poisson number of events of g_defect each (Gaussian limit)
+            z = self._normals_at(2, lin, k_pulse)
+            dg = dg + np.sqrt(p.g_defect_uS * np.abs(dg)) * z
         stuck = self._stuck.ravel()[lin]
         g_new = np.where(stuck, g, np.clip(g + dg, 0.0, p.g_ceiling_uS))
         flat_g = self._g.reshape(-1)
@@ -537,6 +575,25 @@ class RRAMArray:
         floor = p.read_floor_uS * (0.15 / v)
         return np.sqrt(floor * floor + (p.read_rel * g) ** 2)
 
+    @property
+    def rtn_rel(self) -> np.ndarray:
+        """(rows, cols) relative amplitude ΔG/G of each cell's telegraph fluctuator (0: none)."""
+        v = self._rtn_rel.view()
+        v.setflags(write=False)
+        return v
+
+    def array_read_sigma_uS(self, g_uS) -> np.ndarray:
+        """Per-cell σ (µS) of the conductance one MVM sees, for the whole (rows, cols) array at
+        conductances ``g_uS``: the read noise and, per cell, its telegraph fluctuator (two levels
+        g(1 ± a/2), in either state with probability ½: σ = a·g/2; fresh in every MVM, since the
+        fluctuators switch on the time scale of the ms between MVMs of the chip)."""
+        g = np.asarray(g_uS, dtype=np.float64)
+        base = self.read_noise_sigma_uS(g)
+        if self.params.ideal or g.shape != self.shape or not self._rtn_rel.any():
+            return base
+        rtn = 0.5 * self._rtn_rel * g
+        return np.sqrt(base * base + rtn * rtn)
+
     def read(self, rows, cols, read_V: float = 0.15) -> np.ndarray:
         """Measured conductance (µS) of each (rows[k], cols[k]) with fresh read noise.
 
@@ -555,10 +612,18 @@ class RRAMArray:
         if lin.size > 1 and np.unique(lin).size != lin.size:
             # the same cell twice in one call: successive reads, in the order given
             z = np.empty(lin.size)
+            k = np.empty(lin.size, np.int64)
             for i, cell in enumerate(lin):
+                k[i] = self._read_count.reshape(-1)[cell]
                 z[i] = self._cell_normals(1, np.array([cell]), self._read_count)[0]
         else:
+            k = self._read_count.reshape(-1)[lin].copy()
             z = self._cell_normals(1, lin, self._read_count)
+        a = self._rtn_rel.reshape(-1)[lin]
+        if a.any():
+            # the fluctuator's state in this read: a function of (cell, read number), like z
+            up = self._normals_at(4, lin, k) > 0
+            g = g * (1.0 + np.where(up, 0.5, -0.5) * a).reshape(g.shape)
         return np.maximum(g + sigma * z.reshape(g.shape), 0.0)
 
     # -- time --------------------------------------------------------------------------------------

@@ -23,10 +23,13 @@ import numpy as np
 from neurram.spec.analog import NEURON_GAIN
 
 __all__ = ["NeuronParams", "NeuronBank", "decrement_closed_form", "sar_closed_form", "stochastic_noise_nV",
-           "NOISE_CENTRE"]
+           "NOISE_CENTRE", "BOLTZMANN_J_PER_K"]
 
 #: Mean of the four 3-bit random values that drive a stochastic neuron's noise pulses.
 NOISE_CENTRE = 14
+
+#: Boltzmann constant, J/K (CODATA, exact since the 2019 SI).
+BOLTZMANN_J_PER_K = 1.380649e-23
 
 
 def stochastic_noise_nV(planes: np.ndarray, noise_uV: float) -> np.ndarray:
@@ -65,15 +68,44 @@ class NeuronParams:
     #: Systematic gain of the negative-branch packet against the positive one. docs/analog-model.md:
     #: the branches differ (published); 5 % is an estimate.
     packet_neg_gain: float = 0.95
+    #: Die temperature for the thermal (kT/C) noise of sampling, K (the chip was measured at room
+    #: temperature; 0 switches the thermal noise off).
+    temperature_K: float = 300.0
+    #: kT/C_sample noise charges left on the sampling capacitor per input pulse: one when the
+    #: sampling switch opens, one in the transfer to the integrator (the standard result for a
+    #: switched-capacitor integrator, R. Schreier et al., "Design-oriented estimation of thermal
+    #: noise in switched-capacitor circuits", IEEE TCAS-I 52(11), 2005).
+    ktc_phases: float = 2.0
+    #: σ of the comparator's input-referred noise, µV, frozen over one conversion and fresh in each
+    #: MVM. Estimate: the neuron's amplifier, reused as the comparator, has 1/f noise whose corner
+    #: (~1 MHz for small 130 nm devices) lies above the 1/(conversion time) of ~100 steps x 80 ns,
+    #: so the noise a conversion sees is nearly constant during it; ~100 µV is typical of a small
+    #: 130 nm OTA over that band (a thermal floor of ~5 nV/√Hz over 100 MHz gives 50 µV).
+    comparator_noise_uV: float = 100.0
 
     @classmethod
     def ideal(cls) -> "NeuronParams":
         return cls(gain_mismatch_sigma=0.0, comparator_offset_sigma_uV=0.0, packet_mismatch_sigma=0.0,
-                   packet_neg_gain=1.0)
+                   packet_neg_gain=1.0, temperature_K=0.0, comparator_noise_uV=0.0)
 
     @property
     def gain(self) -> float:
         return self.c_sample_fF / self.c_integ_fF
+
+    def sampling_noise_V2(self, c_line_fF: float) -> float:
+        """Variance (V²) of the thermal noise one input pulse adds to the sampled output-line
+        deviation: ``ktc_phases`` · kT/C_sample on the sampling capacitor plus kT/C_line of the
+        floating line itself (both referred to the line)."""
+        kt = BOLTZMANN_J_PER_K * self.temperature_K
+        out = self.ktc_phases * kt / (self.c_sample_fF * 1e-15)
+        if c_line_fF > 0:
+            out += kt / (c_line_fF * 1e-15)
+        return out
+
+    def conversion_noise_V2(self) -> float:
+        """Variance (V²) of the comparator noise of one conversion, referred back through the
+        nominal integration gain to the summed line deviation (V·pulses)."""
+        return (self.comparator_noise_uV * 1e-6 / self.gain) ** 2
 
 
 class NeuronBank:

@@ -221,13 +221,31 @@ def test_calibration_removes_mismatch_error():
     assert after < 0.1
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-def test_residual_error_default_noise_model(seed):
-    """3-bit inputs, random differential weights, AnalogParams(): measured after calibration
-    0.031-0.069 on 64 x 64 (seeds 0-4) and 0.055-0.061 on 256 x 256 (seeds 0-2); the chip: 0.20-0.34."""
-    before, after = _errors(AnalogParams(), seed=seed)
-    assert after < before
-    assert 0.02 <= after <= 0.10
+def _chip_like_residual(target, seed, bits=3):
+    """The chip's measurement on the default model: a full 256 x 256 core of random differential
+    weights, ``bits``-bit inputs, calibrated, held-out vectors; per column and overall."""
+    chip = open_chip(target, config=ChipConfig(core_grid=(1, 1)), seed=seed)
+    r = cal.calibrate_random_core(chip, 0, np.random.default_rng(seed), bits=bits, vectors=1024)
+    return r["error_after_per_column"], r["error_after"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_residual_error_lies_in_the_chips_band(seed):
+    """The default model is as imperfect as the silicon: 3-bit inputs, 256 x 256, differential
+    weights, one day after programming, the residual per output column lies within the chip's
+    published 0.20-0.34 (docs/chip.md §4). Measured: 0.21-0.22 (overall 0.12)."""
+    lo, hi = cal.CHIP_RESIDUAL_PER_COLUMN
+    per_col, overall = _chip_like_residual(f"model:age={cal.CHIP_MEASUREMENT_AGE_S:g}", seed)
+    assert lo <= per_col <= hi, per_col
+    assert overall < per_col                  # the columns' different means count in the overall std
+
+
+def test_residual_error_grows_with_the_delay_and_stays_ideal_without_noise():
+    fresh, _ = _chip_like_residual("model", 0)                         # 1 s after programming
+    day, _ = _chip_like_residual(f"model:age={cal.CHIP_MEASUREMENT_AGE_S:g}", 0)
+    assert fresh < day                                                  # relaxation (measured 0.16 -> 0.21)
+    ideal, ideal_all = _chip_like_residual("model:noise=off,age=86400", 0)
+    assert ideal < 0.06 and ideal_all < 0.03 and ideal < 0.3 * day     # only the output quantisation (0.042)
 
 
 # -- 4. only the driver ------------------------------------------------------------------------------------
