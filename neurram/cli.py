@@ -221,13 +221,15 @@ def _add_workers_arg(p) -> None:
 def _cmd_demo(args) -> int:
     from neurram.firmware.datasets import load_mnist_demo_subset
     from neurram.targets import open_chip
-    from neurram.firmware.tasks.mnist import run_mnist
+    from neurram.firmware.tasks.mnist import load_calibration_subset, run_mnist
 
     x, y, _ = load_mnist_demo_subset()
     x, y = x[:args.images], y[:args.images]
+    x_cal = load_calibration_subset()       # 64 training images: the demo never calibrates on its test images
     chip = open_chip(args.chip, seed=args.seed)
     print(f"chip: {chip.describe()} [target {args.chip}, seed {args.seed}]")
-    report = run_mnist(chip, x, y, progress=not args.quiet, workers=args.workers)
+    print(f"calibration: {len(x_cal)} MNIST training images (embedded); scored on {len(x)} test images")
+    report = run_mnist(chip, x, y, x_cal=x_cal, progress=not args.quiet, workers=args.workers)
     print(report.mapping_summary)
     print(report.table())
     return 0
@@ -416,6 +418,9 @@ def _register_device(subparsers) -> None:
     p.add_argument("--ideal", action="store_true", help="noise-free device parameters")
     p.add_argument("--refit", action="store_true",
                    help="only repeat the fit of the relaxation curve to aihwkit's polynomials (needs scipy)")
+    p.add_argument("--budget-sweep", action="store_true",
+                   help="write-verify once per round budget (max_rounds 1 ... 40) and print the trade-off: "
+                        "unconverged working and stuck cells, pulses per cell, error of the converged cells")
     p.set_defaults(func=_cmd_device)
 
 
@@ -428,9 +433,19 @@ def _cmd_device(args) -> int:
         for k, v in fit_relaxation_curve().items():
             print(f"{k}: {v}")
         return 0
-    from neurram.figures import device_array_statistics
+    from neurram.figures import device_array_statistics, write_verify_budget_sweep
 
     params = RRAMParams.noise_free() if args.ideal else RRAMParams()
+    if args.budget_sweep:
+        print(f"write-verify round budget, {args.rows} x {args.cols} array, seed {args.seed} "
+              f"(unconverged: working cells | stuck cells, % of all cells)")
+        print("  max_rounds  working %  stuck %  pulses/cell mean  p99  converged |G-target| RMS µS")
+        for r in write_verify_budget_sweep(args.rows, args.cols, seed=args.seed, params=params):
+            n = r["cells"]
+            print(f"  {r['max_rounds']:10d}  {100 * r['working_unconverged'] / n:9.3f}  "
+                  f"{100 * r['stuck_unconverged'] / n:7.3f}  {r['pulses_mean']:16.2f}  {r['pulses_p99']:4.0f}  "
+                  f"{r['rms_error_uS']:.3f}")
+        return 0
     fractions = []
     for seed in range(args.seed, args.seed + args.seeds):
         r = device_array_statistics(args.rows, args.cols, seed=seed, params=params)
@@ -438,6 +453,7 @@ def _cmd_device(args) -> int:
         print(f"== seed {seed}: {args.rows} x {args.cols} array, "
               f"{int(arr.stuck_off.sum())} stuck-off and {int(arr.stuck_on.sum())} stuck-on cells")
         print(rep.summary())
+        print(f"  unconverged: {r['working_unconverged']} working cells, {r['stuck_unconverged']} stuck cells")
         if true_err.size:
             print(f"  converged cells: |true G - target| mean {true_err.mean():.3f} µS, "
                   f"max {true_err.max():.3f} µS")

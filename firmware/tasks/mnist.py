@@ -18,10 +18,24 @@ from ..driver import Chip
 from ..mapper import map_network
 from ..runtime import Runtime
 
-__all__ = ["DEFAULT_WEIGHTS", "MnistReport", "run_mnist", "load_default_network", "add_run_arguments",
-           "run_cli"]
+__all__ = ["DEFAULT_WEIGHTS", "CALIBRATION_SUBSET", "MnistReport", "run_mnist", "load_default_network",
+           "load_calibration_subset", "add_run_arguments", "run_cli"]
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "mnist_cnn.npz"
+#: 64 MNIST *training* images that ship with the package (firmware/data/README.md): what the
+#: chip calibrates on when no calibration images are given, never the images it is scored on.
+CALIBRATION_SUBSET = Path(__file__).resolve().parents[1] / "data" / "mnist_train_subset.npz"
+
+
+def load_calibration_subset(path=None) -> np.ndarray:
+    """The embedded calibration images: uint8 (64, 28, 28), the first 64 MNIST training images
+    (the ones ``neurram run mnist`` calibrates on)."""
+    p = Path(path) if path else CALIBRATION_SUBSET
+    with np.load(p) as z:
+        x = np.asarray(z["x"])
+    if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise ValueError(f"{p}: expected uint8 images of 28 x 28, found {x.dtype} {x.shape}")
+    return x
 
 
 def load_default_network(path=None) -> nn.Network:
@@ -77,8 +91,8 @@ def run_mnist(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | Non
               x_cal: np.ndarray | None = None, progress: bool = True, batch_images: int = 50,
               calibrate: bool = True, calibration_vectors: int = 2048, workers: int = 1) -> MnistReport:
     net = net or load_default_network()
-    if x_cal is None:
-        x_cal = x[:64]
+    if x_cal is None:                   # training images, never the test images being scored
+        x_cal = load_calibration_subset()
     mapping = map_network(net, chip.config, x_cal=x_cal)
     rt = Runtime(chip, mapping)
     t0 = time.perf_counter()
