@@ -22,7 +22,7 @@ import numpy as np
 from neurram.spec.analog import NEURON_GAIN, charge_per_unit_nV
 from neurram.spec.mvm import PACKET_UV_MAX
 
-from . import nn
+from . import nn, validate
 
 __all__ = ["Segment", "MappedLayer", "Mapping", "map_network", "MappingError", "G_MAX_uS", "fold_batchnorm"]
 
@@ -177,6 +177,7 @@ def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_s
 
     ``bad_rows``: {core: rows} that must not be used (unformed or leaky cells); segments take
     spare rows instead (docs/chip.md §3: per-die bad-row tables, spare rows swapped in)."""
+    validate.network(net, "map_network: network")
     rows, cols = info.rows, info.cols
     n_cores = info.n_cores
     net = fold_batchnorm(net)

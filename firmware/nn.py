@@ -115,8 +115,10 @@ def quantize_input(x: np.ndarray, quant: dict | None = None, *, bits: int = 3,
     """uint8 pixels -> integer input codes ``0 .. 2**bits - 1`` (int64, same shape).
 
     ``quant`` is a network's input quantiser dict (``bits``, ``scale``); without it ``bits``
-    and ``scale`` (default ``255 / (2**bits - 1)``) are used.
+    and ``scale`` (default ``255 / (2**bits - 1)``) are used. NaN, values outside 0..255 and
+    images scaled to [0, 1] raise :class:`~neurram.firmware.validate.InputError`.
     """
+    x = validate.pixels(x)
     if quant is not None:
         bits = int(quant["bits"])
         scale = quant.get("scale")

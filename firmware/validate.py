@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["InputError", "choice", "flag", "integer", "number", "grid", "array", "images", "labels",
+__all__ = ["InputError", "choice", "flag", "integer", "number", "grid", "array", "pixels", "images", "labels",
            "conductances", "network", "G_MAX_uS"]
 
 #: The largest conductance target (µS): the mapper's full scale and the device model's g_max.
@@ -147,14 +147,21 @@ def _shape_text(shape) -> str:
     return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
 
 
+def pixels(x, what: str = "images", *, integral: bool = False) -> np.ndarray:
+    """Pixel values 0..255 (uint8, or numbers holding them): finite, in range, and not images
+    scaled to [0, 1] (refused with that hint); ``integral`` also refuses fractions. Any shape."""
+    a = array(x, what, kinds="biuf")
+    if a.dtype.kind == "f" and a.size and np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1.0 \
+            and not np.array_equal(a, np.round(a)):
+        raise InputError(f"{what}: float pixels within 0..1 look normalised; pass the raw pixels as uint8 0..255")
+    return array(a, what, kinds="biuf", lo=0, hi=255, integral=integral)
+
+
 def images(x, what: str = "images", shape: tuple = (28, 28)) -> np.ndarray:
     """Images as uint8 pixels 0..255 of ``(N,) + shape``; float arrays are accepted only when they
     hold whole numbers 0..255 (images scaled to [0, 1] are refused with that hint)."""
     a = array(x, what, shape=(None,) + tuple(shape), kinds="iuf")
-    if a.dtype.kind == "f" and a.size and np.isfinite(a).all() and a.max() <= 1.0 and not np.array_equal(a, np.round(a)):
-        raise InputError(f"{what}: float pixels within 0..1 look normalised; pass the raw pixels as uint8 0..255")
-    a = array(a, what, kinds="iuf", lo=0, hi=255, integral=True)
-    return a.astype(np.uint8)
+    return pixels(a, what, integral=True).astype(np.uint8)
 
 
 def labels(y, what: str = "labels", n: int | None = None, classes: int | None = None) -> np.ndarray:

@@ -160,6 +160,26 @@ def test_network_files_without_a_key_name_it(tmp_path, drop):
     assert f"'{drop}'" in _one_line(e) and "needs name, weight, bias, act" in str(e.value)
 
 
+@pytest.mark.parametrize("x, words", [(np.full((1, 28, 28), np.nan), "NaN"), (np.full((1, 28, 28), 0.5), "0..1"),
+                                      (np.full((1, 28, 28), 300), "0..255"), (np.full((1, 28, 28), -1), "0..255")])
+def test_images_entering_a_network_are_checked(x, words):
+    """nn.quantize_input is where pixels enter every network (software reference, chip runtime,
+    mapper calibration): bad pixels are refused there, whatever the caller."""
+    with pytest.raises(validate.InputError, match=words):
+        nn.quantize_input(x, {"bits": 3, "scale": 255 / 7})
+    assert nn.quantize_input(np.full((1, 28, 28), 255.0), {"bits": 3, "scale": 255 / 7}).max() == 7
+
+
+def test_the_mapper_checks_its_network():
+    from neurram.firmware.mapper import map_network
+
+    net = nn.load_network(os.path.join(REPO, "firmware", "weights", "mnist_cnn.npz"))
+    dense = next(layer for layer in net.layers if layer["type"] == "dense")
+    del dense["bias"]
+    with pytest.raises(validate.InputError, match="'bias'"):
+        map_network(net, ChipConfig())
+
+
 # -- driver calls: the same error over every link ------------------------------------------------
 
 def _links():
