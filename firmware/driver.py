@@ -479,8 +479,16 @@ class _CellAccess:
         self.chip, self.core, self.read_mV = chip, core, read_mV
         chip.ensure_enabled(core)
 
+    def _cells(self, rows, cols):
+        """Cell indices checked against the array (ChipError otherwise), flattened."""
+        c = self.chip.config
+        rows, cols = Chip._cell_index(rows, "rows", c.rows), Chip._cell_index(cols, "cols", c.cols)
+        if rows.size != cols.size:
+            raise ChipError(f"{rows.size} rows and {cols.size} cols: give one row and one column per cell")
+        return rows, cols
+
     def read_cells(self, rows, cols) -> np.ndarray:
-        rows, cols = np.asarray(rows).reshape(-1), np.asarray(cols).reshape(-1)
+        rows, cols = self._cells(rows, cols)
         bulk = self.chip.link.capabilities.cell_reads
         if bulk is not None:
             self.chip._forget("CELL_ADDR", "CELL_TIMING")
@@ -496,10 +504,24 @@ class _CellAccess:
         return out
 
     def pulse_cells(self, rows, cols, polarity, amplitude_mV, width_ns, gate_mV) -> None:
-        rows, cols = np.asarray(rows).reshape(-1), np.asarray(cols).reshape(-1)
+        rows, cols = self._cells(rows, cols)
         n = rows.size
-        polarity, amplitude_mV, width_ns, gate_mV = (np.broadcast_to(np.asarray(v), (n,))
-                                                     for v in (polarity, amplitude_mV, width_ns, gate_mV))
+        try:
+            polarity, amplitude_mV, width_ns, gate_mV = (np.broadcast_to(np.asarray(v), (n,))
+                                                         for v in (polarity, amplitude_mV, width_ns, gate_mV))
+        except ValueError:
+            raise ChipError(f"pulse settings do not broadcast to the {n} cells: give one value or one per cell") from None
+        for name, v, reg, field, to_int in (("polarity", polarity, "CELL_PULSE", "polarity", np.asarray),
+                                            ("amplitude_mV", amplitude_mV, "CELL_PULSE", "amplitude_mV", np.round),
+                                            ("gate_mV", gate_mV, "CELL_PULSE", "gate_mV", np.round),
+                                            ("width_ns", width_ns, "CELL_TIMING", "width_ns", np.trunc)):
+            top = R.REGISTERS[reg][field].max
+            try:
+                a = validate.array(v, f"pulse {name}", kinds="biuf")
+            except validate.InputError as e:
+                raise ChipError(str(e)) from None
+            if n and (to_int(a).min() < 0 or to_int(a).max() > top):
+                raise ChipError(f"pulse {name} spans {a.min()}..{a.max()}, outside {reg}.{field}'s range 0..{top}")
         bulk = self.chip.link.capabilities.cell_pulses
         if bulk is not None:
             self.chip._forget("CELL_ADDR", "CELL_PULSE", "CELL_TIMING")

@@ -197,6 +197,10 @@ BAD_CALLS = [
     ("negative conductance", lambda c: c.program(0, [-1.0], rows=[0], cols=[0]), "0..40 µS"),
     ("NaN conductance", lambda c: c.program(0, [np.nan], rows=[0], cols=[0]), "NaN"),
     ("read at 0 V", lambda c: c.cell_access(0, read_mV=0), "1..4095 mV"),
+    ("cell read row", lambda c: c.cells.read_cells([16], [0]), "cell rows"),
+    ("cell pulse col", lambda c: c.cells.pulse_cells([0], [-1], 0, 1200, 1000, 2500), "cell cols"),
+    ("pulse amplitude", lambda c: c.cells.pulse_cells([0], [0], 0, 5000, 1000, 2500), "0..4095"),
+    ("pulse width", lambda c: c.cells.pulse_cells([0], [0], 0, 1200, -1, 2500), "width_ns"),
     ("NaN codes", lambda c: c.mvm(0, np.full((1, 16), np.nan), MvmSettings(input_bits=2)), "NaN"),
     ("3-D codes", lambda c: c.mvm(0, np.zeros((1, 2, 16), int), MvmSettings(input_bits=2)), "shape"),
     ("codes out of range", lambda c: c.mvm(0, np.full((1, 16), 9), MvmSettings(input_bits=2)), "outside 0..3"),
@@ -213,6 +217,7 @@ def test_driver_errors_are_identical_over_every_link(name, call, words):
     messages = {}
     for kind, chip in _links().items():
         chip.enable_cores([0])
+        chip.cells = chip.cell_access(0)          # write-verify's cell access (enables the core)
         frames = chip.link.frames
         with pytest.raises(ChipError) as e:
             call(chip)
