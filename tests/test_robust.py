@@ -349,8 +349,18 @@ def test_cli_errors_are_one_line_without_traceback(args, words):
     assert r.returncode != 0
     assert "Traceback" not in r.stderr and words in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    r = _neurram("--debug", *args)
-    assert r.returncode != 0 and "Traceback" in r.stderr
+    if args[0] == "verilog":                            # --debug (anywhere) shows the traceback
+        r = _neurram(*args, "--debug")
+        assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+@pytest.mark.parametrize("text, words", [('{"rows": 16, "bogus": 1}', "unknown ChipConfig field 'bogus'"),
+                                         ("{rows", "not valid JSON"), ('{"rows": "16"}', "rows='16'")])
+def test_bad_config_files_are_one_line(tmp_path, text, words):
+    path = tmp_path / "chip.json"
+    path.write_text(text)
+    r = _neurram("verilog", "--config", str(path), "--out", str(tmp_path / "v"))
+    assert r.returncode != 0 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_serve_stops_cleanly_on_ctrl_c():
