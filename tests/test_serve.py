@@ -56,8 +56,8 @@ class _ServeProcess:
 
 def test_virtual_uart_board_runs_a_network_like_the_in_process_model(network):
     """``neurram serve --pty`` in its own process; the driver opens it as a serial port, maps,
-    programs by write-verify frame by frame, calibrates and runs a network: logits and event
-    counters equal the in-process model's (noise off)."""
+    programs by write-verify (the chip's engine, driven frame by frame), calibrates and runs a
+    network: logits and event counters equal the in-process model's (noise off)."""
     net, x = network
     served_target = f"model:noise=off,cores=1x3,rows={CONFIG.rows},cols={CONFIG.cols}"
     with _ServeProcess("--pty", "--chip", served_target) as server:
@@ -65,7 +65,7 @@ def test_virtual_uart_board_runs_a_network_like_the_in_process_model(network):
         chip = open_chip(server.target, timeout=10)
         assert chip.config.n_cores == 3 and chip.config.rows == 64 and chip.config.cols == 64
         served, served_counts = _logits(chip, net, x)
-        assert chip.link.frames > 5000 and chip.link.status().frames_bad == 0
+        assert chip.link.frames > 100 and chip.link.status().frames_bad == 0
         chip.link.transport.close()
     local, local_counts = _logits(open_chip("model:noise=off", config=CONFIG), net, x)
     assert np.array_equal(served, local)
