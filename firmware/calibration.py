@@ -60,7 +60,7 @@ from .driver import Chip
 __all__ = ["BalanceResult", "balance_inputs", "sign_balance", "ColumnCalibration", "fit_columns", "fit_from_data",
            "mvm_error", "relative_error", "choose_packet", "analytic_gain", "SegmentDecoder",
            "calibrate_runtime", "RuntimeCalibration", "random_differential_core", "pair_codes",
-           "calibrate_random_core", "CHIP_RESIDUAL_PER_COLUMN", "CHIP_MEASUREMENT_AGE_S"]
+           "calibrate_random_core", "segment_residuals", "CHIP_RESIDUAL_PER_COLUMN", "CHIP_MEASUREMENT_AGE_S"]
 
 _V_FIELD_MAX = (1 << 10) - 1          # CORE_BIAS fields are 10-bit millivolts
 
@@ -536,6 +536,39 @@ def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.nd
 
     nn.walk(net, h, calibrate_layer)
     return RuntimeCalibration(cols_cal, decoders, before, after, used, separate_branches, time.perf_counter() - t0)
+
+
+def segment_residuals(runtime, images: np.ndarray, layers=None) -> dict:
+    """The chip's own measurement on a calibrated runtime: for every segment of ``layers``
+    (names; default all weight layers), the residual per output column, RMS(decoded − ideal
+    partial sum) / std(ideal partial sum), over the real activations that ``images`` give (the
+    software model's quantised activations, as :func:`calibrate_runtime` feeds them). Use images
+    the calibration did not see. Returns {(layer, segment): per-column residuals}."""
+    m = runtime.mapping
+    net = m.net
+    h = np.asarray(nn.quantize_input(np.asarray(images), net.input), np.int64)
+    h = h[:, None] if h.ndim == 3 else h
+    layer_of = {ml.name: ml for ml in m.layers}
+    out = {}
+
+    def visit(spec, h):
+        ml = layer_of[spec["name"]]
+        x, reshape = nn.layer_inputs(spec, h)
+        x = x.astype(np.int64)
+        if layers is None or ml.name in layers:
+            mode = runtime.layer_mode(ml)
+            for s in ml.segments:
+                q_nV = runtime.segment_charge_nV(ml, s, x, mode)
+                y = x[:, s.inputs] @ ml.weight[:, s.inputs].T + s.bias_rows * ml.x_max * ml.bias_row_weight
+                err = np.sqrt(np.mean((runtime.decoders[(ml.name, s.index)](q_nV) - y) ** 2, axis=0))
+                sd = y.std(axis=0)
+                out[(ml.name, s.index)] = np.where(sd > 0, err / np.where(sd > 0, sd, 1), np.nan)
+        y = reshape((x @ ml.weight.T) * ml.in_step + ml.bias)
+        act = spec.get("act")
+        return nn.quantize_act(y, act) if act is not None else y
+
+    nn.walk(net, h, visit)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,9 +52,17 @@ What it models, per cell (i, j) of a ``rows x cols`` array:
 
 * **Bad cells**: unformed cells stuck near 0 µS (``p_stuck_off``) and leaky cells stuck high
   (``p_stuck_on``), drawn once; pulses and relaxation do not change them. docs/chip.md §3: the chip
-  keeps per-die tables of unformed/leaky rows. The rates are estimates, set so that one
-  write-verify pass over layer-like targets leaves about 0.18 % of cells unconverged (the chip:
-  3 of 1,660, docs/chip.md §3); in this model those are the bad cells.
+  keeps per-die tables of unformed/leaky rows. The rates are estimates (a separate share of the
+  unconverged cells: about 0.2 % of a layer-like array, next to a few working cells per 65,536
+  that the dynamics leave unconverged, see "Measured").
+
+* **Cycle-to-cycle steps** (``g_defect_uS``): a pulse moves a Poisson number of defects, so its
+  conductance step has σ = sqrt(g_defect · |Δg|) around the mean response (Gaussian limit;
+  Ambrogio et al., IEEE TED 61(8), 2912 (2014)).
+
+* **Random telegraph noise** (``rtn_*``): a share of cells has a two-level fluctuator of relative
+  amplitude a; a read sees g(1 ± a/2), and an MVM sees the extra variance (a·g/2)²
+  (:meth:`RRAMArray.array_read_sigma_uS`); Ambrogio et al., IEEE TED 61(8), 2920 (2014).
 
 Sources of the calibration numbers
 ----------------------------------
@@ -76,26 +84,20 @@ Sources of the calibration numbers
 
 Measured (write-verify, default parameters)
 -------------------------------------------
-Command: ``python -m neurram.models.device`` (256 x 256 array, seed 0, targets like a layer's
-weights, :func:`layer_targets`: W ~ N(0, 1), w_max = 95th percentile of |W|, G+ = clip(max(W, 0) /
+Command: ``neurram device`` (256 x 256 array, seed 0, targets like a layer's weights,
+:func:`layer_targets`: W ~ N(0, 1), w_max = 95th percentile of |W|, G+ = clip(max(W, 0) /
 w_max, 0, 1)·40 µS and G- = clip(max(-W, 0) / w_max, 0, 1)·40 µS on alternating rows, so half the
-targets are 0; cells start in the as-formed HRS; ``WriteVerifyConfig()`` defaults)::
-
-    65536 cells, 65399 converged, 137 unconverged (0.209 %)       [chip: 3 of 1,660 = 0.18 %]
-    pulses per cell: mean 7.80, p50 2, p90 23, p99 35, max 62 (SET 352448, RESET 158943)
-      histogram: 0: 45.9 %, 1: 4.0 %, 2-3: 3.8 %, 4-7: 5.6 %, 8-15: 17.2 %, 16-31: 21.5 %, 32-63: 1.9 %
-      cells with target >= 1 µS: mean 16.0, p50 15, p90 26, p99 39
-    rounds per cell: mean 0.94, max 10
-    converged cells, |true G - target|: mean 0.54 µS, max 1.82 µS (read noise at 40 µS: 0.40 µS)
-    time: about 0.3 s on one CPU core
-
-``python -m neurram.models.device --seeds 10`` gives the unconverged fraction for seeds 0-9:
-0.209, 0.168, 0.171, 0.194, 0.194, 0.188, 0.177, 0.172, 0.185, 0.160 % (mean 0.182 %). Over those
-ten arrays all 1,191 unconverged cells are bad cells (996 stuck-off with a target above ~1 µS,
-195 stuck-on); no good cell failed, so the unconverged fraction is set by ``p_stuck_off`` (counts
-about half, since half the targets are "off") and ``p_stuck_on``. Whether the chip's 3 failures
-were bad cells or slow switchers is not published; the pulse-count distribution is not calibrated
-against the chip (Extended Data Fig. 3f of the paper shows it, but its numbers were not available).
+targets are 0; cells start in the as-formed HRS; ``WriteVerifyConfig()`` defaults): 139 of 65,536
+cells unconverged (0.212 %; the chip: 3 of 1,660 = 0.18 %), 137 stuck and 2 working cells; pulses
+per cell p50 2, p90 25, p99 47. ``neurram device --seeds 10``: 0.163-0.212 % (mean 0.186 %), 1-7
+working cells per array. ``neurram device --budget-sweep``: working cells unconverged 29.5 % with
+one round, 1.6 % with 4, 0.10 % with 8, 0.003 % with 40 (the default); stuck cells 0.209 % at every
+budget (docs/analog-model.md has the table). Working cells fail from the cycle-to-cycle response
+(rate factor, Poisson defect steps: a step overshoots the ±1 µS window and a new round starts) and
+from telegraph fluctuators that keep two reads from confirming; the stuck-cell share is an estimate
+(whether the chip's 3 failures were bad cells is not published). The pulse-count distribution is
+not calibrated against the chip (Extended Data Fig. 3f of the paper shows it, but its numbers were
+not available).
 
 Randomness: every draw comes from the array's own ``np.random.Generator``; the same seed and the
 same sequence of calls give bit-identical results. ``RRAMParams.noise_free()`` switches off every

@@ -311,6 +311,24 @@ def test_calibrate_runtime(override, separate):
     assert np.mean(res.predictions == sw.argmax(1)) >= 0.85
 
 
+def test_segment_residuals_per_column():
+    """The chip's measurement on a calibrated runtime: per-column residuals of every segment over
+    real activations of held-out images; calibration lowers them."""
+    rng = np.random.default_rng(2)
+    net = _small_net(rng)
+    x = rng.integers(0, 256, (160, 10, 15)).astype(np.uint8)
+    chip = open_chip("model", config=ChipConfig(core_grid=(1, 4), rows=128, cols=64), params=MISMATCH, seed=1)
+    rt = Runtime(chip, map_network(net, chip.config, x_cal=x[:120]))
+    rt.program(progress=False)
+    before = cal.segment_residuals(rt, x[120:])
+    rt.calibrate(x[:120])
+    after = cal.segment_residuals(rt, x[120:])
+    assert set(after) == set(rt.decoders) and set(before) == set(after)
+    for key, e in after.items():
+        assert e.ndim == 1 and np.all(np.isfinite(e)) and np.all(e >= 0)
+        assert np.median(e) < np.median(before[key]), key
+
+
 def test_calibration_script(capsys):
     from neurram.cli import main
     assert main(["calibration", "--chip", "model:cores=1x1,rows=64,cols=64", "--vectors", "128", "--mismatch"]) == 0
