@@ -85,8 +85,10 @@ class NeuronParams:
 
     @classmethod
     def ideal(cls) -> "NeuronParams":
+        # The sensing noise (temperature_K, comparator_noise_uV) is drawn with the read noise, so
+        # a chip without read noise (AnalogParams.ideal(), noise_scale=0) has none of it either.
         return cls(gain_mismatch_sigma=0.0, comparator_offset_sigma_uV=0.0, packet_mismatch_sigma=0.0,
-                   packet_neg_gain=1.0, temperature_K=0.0, comparator_noise_uV=0.0)
+                   packet_neg_gain=1.0)
 
     @property
     def gain(self) -> float:
