@@ -113,10 +113,11 @@ class Chip:
         return R.pack(name, **fields)
 
     def _core_mask_write(self, name: str, cores) -> None:
+        if isinstance(cores, (int, np.integer, str, bytes)) or not hasattr(cores, "__iter__"):
+            raise ChipError(f"{name}: give a list of cores (e.g. [0, 1]), not {cores!r}")
         bits = 0
         for c in cores:
-            self._check_core(c)
-            bits |= 1 << c
+            bits |= 1 << self._check_core(c)
         self.write_reg_cached(name, bits & 0xFFFFFFFF, 0)
         if self.config.n_cores > 32:
             self.write_reg_cached(name, bits >> 32, 1)

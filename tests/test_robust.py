@@ -209,6 +209,8 @@ BAD_CALLS = [
     ("ternary side", lambda c: c.write_ternary(0, "up", np.zeros(16)), "'bl'"),
     ("mask too long", lambda c: c.set_mask(0, np.ones(99, bool)), "99 values"),
     ("mode type", lambda c: c.mvm(0, np.zeros((1, 16), int), "4-bit"), "MvmSettings"),
+    ("cores not a list", lambda c: c.enable_cores(1), "give a list of cores"),
+    ("core in a list", lambda c: c.select_cores([0, 7]), "core 7 does not exist"),
 ]
 
 
