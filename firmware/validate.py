@@ -18,11 +18,7 @@ from typing import Iterable
 import numpy as np
 
 __all__ = ["InputError", "choice", "flag", "integer", "number", "grid", "array", "pixels", "images", "labels",
-           "conductances", "network", "G_MAX_uS"]
-
-#: The largest conductance target (µS): the mapper's full scale and the device model's g_max.
-G_MAX_uS = 40.0
-
+           "conductances", "network"]
 
 class InputError(ValueError):
     """An input is invalid; the one-line message names it, the valid choices and the fix."""
@@ -172,8 +168,11 @@ def labels(y, what: str = "labels", n: int | None = None, classes: int | None = 
     return a.astype(np.int64)
 
 
-def conductances(g, what: str = "conductance targets", g_max_uS: float = G_MAX_uS) -> np.ndarray:
-    """Conductance targets (µS) as float64, finite and within 0..g_max_uS."""
+def conductances(g, what: str = "conductance targets", g_max_uS: float | None = None) -> np.ndarray:
+    """Conductance targets (µS) as float64, finite and within 0..g_max_uS (default: the largest
+    target the chip is programmed to, :data:`neurram.firmware.mapper.G_MAX_uS`)."""
+    if g_max_uS is None:
+        from .mapper import G_MAX_uS as g_max_uS          # the one definition (mapper imports this module)
     a = array(g, what, kinds="biuf").astype(np.float64)
     if a.size and (a.min() < 0 or a.max() > g_max_uS):
         raise InputError(f"{what}: values span {a.min():g}..{a.max():g} µS, outside the programmable "
