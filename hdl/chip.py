@@ -129,6 +129,7 @@ class _ChipLogic(wiring.Component):
         m.d.comb += _settings_from_registers(settings, regs)
         wv_settings = Signal(WvSettings)                   # write-verify settings, broadcast
         m.d.comb += _wv_settings_from_registers(wv_settings, regs)
+        m.d.comb += control.read_ok.eq(regs.cell_timing.read_mV != 0)
         m.d.comb += control.wv_ok.eq(wv_start_ok(wv_settings, cfg, wv_settings.row, wv_settings.read_mV,
                                                  wv_settings.width_ns))
 

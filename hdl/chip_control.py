@@ -3,7 +3,8 @@
 CTRL.start starts a batch on every enabled core in CORE_SELECT, unless the configuration is one
 the chip cannot run (then STATUS.config_error, and nothing starts). CTRL.cell_program,
 CTRL.cell_read and CTRL.wv_start go to the core in CELL_ADDR, which must be enabled (and, for
-wv_start, the operation valid: ``wv_ok``, from :func:`neurram.spec.writeverify.wv_start_ok`). STATUS follows the batch
+wv_start, the operation valid: ``wv_ok``, from :func:`neurram.spec.writeverify.wv_start_ok`; for
+cell_read, a read voltage above 0: ``read_ok``). STATUS follows the batch
 (busy, then done when every started core is idle again) and the cell command (cell_busy, then
 cell_done). Every command leaves here registered, one cycle after its CTRL write.
 """
@@ -60,6 +61,7 @@ class BatchControl(wiring.Component):
             "busy": In(n),
             "cell_core": In(6),
             "wv_ok": In(1),
+            "read_ok": In(1),
             "start": Out(n),
             "abort": Out(1),
             "clear_counters": Out(1),
@@ -90,7 +92,7 @@ class BatchControl(wiring.Component):
         # A power-gated core cannot program or read its cells: commands need CORE_ENABLE.
         cell_target = Cat(*[self.cell_core == i for i in range(n)]) & enabled
         m.d.sync += [self.cell_program.eq(Mux(cmd.cell_program, cell_target, 0)),
-                     self.cell_read.eq(Mux(cmd.cell_read, cell_target, 0)),
+                     self.cell_read.eq(Mux(cmd.cell_read & self.read_ok, cell_target, 0)),
                      self.wv_start.eq(Mux(cmd.wv_start & self.wv_ok, cell_target, 0))]
 
         # ---- batch status: a core's busy shows two cycles after its start (input register, FSM) --
@@ -103,8 +105,10 @@ class BatchControl(wiring.Component):
         m.d.comb += cell_core_enabled.eq((enabled >> self.cell_core)[0])
         with m.If(cmd.start):
             m.d.sync += [done.eq(0), config_error.eq(~config_ok), running.eq(config_ok)]
-        with m.Elif(cmd.cell_program | cmd.cell_read):
+        with m.Elif(cmd.cell_program):
             m.d.sync += config_error.eq(~cell_core_enabled)
+        with m.Elif(cmd.cell_read):                   # a read at 0 mV measures nothing: refused
+            m.d.sync += config_error.eq(~cell_core_enabled | ~self.read_ok)
         with m.Elif(cmd.wv_start):
             m.d.sync += config_error.eq(~cell_core_enabled | ~self.wv_ok)
         with m.Elif(running & ~self.start.any() & ~start_q2.any() & ~self.busy.any()):

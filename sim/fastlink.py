@@ -43,6 +43,11 @@ class FastLink:
         self.frames_bad = 0
 
     def _check(self, addr: int, n: int, write: bool, what: str) -> None:
+        # The same argument errors as the byte protocol's link (firmware.protocol.Link).
+        if not 0 <= int(addr) <= 0xFFFFFFFF:
+            raise ValueError(f"address 0x{int(addr):x} does not fit in 32 bits")
+        if int(n) < 0:
+            raise ValueError(f"count {n} is negative")
         if not self.address_map.in_range(addr, n, write=write):
             self.frames_bad += 1
             raise ProtocolError(Status.ADDR_RANGE, f"{what} refused by the chip: address out of range at "
@@ -55,6 +60,8 @@ class FastLink:
         return self.chip.read(addr)
 
     def write(self, addr: int, data: int) -> None:
+        if not 0 <= int(data) <= 0xFFFFFFFF:
+            raise ValueError(f"data 0x{int(data):x} does not fit in 32 bits")
         self._check(addr, 1, True, "WRITE")
         self.frames += 1
         self.chip.write(addr, int(data) & 0xFFFFFFFF)

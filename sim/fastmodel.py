@@ -318,7 +318,11 @@ class FastChip:
     def config_ok(self) -> bool:
         """The start check of CTRL.start (the RTL evaluates the same rule, neurram.spec.mvm.start_ok)."""
         ready = (self._mask_bits("CORE_SELECT") & self._mask_bits("CORE_ENABLE")).any()
-        return bool(start_ok(self.settings(), self.config, self._reg("BATCH")["count"], ready))
+        try:
+            s = self.settings()
+        except ValueError:              # a mode field's code names no mode: start_ok refuses those
+            return False
+        return bool(start_ok(s, self.config, self._reg("BATCH")["count"], ready))
 
     def _start(self) -> None:
         ok = self.config_ok()

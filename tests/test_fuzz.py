@@ -177,11 +177,9 @@ def run_python_fuzz(n_frames: int, seed: int, config=SMALL, guard: bool = True) 
     return statuses, faults
 
 
-#: Model faults the fuzz finds today (issue 16 follow-up, sim/fastmodel.py): CTRL.start with an
-#: MVM_CONFIG field code that names no mode (direction 3, input_source 2 or 3, conversion 3,
-#: activation 3) raises out of FastChip.config_ok (MvmSettings.from_registers builds the enums)
-#: instead of being refused.
-KNOWN_FAULTS = tuple(f"is not a valid {name}" for name in ("Direction", "InputSource", "Conversion", "Activation"))
+#: Model faults the fuzz may find (none known: a CTRL.start with a mode code that names no mode is
+#: refused by neurram.spec.mvm.start_ok on both chip ends).
+KNOWN_FAULTS: tuple = ()
 
 
 # -- properties of the Python chip end ------------------------------------------------------------------
@@ -196,8 +194,6 @@ def test_every_request_gets_one_reply_and_nothing_escapes_the_chip_end():
     assert not unknown, unknown
 
 
-@pytest.mark.xfail(strict=True, reason="CTRL.start with an undefined MVM_CONFIG mode code raises "
-                                       "in the fast model (KNOWN_FAULTS); fix in sim/fastmodel.py, then drop this mark")
 def test_the_chip_model_never_faults_on_random_frames():
     _, faults = run_python_fuzz(2_000, seed=1)
     assert not faults, faults[:3]

@@ -98,7 +98,9 @@ def start_ok(s, config, batch_count, cores_ready):
     bits_ok = (s.input_bits >= 1 + s.input_signed) & (s.input_bits <= config.input_bits_max)
     output_ok = (s.conversion != Conversion.SAR) | ((s.output_bits >= 1) & (s.output_bits <= config.output_bits_max))
     direction_ok = (s.direction <= max(Direction)) & ((s.direction != Direction.RECURRENT) | (s.recurrent_steps >= 1))
-    return (conversion_ok & bits_ok & output_ok & direction_ok
+    # Field codes that name no mode are refused, not run.
+    codes_ok = (s.input_source <= max(InputSource)) & (s.activation <= max(Activation))
+    return (conversion_ok & bits_ok & output_ok & direction_ok & codes_ok
             & (batch_count >= 1) & (batch_count <= config.batch_depth)
             & (s.pulse_multiplier >= 1) & (s.max_steps >= 1) & cores_ready)
 
