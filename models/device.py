@@ -480,7 +480,9 @@ class RRAMArray:
         """Set every cell directly (no programming physics; "ideal programming" and tests).
 
         ``g_uS`` broadcasts to (rows, cols); values are clipped to [0, g_ceiling_uS]. Stuck cells
-        keep their stuck value. Resets every cell's relaxation clock.
+        keep their stuck value. Every cell whose conductance changes restarts its relaxation clock
+        from its new value; a cell set to the value it has is not programmed (so loading an array
+        with another array's write-verified state relaxes exactly the cells that were programmed).
         """
         g = np.asarray(g_uS, dtype=np.float64)
         try:
@@ -490,10 +492,11 @@ class RRAMArray:
         if not np.all(np.isfinite(g)):
             raise ValueError("set_conductance: conductances must be finite (found NaN or inf)")
         new = np.clip(g, 0.0, self.params.g_ceiling_uS)
-        self._g[...] = np.where(self._stuck, self._g, new)
-        self._g_prog[...] = self._g
-        self._dev[...] = 0.0
-        self._t[...] = np.where(self._stuck, np.inf, 0.0)
+        changed = (new != self._g) & ~self._stuck
+        self._g[changed] = new[changed]
+        self._g_prog[changed] = new[changed]
+        self._dev[changed] = 0.0
+        self._t[changed] = 0.0
 
     def _index(self, rows, cols, *extra):
         arrs = np.broadcast_arrays(np.asarray(rows), np.asarray(cols), *[np.asarray(e) for e in extra])
@@ -656,7 +659,9 @@ class RRAMArray:
                 gp = self._g_prog[live]
                 inc = _relax_var(gp, t_new[live], p.g_max_uS) - _relax_var(gp, t_old[live], p.g_max_uS)
                 sd = p.relaxation_scale * np.sqrt(np.maximum(inc, 0.0))
-                self._dev[live] += sd * self.rng.standard_normal(gp.shape)
+                # one normal per cell of the array, live or not: a cell's draw does not depend on
+                # which other cells are relaxing
+                self._dev[live] += sd * self.rng.standard_normal(self.shape)[live]
                 self._g[live] = np.clip(gp + self._dev[live], 0.0, p.g_ceiling_uS)
         self._t[...] = t_new
 
