@@ -11,5 +11,6 @@ Every task module defines two functions, and the command line is built from :dat
 #: task name -> (module under neurram.firmware.tasks, one-line help)
 TASKS: dict[str, tuple[str, str]] = {
     "mnist": ("mnist", "the paper's 7-layer MNIST CNN (3-bit inputs and activations)"),
+    "kws": ("kws", "the paper's keyword-spotting LSTM on Speech Commands (4-bit inputs, 6-bit MVM outputs)"),
     "rbm": ("rbm", "image recovery: a 794 x 120 RBM, Gibbs sampling with stochastic neurons (docs/rbm.md)"),
 }
