@@ -181,3 +181,64 @@ def test_ir_drop_enters_the_coupling():
     k = xb.coupling(Direction.FORWARD)
     assert np.array_equal(k, np.rint(effective_coupling(g, wire, Direction.FORWARD, method="approx") * 2 ** 24))
     assert np.abs(k - ideal).max() > 1e-3 * 2 ** 24
+
+
+@pytest.mark.parametrize("ternary", [False, True])
+def test_sensing_noise_adds_its_variance(ternary):
+    """kT/C per pulse and the comparator's noise per conversion: with exact conductances (no read
+    noise) the summed deviation spreads by sqrt(samples · per-pulse V² + per-conversion V²); the
+    ternary path (lines driven unequally) counts its samples as the most pulses on a line."""
+    rng = np.random.default_rng(9)
+    g = rng.uniform(5, 40, (24, 6))
+    npar = NeuronParams()
+    s2, c2 = npar.sampling_noise_V2(600.0), npar.conversion_noise_V2()
+    assert np.sqrt(s2) == pytest.approx(np.sqrt(2 * 1.380649e-23 * 300 / 25e-15 + 1.380649e-23 * 300 / 600e-15))
+    assert np.sqrt(c2) == pytest.approx(100e-6 * 16)
+    xb = Crossbar(24, 6, lambda: g, lambda gg: np.zeros_like(gg), CrossbarParams(wire=None),
+                  sample_noise_V2=s2, conversion_noise_V2=c2)
+    n = 20000
+    if ternary:
+        n_plus = np.tile(np.r_[np.full(12, 3), np.zeros(12, int)], (n, 1))
+        n_minus = np.tile(np.r_[np.zeros(12, int), np.full(6, 3), np.zeros(6, int)], (n, 1))
+        samples = 3
+    else:
+        n_plus = np.tile(rng.integers(0, 15, 24), (n, 1))
+        n_minus = 14 - n_plus
+        samples = 14
+    z = rng.standard_normal((n, 2, 6))
+    out = xb.integrate_counts(Direction.FORWARD, n_plus, n_minus, 0.1, 0.1, z)
+    quiet = xb.integrate_counts(Direction.FORWARD, n_plus[:1], n_minus[:1], 0.1, 0.1, None)
+    assert np.allclose(out.mean(0), quiet[0], atol=5 * np.sqrt(samples * s2 + c2) / np.sqrt(n))
+    assert np.allclose(out.std(0), np.sqrt(samples * s2 + c2), rtol=0.03)
+
+
+def test_first_use_delay_relaxes_once_and_ideal_has_none():
+    """The first MVM after programming comes first_use_delay_s later: the array relaxes once (not
+    before every MVM), not at all when it has already relaxed that long, and never when ideal."""
+    rng = np.random.default_rng(3)
+    g = rng.uniform(5, 35, (16, 16))
+    d = np.zeros((1, 16), np.int64)
+
+    def first_mvm(params, pre_relax_s=0.0):
+        core = AnalogCore(16, 16, params, seed=1)
+        core.set_conductance(g)
+        if pre_relax_s:
+            core.relax(pre_relax_s)
+        before = core.device.g_uS.copy()
+        core.mvm_charge_dt(Direction.FORWARD, d, 14, 100, 100)
+        after = core.device.g_uS.copy()
+        core.mvm_charge_dt(Direction.FORWARD, d, 14, 100, 100)
+        assert np.array_equal(core.device.g_uS, after)            # later MVMs do not relax again
+        return before, after, core
+
+    before, after, core = first_mvm(AnalogParams())
+    assert not np.array_equal(before, after)
+    live = ~(core.device.stuck_off | core.device.stuck_on)
+    assert np.all(core.device.seconds_since_programming[live] == 1.0)
+    sd = np.std((after - before)[live])
+    assert 0.5 * core.device.relaxation_sigma_uS(20.0, 1.0) < sd < 2 * core.device.relaxation_sigma_uS(20.0, 1.0)
+    before, after, core = first_mvm(AnalogParams(), pre_relax_s=86400.0)   # model:age= already covers it
+    live = ~(core.device.stuck_off | core.device.stuck_on)
+    assert np.array_equal(before, after) and np.all(core.device.seconds_since_programming[live] == 86400.0)
+    before, after, _ = first_mvm(AnalogParams.ideal())
+    assert np.array_equal(before, after) and np.array_equal(after, g)

@@ -328,3 +328,59 @@ def test_layer_targets_mapping():
     assert t.min() == 0 and t.max() == 40.0
     assert np.all(np.minimum(t[0::2], t[1::2]) == 0)          # one side of each pair is 0
     assert 0.04 < (np.maximum(t[0::2], t[1::2]) == 40.0).mean() < 0.06   # 5 % clipped at w_max
+
+
+# -- cycle-to-cycle defect steps, telegraph noise, write-verify budget -----------------------------
+
+def test_defect_steps_add_poisson_spread_to_every_pulse():
+    """A pulse's step has σ = sqrt(g_defect · |Δg|) on top of the mean response (rate c2c off)."""
+    kw = dict(CLEAN, set_v0_sigma_V=0.0, set_gcc_sigma_ln=0.0, c2c_sigma_ln=0.0)
+    a = RRAMArray(100, 100, RRAMParams(**kw), seed=7)
+    a.set_conductance(10.0)
+    r, c = np.indices((100, 100))
+    a.apply_pulses(r, c, SET, 1.9, 1000, 2.5)
+    ideal = RRAMArray(1, 1, RRAMParams.noise_free())
+    ideal.set_conductance(10.0)
+    ideal.apply_pulses(0, 0, SET, 1.9, 1000, 2.5)
+    mean_step = ideal.g_uS[0, 0] - 10.0
+    steps = a.g_uS - 10.0
+    assert steps.mean() == pytest.approx(mean_step, rel=0.05)
+    assert steps.std() == pytest.approx(np.sqrt(2.0 * mean_step), rel=0.05)        # g_defect_uS = 2
+    off = RRAMArray(100, 100, RRAMParams(**kw, g_defect_uS=0.0), seed=7)
+    off.set_conductance(10.0)
+    off.apply_pulses(r, c, SET, 1.9, 1000, 2.5)
+    assert np.allclose(off.g_uS, ideal.g_uS[0, 0])
+
+
+def test_telegraph_noise_two_levels_in_reads_and_variance_in_mvms():
+    p = RRAMParams(**CLEAN, read_rel=0.0, read_floor_uS=0.0, rtn_fraction=0.2)
+    a = RRAMArray(64, 64, p, seed=4)
+    rel = a.rtn_rel
+    assert 0.15 < (rel > 0).mean() < 0.25 and np.median(rel[rel > 0]) == pytest.approx(0.05, rel=0.15)
+    a.set_conductance(20.0)
+    r, c = np.indices((64, 64))
+    reads = np.stack([a.read(r, c) for _ in range(40)])
+    quiet = rel == 0
+    assert np.all(reads[:, quiet] == 20.0)                                    # exact reads elsewhere
+    levels = 20.0 * (1 + np.array([-0.5, 0.5])[:, None] * rel[~quiet])
+    hit = np.isclose(reads[:, ~quiet][:, None, :], levels[None], rtol=1e-12).any(axis=1)
+    assert hit.all()                                                          # one of two levels
+    up = reads[:, ~quiet] > 20.0
+    assert 0.4 < up.mean() < 0.6
+    sig = a.array_read_sigma_uS(a.g_uS)
+    assert np.allclose(sig, 0.5 * rel * 20.0)
+    assert np.array_equal(a.array_read_sigma_uS(np.full((3, 3), 20.0)), np.zeros((3, 3)))
+    ideal = RRAMArray(8, 8, RRAMParams.noise_free())
+    assert not ideal.rtn_rel.any()
+
+
+def test_write_verify_budget_trades_pulses_for_working_cell_failures():
+    """Working cells fail from their dynamics when the round budget is cut; the stuck cells fail
+    at any budget (a separate share)."""
+    from neurram.figures import write_verify_budget_sweep
+    rows = write_verify_budget_sweep(64, 64, seed=1, rounds=(1, 4, 40))
+    by = {r["max_rounds"]: r for r in rows}
+    assert by[1]["working_unconverged"] > 10 * by[4]["working_unconverged"] > 0
+    assert by[40]["working_unconverged"] <= 0.001 * by[40]["cells"]
+    assert by[1]["stuck_unconverged"] == by[4]["stuck_unconverged"] == by[40]["stuck_unconverged"] > 0
+    assert by[1]["pulses_mean"] < by[4]["pulses_mean"] <= by[40]["pulses_mean"]
