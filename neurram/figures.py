@@ -7,6 +7,9 @@
                        column as the chip measured it, with the chip's published band (3-bit inputs)
 * ``noise_accuracy.png`` MNIST CNN accuracy against inference weight-noise strength k (software
                        model with noise injected, as in docs/analog-model.md), with the chip's points
+* ``rbm_random.png``, ``rbm_occlude.png``, ``rbm_error_steps.png`` RBM image recovery on the chip
+                       and in software: corrupted, recovered and clean images; error per Gibbs step
+                       (docs/rbm.md)
 
 Each function returns the numbers it plotted, so tests and reports can use them without a plot.
 """
@@ -21,6 +24,7 @@ from neurram.firmware import nn
 from neurram.firmware.calibration import CHIP_MEASUREMENT_AGE_S, CHIP_RESIDUAL_PER_COLUMN, calibrate_random_core
 from neurram.firmware.datasets import load_mnist, load_mnist_demo_subset
 from neurram.firmware.tasks.mnist import load_default_network
+from neurram.firmware.tasks.rbm import rbm_figures
 from neurram.firmware.writeverify import WriteVerifyConfig, write_verify
 from neurram.models.device import RRAMArray, RRAMParams, layer_targets
 from neurram.targets import open_chip
@@ -166,6 +170,8 @@ def write_all(out_dir, **kw) -> dict:
         "mvm": mvm_figure(out / "mvm_vs_ideal.png"),
         "residual_bits": residual_bits_figure(out / "residual_bits.png"),
         "noise_accuracy": noise_accuracy_figure(out / "noise_accuracy.png", **kw),
+        # rbm_random.png, rbm_occlude.png, rbm_error_steps.png (docs/rbm.md)
+        "rbm": rbm_figures(out, open_chip("model", seed=0), data_dir=kw.get("data_dir")),
     }
 
 

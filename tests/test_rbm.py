@@ -117,7 +117,8 @@ def test_forward_and_backward_are_transposes_on_the_same_cells(noise):
     """The forward MVM (inputs on bitlines) and the backward MVM (inputs on source lines) of the
     same programmed cells give W and Wᵀ: probing with unit vectors gives matrices F (visible x
     hidden) and B (hidden x visible) with F = Bᵀ = W up to the conversion's resolution (and the
-    analog non-idealities with noise on), and the biases a and b."""
+    analog non-idealities with noise on), and the biases a and b. Changing one weight's cells
+    after programming moves that weight in both directions."""
     rbm = _random_rbm()
     chip = _small_chip(noise)
     m = map_rbm(rbm, chip.config, max_steps=127)
@@ -132,9 +133,8 @@ def test_forward_and_backward_are_transposes_on_the_same_cells(noise):
         assert np.abs(F - B.T).max() < 0.1 * scale
         assert np.abs(F - rbm.W).max() < 0.08 * scale and np.abs(B.T - rbm.W).max() < 0.08 * scale
         assert np.abs(a0 - rbm.a).max() < 0.15 * scale and np.abs(b0 - rbm.b).max() < 0.15 * scale
-    else:                           # each direction reads the shared G+ cell and a G- cell of its own:
-        # programming error, relaxation, read noise and the odd stuck cell differ between them
-        # (measured medians: 0.07-0.08, 0.06-0.07 and 0.05 of w_max; a wrong orientation gives ~0.5)
+    else:                           # both directions read the pair's four cells (two per line); read
+        # noise, conversion, calibration and the odd stuck cell differ (a wrong orientation gives ~0.5)
         assert np.median(np.abs(F - B.T)) < 0.1 * scale and np.mean(np.abs(F - B.T) < 0.3 * scale) > 0.9
         assert np.median(np.abs(F - rbm.W)) < 0.09 * scale and np.median(np.abs(B.T - rbm.W)) < 0.09 * scale
     # the cells are one set: a weight changed after programming shows in both directions

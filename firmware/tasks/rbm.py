@@ -227,8 +227,8 @@ class RbmBlock:
     visible: np.ndarray
     hbias_pairs: int
     g_target: np.ndarray                      # (rows used, cols used) µS
-    fwd_scale_nV: np.ndarray | None = None    # charge per unit weight, per hidden unit (read back)
-    bwd_scale_nV: np.ndarray | None = None    # per visible unit
+    fwd_scale_nV: np.ndarray | None = None    # charge per unit weight of source lines 0 .. 2·hidden − 1
+    bwd_scale_nV: np.ndarray | None = None    # of bitlines 0 .. 2·visible − 1 (read back)
     fwd_packet_uV: int = 100
     bwd_packet_uV: int = 100
     fwd_cal: ColumnCalibration | None = None
@@ -271,16 +271,20 @@ class RbmMapping:
                            stochastic=stochastic, max_steps=self.max_steps, pulse_multiplier=self.pulse_multiplier)
 
     def forward_drive(self, blk: RbmBlock) -> SegmentDrive:
+        """Visible units on the row pairs, hidden biases at 1; both source lines of every hidden
+        pair sensed (line 2j integrates +u, line 2j+1 −u through the pair's other two cells)."""
         nv, H = len(blk.visible), self.rbm.hidden
         src = np.concatenate([np.arange(nv), np.full(blk.hbias_pairs, -1)])
         return SegmentDrive(lines=np.arange(2 * len(src)), source=np.repeat(src, 2), constant=1,
-                            outputs=2 * np.arange(H))
+                            outputs=np.arange(2 * H))
 
-    def backward_drive(self, blk: RbmBlock) -> SegmentDrive:
-        H = self.rbm.hidden
+    def backward_drive(self, blk: RbmBlock, *, both: bool = True) -> SegmentDrive:
+        """Hidden units on the column pairs, visible biases at 1; both bitlines of every visible
+        pair sensed, or (``both`` False: the stochastic neurons) the even one only."""
+        H, nv = self.rbm.hidden, len(blk.visible)
         src = np.concatenate([np.arange(H), np.full(self.vbias_pairs, -1)])
         return SegmentDrive(lines=np.arange(2 * len(src)), source=np.repeat(src, 2), constant=1,
-                            outputs=2 * np.arange(len(blk.visible)))
+                            outputs=np.arange(2 * nv) if both else 2 * np.arange(nv))
 
     def summary(self) -> str:
         lines = [f"RBM {self.rbm.visible} visible x {self.rbm.hidden} hidden on {len(self.blocks)} cores, "
@@ -342,16 +346,16 @@ def map_rbm(rbm: RBM, info, *, percentile: float = 100.0, v_mV: int = 100, max_s
 
 
 def _row_scale(m: RbmMapping, g: np.ndarray, pulse_multiplier: int, axis: int) -> np.ndarray:
-    """Charge per unit weight (nV) of the even lines of a block: the source lines (axis 0 sums
-    over rows: forward) or the bitlines (axis 1: backward)."""
-    s = g.sum(axis=axis)[0::2]
+    """Charge per unit weight (nV) of the lines of a block: the source lines (axis 0 sums over
+    rows: forward) or the bitlines (axis 1: backward)."""
+    s = g.sum(axis=axis)
     return charge_per_unit_nV(s, w_unit_uS=m.w_unit_uS, v_mV=m.v_mV, pulse_multiplier=pulse_multiplier)
 
 
 def _auto_pulse_multiplier(m: RbmMapping, info) -> int:
     """The pulse multiplier putting the median visible unit's charge per unit weight where the
     noise register can give it a slope-1 sigmoid with 50 % headroom."""
-    c1 = np.median(np.concatenate([_row_scale(m, b.g_target, 1, 1)[:len(b.visible)] for b in m.blocks]))
+    c1 = np.median(np.concatenate([_row_scale(m, b.g_target, 1, 1)[0:2 * len(b.visible):2] for b in m.blocks]))
     target_nV = _noise_max_uV() * 1e3 * NOISE_SIGMA_PER_FULL_SCALE / LOGISTIC_PROBIT / 1.5
     return int(np.clip(np.floor(target_nV / c1), 1, info.pulse_multiplier_max))
 
@@ -377,8 +381,8 @@ def program_rbm(chip: Chip, m: RbmMapping, *, progress: bool = True, write_verif
         else:
             rep = chip.program(blk.core, target, rows=rows, cols=cols, config=cfg)
         g = np.asarray(rep.final_g, np.float64).reshape(blk.g_target.shape)
-        blk.fwd_scale_nV = _row_scale(m, g, m.pulse_multiplier, 0)[:m.rbm.hidden]
-        blk.bwd_scale_nV = _row_scale(m, g, m.pulse_multiplier, 1)[:len(blk.visible)]
+        blk.fwd_scale_nV = _row_scale(m, g, m.pulse_multiplier, 0)[:2 * m.rbm.hidden]
+        blk.bwd_scale_nV = _row_scale(m, g, m.pulse_multiplier, 1)[:2 * len(blk.visible)]
         m.unconverged_cells += len(rep.unconverged)
         m.programmed_cells += target.size
         chip.set_polarity(blk.core, np.arange(lines) % 2 == 1)
@@ -408,15 +412,21 @@ class StochasticCalibration:
     slope_before: float                 # fitted slope (per unit of pre-activation) at the nominal noise
     slope_after: float                  # at the calibrated noise (target 1)
     offset_after: float                 # fitted intercept: sigmoid(slope·u + offset)
+    unit_offset_rms_before: float = float("nan")   # RMS of the units' own offsets (weight units)
+    unit_offset_rms_after: float = float("nan")    # after the visible biases were corrected
 
     def summary(self) -> str:
-        return (f"stochastic neurons: noise {self.noise_uV_nominal} µV from the weights' scale (slope "
+        text = (f"stochastic neurons: noise {self.noise_uV_nominal} µV from the weights' scale (slope "
                 f"{self.slope_before:.3f}), calibrated to {self.noise_uV} µV: sigmoid slope {self.slope_after:.3f} "
                 f"per unit of pre-activation (target 1), offset {self.offset_after:+.3f}")
+        if np.isfinite(self.unit_offset_rms_before):
+            text += (f"; offsets of the units {self.unit_offset_rms_before:.3f} RMS, "
+                     f"{self.unit_offset_rms_after:.3f} after correcting the visible biases on the chip")
+        return text
 
 
 def calibrate_rbm(chip: Chip, m: RbmMapping, v_cal: np.ndarray, *, seed: int = 0, repeats: int = 4,
-                  corrections: int = 2, progress: bool = True) -> StochasticCalibration:
+                  corrections: int = 2, correct_biases: bool = True, progress: bool = True) -> StochasticCalibration:
     """Operating points and decoders from calibration vectors ``v_cal`` (N, visible) in [0, 1].
 
     1. visible samples v ~ Bernoulli(v_cal) and hidden samples h ~ p(h | v) (software RBM) are the
@@ -428,30 +438,31 @@ def calibrate_rbm(chip: Chip, m: RbmMapping, v_cal: np.ndarray, *, seed: int = 0
        median visible unit, which gives P(fire) = sigmoid(u) for a pre-activation u in weight units;
        then the slope of the measured firing probability against u is fitted over every visible
        unit and ``repeats`` seeds, the noise scaled by it and the slope measured again
-       (``corrections`` times).
+       (``corrections`` times);
+    4. with ``correct_biases``, each visible unit's own offset δ (its comparator offset and its
+       line's errors shift its sigmoid: P = sigmoid(s·(u + δ))) is fitted from the same firing
+       counts, and its bias cells are programmed again for b − δ (chip in the loop); the
+       charge-decrement readout is then fitted again.
     """
     rng = np.random.default_rng([seed, 0xCA1])         # a stream of its own (not the caller's)
     rbm = m.rbm
     v = (rng.random(v_cal.shape) < v_cal).astype(np.int64)
     h = (rng.random((len(v), rbm.hidden)) < _sigmoid(v @ rbm.W + rbm.a)).astype(np.int64)
     n = len(m.blocks)
-    fwd, bwd = m.mode(Direction.FORWARD), m.mode(Direction.BACKWARD)
-    bar = progress_bar(n + corrections + 1, "calibrating the RBM", progress)
+    fwd = m.mode(Direction.FORWARD)
+    bar = progress_bar(n + corrections + 1 + 2 * int(correct_biases), "calibrating the RBM", progress)
     for blk in m.blocks:
         y_f = v[:, blk.visible] @ rbm.W[blk.visible] + rbm.a / n
-        y_b = h @ rbm.W[blk.visible].T + rbm.b[blk.visible]
+        y_f = _both_lines(y_f)
         blk.fwd_packet_uV = _packet_for(y_f, blk.fwd_scale_nV, m.max_steps)
-        blk.bwd_packet_uV = _packet_for(y_b, blk.bwd_scale_nV, m.max_steps)
         chip.set_packet(blk.core, blk.fwd_packet_uV)
         q, sat = _charge_nV(chip.mvm_segment(blk.core, v[:, blk.visible], m.forward_drive(blk), fwd), fwd,
                             blk.fwd_packet_uV)
         blk.fwd_cal = fit_from_data(q, y_f, ~sat, default_gain=blk.fwd_scale_nV, unit="nV")
-        chip.set_packet(blk.core, blk.bwd_packet_uV)
-        q, sat = _charge_nV(chip.mvm_segment(blk.core, h, m.backward_drive(blk), bwd), bwd, blk.bwd_packet_uV)
-        blk.bwd_cal = fit_from_data(q, y_b, ~sat, default_gain=blk.bwd_scale_nV, unit="nV")
+        _fit_backward(chip, m, blk, h, packet=True)
         bar(1)
     # the stochastic neurons
-    pixels = np.concatenate([blk.bwd_scale_nV[blk.visible < PIXELS] for blk in m.blocks])
+    pixels = np.concatenate([blk.bwd_scale_nV[0::2][blk.visible < PIXELS] for blk in m.blocks])
     noise0 = int(np.clip(round(LOGISTIC_PROBIT * float(np.median(pixels)) / NOISE_SIGMA_PER_FULL_SCALE / 1e3),
                          1, _noise_max_uV()))
     sampler = ChipGibbs(chip, m)
@@ -463,15 +474,87 @@ def calibrate_rbm(chip: Chip, m: RbmMapping, v_cal: np.ndarray, *, seed: int = 0
         for r in range(repeats):
             fires += sampler.sample_visible(h, seed=seed * 7919 + r + 1, all_units=True)
         bar(1)
-        return _fit_logistic(u, fires, repeats)
+        return _fit_logistic(u, fires, repeats), fires
 
-    s0, c = measure(noise0)
+    (s0, c), fires = measure(noise0)
     noise, s = noise0, s0
     for _ in range(corrections):              # slope ∝ 1/noise, up to offsets and read noise
         noise = int(np.clip(round(noise * s), 1, _noise_max_uV()))
-        s, c = measure(noise)
+        (s, c), fires = measure(noise)
+    result = StochasticCalibration(noise0, noise, s0, s, c)
+    if correct_biases:
+        # Each unit fires with sigmoid(s·(u + δ)): its comparator offset and the line's own errors
+        # shift it by δ. Program its visible bias as b − δ (the bias cells only), then fit the
+        # charge-decrement readout again against the unshifted ideal sums.
+        delta = _unit_offsets(u, fires, repeats, s)
+        k = 0
+        for blk in m.blocks:
+            d = delta[k:k + len(blk.visible)]
+            k += len(blk.visible)
+            _program_visible_bias(chip, m, blk, rbm.b[blk.visible] - d)
+            _fit_backward(chip, m, blk, h, packet=False)
+        (s, c), fires = measure(noise)
+        noise = int(np.clip(round(noise * s), 1, _noise_max_uV()))     # the slope moved a little
+        (s, c), fires = measure(noise)
+        result = StochasticCalibration(noise0, noise, s0, s, c, float(np.sqrt(np.mean(delta ** 2))),
+                                       float(np.sqrt(np.mean(_unit_offsets(u, fires, repeats, s) ** 2))))
     bar.close()
-    return StochasticCalibration(noise0, noise, s0, s, c)
+    return result
+
+
+def _fit_backward(chip: Chip, m: RbmMapping, blk: RbmBlock, h: np.ndarray, *, packet: bool) -> None:
+    """The backward charge-decrement packet (``packet``) and per-line fit of one block against
+    the ideal visible pre-activations hWᵀ + b of the RBM."""
+    rbm = m.rbm
+    mode = m.mode(Direction.BACKWARD)
+    y_b = _both_lines(h @ rbm.W[blk.visible].T + rbm.b[blk.visible])
+    if packet:
+        blk.bwd_packet_uV = _packet_for(y_b, blk.bwd_scale_nV, m.max_steps)
+    chip.set_packet(blk.core, blk.bwd_packet_uV)
+    q, sat = _charge_nV(chip.mvm_segment(blk.core, h, m.backward_drive(blk), mode), mode, blk.bwd_packet_uV)
+    blk.bwd_cal = fit_from_data(q, y_b, ~sat, default_gain=blk.bwd_scale_nV, unit="nV")
+
+
+def _both_lines(y: np.ndarray) -> np.ndarray:
+    """Ideal outputs of both lines of each pair: +y on the even line, −y on the odd one."""
+    out = np.empty((y.shape[0], 2 * y.shape[1]))
+    out[:, 0::2], out[:, 1::2] = y, -y
+    return out
+
+
+def _difference(y2: np.ndarray) -> np.ndarray:
+    """Each pair's value from both lines' calibrated outputs: (even − odd) / 2, which averages
+    the pair's four cells, two reads and two conversions."""
+    return 0.5 * (y2[:, 0::2] - y2[:, 1::2])
+
+
+def _unit_offsets(u: np.ndarray, fires: np.ndarray, trials: int, slope: float, prior_sd: float = 1.0,
+                  iterations: int = 30) -> np.ndarray:
+    """Per unit (column) δ with P(fire) = sigmoid(slope·(u + δ)), maximum a posteriori with a
+    N(0, prior_sd²) prior (units that never or always fire keep δ near 0)."""
+    c = np.zeros(u.shape[1])
+    for _ in range(iterations):
+        p = _sigmoid(slope * u + c)
+        g = (fires - trials * p).sum(0) - c / prior_sd ** 2
+        hess = (trials * p * (1 - p)).sum(0) + 1 / prior_sd ** 2
+        c += g / hess
+    return c / slope
+
+
+def _program_visible_bias(chip: Chip, m: RbmMapping, blk: RbmBlock, b_new: np.ndarray) -> None:
+    """Write-verify the visible-bias cells of a block again for the biases ``b_new``."""
+    H, nv, vb = m.rbm.hidden, len(blk.visible), m.vbias_pairs
+    w = np.repeat((b_new / vb)[:, None], vb, axis=1)
+    g = _quad(w, m.w_max)                                   # (2·nv, 2·vb)
+    blk.g_target[:2 * nv, 2 * H:2 * (H + vb)] = g
+    rows, cols = np.indices(g.shape)
+    rows, cols = rows.reshape(-1), cols.reshape(-1) + 2 * H
+    cfg = WriteVerifyConfig()
+    test_access = chip.link.capabilities.test_access_program
+    if test_access is not None:
+        test_access(blk.core, rows, cols, g.reshape(-1), cfg)
+    else:
+        chip.program(blk.core, g.reshape(-1), rows=rows, cols=cols, config=cfg)
 
 
 def _fit_logistic(u: np.ndarray, fires: np.ndarray, trials: int, iterations: int = 50):
@@ -527,7 +610,7 @@ class ChipGibbs:
             self.chip.set_packet(blk.core, blk.fwd_packet_uV)
             q, _ = _charge_nV(self.chip.mvm_segment(blk.core, v[:, blk.visible], m.forward_drive(blk), mode),
                               mode, blk.fwd_packet_uV)
-            u += blk.fwd_cal.apply(q) if blk.fwd_cal is not None else q / blk.fwd_scale_nV
+            u += _difference(blk.fwd_cal.apply(q) if blk.fwd_cal is not None else q / blk.fwd_scale_nV)
         return u
 
     def visible_preactivation(self, h: np.ndarray) -> np.ndarray:
@@ -539,7 +622,7 @@ class ChipGibbs:
             self.chip.set_packet(blk.core, blk.bwd_packet_uV)
             q, _ = _charge_nV(self.chip.mvm_segment(blk.core, h, m.backward_drive(blk), mode), mode,
                               blk.bwd_packet_uV)
-            u[:, blk.visible] = blk.bwd_cal.apply(q) if blk.bwd_cal is not None else q / blk.bwd_scale_nV
+            u[:, blk.visible] = _difference(blk.bwd_cal.apply(q) if blk.bwd_cal is not None else q / blk.bwd_scale_nV)
         return u
 
     def sample_visible(self, h: np.ndarray, *, seed: int, all_units: bool = False, needed=None) -> np.ndarray:
@@ -554,7 +637,7 @@ class ChipGibbs:
         for blk in m.blocks:
             fired = np.zeros((len(h), len(blk.visible)))
             if needed is None or np.any(needed[blk.visible]):
-                drive = m.backward_drive(blk)
+                drive = m.backward_drive(blk, both=False)
                 for i0 in range(0, len(h), depth):
                     self.chip.set_stochastic(_batch_seed(seed, blk.core, i0), m.noise_uV)
                     out = self.chip.mvm_segment(blk.core, h[i0:i0 + depth], drive, mode)
@@ -745,7 +828,8 @@ def add_run_arguments(p) -> None:
     p.add_argument("--steps", type=int, default=10, help="Gibbs steps (default 10)")
     p.add_argument("--corruption", choices=CORRUPTIONS + ("both",), default="both",
                    help="20 %% of the pixels flipped (random), rows 18-27 grey (occlude), or both (default)")
-    p.add_argument("--demo", action="store_true", help="use the 500 embedded test images instead of MNIST")
+    p.add_argument("--demo", action="store_true", help="use the 500 embedded test images instead of MNIST "
+                                                       "(calibration on the last 256 of them)")
 
 
 def run_cli(args, chip: Chip) -> dict:
@@ -756,7 +840,7 @@ def run_cli(args, chip: Chip) -> dict:
         raise ValueError(f"--steps {args.steps}: give at least 1 Gibbs step")
     if args.demo:
         x, y = load_mnist_demo_subset()[:2]
-        x_cal, y_cal = x[:256], y[:256]
+        x_cal, y_cal = x[-256:], y[-256:]          # calibration: the last 256 embedded images
     else:
         x, y = load_mnist(args.data_dir, split="test")
         x_cal, y_cal = load_mnist(args.data_dir, split="train")
