@@ -15,6 +15,7 @@ and which outputs come back, :class:`~neurram.spec.link.SegmentDrive`) instead o
 The driver falls back to frames when a link has no such method; tests hold the two paths equal.
 """
 
+import time
 
 import numpy as np
 
@@ -296,13 +297,19 @@ class Chip:
                                                   "and the enabled/selected cores", what="the batch")
 
     def wait_idle(self, busy_field: str, max_polls: int, *, refused: str, what: str) -> None:
-        """Poll STATUS until ``busy_field`` clears; a set ``config_error`` raises ``refused``."""
-        for _ in range(max_polls):
+        """Poll STATUS until ``busy_field`` clears; a set ``config_error`` raises ``refused``.
+
+        After the first few polls the host backs off (0.1 ms doubling up to 10 ms): a simulated
+        chip then runs free between polls instead of in step with them (a poll makes the
+        co-simulation clock cycle by cycle while it answers), and a board's link stays quiet."""
+        for k in range(max_polls):
             st = self.fields("STATUS")
             if st["config_error"]:
                 raise ChipError(refused)
             if not st[busy_field]:
                 return
+            if k >= 2:
+                time.sleep(min(0.01, 1e-4 * 2 ** (k - 2)))
         raise ChipError(f"timed out waiting for {what}")
 
     def mvm(self, core: int, codes: np.ndarray, mode: MvmSettings) -> np.ndarray:
@@ -380,13 +387,40 @@ class Chip:
         of ``wv_rows`` rows), True insists on it, False runs the host's loop over the single-cell
         registers.
         """
-        core = self._check_core(core)
+        return self.program_cores({core: (g_target_uS, rows, cols)}, config=config, progress=progress,
+                                  engine=engine)[self._check_core(core)]
+
+    def program_cores(self, targets: dict, *, config: WriteVerifyConfig = WriteVerifyConfig(), progress=None,
+                      engine: bool | None = None) -> dict:
+        """:meth:`program` on several cores: ``targets`` is {core: (g_target_uS, rows, cols)}
+        (rows and cols None for the whole array). With the engine, the cores' engines run at the
+        same time (the host keeps one operation going on every core); returns {core: report}.
+        ``progress(done_cells, total_cells)`` after every operation."""
+        if not isinstance(config, WriteVerifyConfig):
+            raise ChipError(f"config must be a WriteVerifyConfig, not {type(config).__name__}")
+        jobs = {}
+        for core, (g, rows, cols) in targets.items():
+            core = self._check_core(core)
+            jobs[core] = self._program_args(g, rows, cols)
+        if engine is None:
+            engine = self.has_engine()
+        elif engine and not self.has_engine():
+            raise ChipError("this chip has no write-verify engine (FEATURES.wv_engine = 0): use engine=False")
+        if not engine:
+            reports, base, total = {}, 0, sum(j[0].size for j in jobs.values())
+            for core, (rows, cols, g) in jobs.items():
+                step = (lambda it, d, n, base=base: progress(base + d, total)) if progress else None
+                reports[core] = write_verify(self.cell_access(core), rows, cols, g, config, progress=step)
+                base += rows.size
+            return reports
+        return self._program_engine(jobs, config, progress)
+
+    def _program_args(self, g_target_uS, rows, cols):
+        """(rows, cols, targets) of one core's cells, checked."""
         try:
             g = validate.conductances(g_target_uS)
         except validate.InputError as e:
             raise ChipError(str(e)) from None
-        if not isinstance(config, WriteVerifyConfig):
-            raise ChipError(f"config must be a WriteVerifyConfig, not {type(config).__name__}")
         if rows is None:
             if cols is not None:
                 raise ChipError("give rows and cols together, or neither (targets for the whole array)")
@@ -400,69 +434,87 @@ class Chip:
         if not rows.size == cols.size == g.size:
             raise ChipError(f"{rows.size} rows, {cols.size} cols and {g.size} targets: give one row, column and "
                             "target per cell")
-        if engine is None:
-            engine = self.has_engine()
-        elif engine and not self.has_engine():
-            raise ChipError("this chip has no write-verify engine (FEATURES.wv_engine = 0): use engine=False")
-        if engine:
-            return self._program_engine(core, rows, cols, g, config, progress)
-        return write_verify(self.cell_access(core), rows, cols, g, config, progress=progress)
+        if rows.size and np.unique(rows * self.config.cols + cols).size != rows.size:
+            raise ChipError("a cell appears more than once in rows/cols")
+        return rows, cols, g
 
-    def _program_engine(self, core, rows, cols, g_uS, config, progress) -> WriteVerifyReport:
-        """Write-verify by the on-chip engine, block of ``wv_rows`` rows after block."""
+    def _program_engine(self, jobs: dict, config, progress) -> dict:
+        """Write-verify by the on-chip engines: per core, blocks of ``wv_rows`` rows; with the
+        byte protocol, one operation in flight on every core at once."""
         c = self.config
         tol = int(wv.uS_to_code(config.g_tol_uS))
         if not 1 <= tol <= 255:
             raise ChipError(f"g_tol_uS={config.g_tol_uS}: the engine takes tolerances of 0.01..2.55 µS")
-        if rows.size and np.unique(rows * c.cols + cols).size != rows.size:
-            raise ChipError("a cell appears more than once in rows/cols")
-        self.ensure_enabled(core)
+        self.enable_cores(sorted(set(self.enabled_cores()) | set(jobs)))
         for name, fields in wv.engine_fields(config).items():
             self.write_reg_cached(name, R.pack(name, **{**self.fields(name), **fields}))
         self.write_reg_cached("CELL_TIMING", R.pack("CELL_TIMING", width_ns=int(round(config.width_ns)), read_mV=150))
-        reads0 = self.read_reg("COUNT_READ", core)
-        codes = wv.uS_to_code(g_uS)
-        words_out = np.zeros(rows.size, np.uint32)
-        if rows.size:
-            r0, r1 = int(rows.min()), int(rows.max()) + 1
-            words = np.zeros((r1 - r0) * c.cols, np.uint32)
+        state = {}
+        for core, (rows, cols, g) in jobs.items():
+            r0 = int(rows.min()) if rows.size else 0
+            n_rows = int(rows.max()) + 1 - r0 if rows.size else 0
+            words = np.zeros(n_rows * c.cols, np.uint32)
             where = (rows - r0) * c.cols + cols
-            words[where] = wv.target_word(codes, tol)
-            bulk = self.link.capabilities.write_verify_rows
-            if bulk is not None:
-                self._forget("CELL_ADDR", "WV_LIMITS")
-                words_out = bulk(core, r0, words)[where]
+            words[where] = wv.target_word(wv.uS_to_code(g), tol)
+            blocks = [(b, min(c.wv_rows, r0 + n_rows - b)) for b in range(r0, r0 + n_rows, c.wv_rows)]
+            blocks = [(b, n) for b, n in blocks if words[(b - r0) * c.cols:(b - r0 + n) * c.cols].any()]
+            state[core] = dict(r0=r0, words=words, result=words.copy(), where=where, blocks=blocks,
+                               reads0=self.read_reg("COUNT_READ", core), ops=len(blocks))
+        total = sum(j[0].size for j in jobs.values())
+        bulk = self.link.capabilities.write_verify_rows
+        if bulk is not None:
+            self._forget("CELL_ADDR", "WV_LIMITS")
+            for core, st in state.items():
+                if st["words"].size:
+                    st["result"] = bulk(core, st["r0"], st["words"])
+            if progress is not None:
+                progress(total, total)
+        else:
+            self._run_engine_blocks(state, progress, total)
+        for core, st in state.items():
+            st["reads"] = (self.read_reg("COUNT_READ", core) - st["reads0"]) % (1 << 32)
+        return {core: self._engine_report(jobs[core], st, config) for core, st in state.items()}
+
+    def _run_engine_blocks(self, state: dict, progress, total: int) -> None:
+        """Keep one engine operation going on every core until every block is done."""
+        c = self.config
+        running, done_cells, polls = {}, 0, 0
+        while any(st["blocks"] for st in state.values()) or running:
+            for core, st in state.items():
+                if core in running or not st["blocks"]:
+                    continue
+                b, n = st["blocks"].pop(0)
+                lo = (b - st["r0"]) * c.cols
+                self._buffer_write(R.Space.WV_CELLS, core, st["words"][lo:lo + n * c.cols])
+                self.write_reg("CELL_ADDR", R.pack("CELL_ADDR", core=core, row=b, col=0))
+                self.write_reg_cached("WV_LIMITS", R.pack("WV_LIMITS", **{**self.fields("WV_LIMITS"), "rows": n}))
+                self.write_reg("CTRL", R.pack("CTRL", wv_start=1))
+                if self.fields("STATUS")["config_error"]:
+                    raise ChipError("write-verify operation refused: is the core enabled and are the WV "
+                                    "registers a valid procedure?")
+                running[core] = (lo, n)
+            finished = [core for core in running if not self.fields("CORE_STATUS", core)["busy"]]
+            for core in finished:
+                lo, n = running.pop(core)
+                st = state[core]
+                st["result"][lo:lo + n * c.cols] = self._buffer_read(R.Space.WV_CELLS, core, n * c.cols)
+                done_cells += int(np.count_nonzero(wv.unpack_targets(st["words"][lo:lo + n * c.cols])["pending"]))
                 if progress is not None:
-                    progress(1, rows.size, rows.size)
-            else:
-                result = np.zeros_like(words)
-                blocks = range(r0, r1, c.wv_rows)
-                for i, b in enumerate(blocks):
-                    n = min(c.wv_rows, r1 - b)
-                    part = words[(b - r0) * c.cols:(b - r0 + n) * c.cols]
-                    if not part.any():
-                        continue
-                    self._buffer_write(R.Space.WV_CELLS, core, part)
-                    self.write_reg("CELL_ADDR", R.pack("CELL_ADDR", core=core, row=b, col=0))
-                    self.write_reg_cached("WV_LIMITS", R.pack("WV_LIMITS", **{**self.fields("WV_LIMITS"), "rows": n}))
-                    self.write_reg("CTRL", R.pack("CTRL", wv_start=1))
-                    self.wait_idle("cell_busy", 10 ** 9, refused="write-verify operation refused: is the core "
-                                   "enabled and are the WV registers a valid procedure?", what="write-verify")
-                    result[(b - r0) * c.cols:(b - r0 + n) * c.cols] = self._buffer_read(R.Space.WV_CELLS, core, part.size)
-                    if progress is not None:
-                        progress(i + 1, int(np.count_nonzero(where < (b - r0 + n) * c.cols)), rows.size)
-                words_out = result[where]
-        res = wv.unpack_result(words_out)
+                    progress(done_cells, total)
+            polls = 0 if finished else polls + 1
+            if polls >= 2:            # back off while every engine is busy (see wait_idle)
+                time.sleep(min(0.01, 1e-4 * 2 ** (polls - 2)))
+
+    def _engine_report(self, job, st, config) -> WriteVerifyReport:
+        rows, cols, g_uS = job
+        res = wv.unpack_result(st["result"][st["where"]])
         status = res["status"]
         fail = np.select([status == WvStatus.FAIL_ROUNDS, status == WvStatus.FAIL_TOP_PULSES],
                          [FAIL_ROUNDS, FAIL_TOP_PULSES], FAIL_NONE).astype(np.int8)
-        reads = (self.read_reg("COUNT_READ", core) - reads0) % (1 << 32)
         return WriteVerifyReport(rows=rows, cols=cols, targets=np.asarray(g_uS, np.float64).copy(),
                                  final_g=res["g_10nS"] * wv.G_LSB_uS, converged=status == WvStatus.CONVERGED,
                                  pulses=res["pulses"], set_pulses=None, reset_pulses=None, rounds=None,
-                                 fail_reason=fail, reads=int(reads),
-                                 iterations=-(-(int(rows.max()) + 1 - int(rows.min())) // c.wv_rows) if rows.size else 0,
-                                 config=config)
+                                 fail_reason=fail, reads=int(st["reads"]), iterations=st["ops"], config=config)
 
     @staticmethod
     def _cell_index(v, what: str, n: int) -> np.ndarray:

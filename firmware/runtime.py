@@ -125,29 +125,40 @@ class Runtime:
     def _program_once(self, progress, write_verify_config):
         m = self.mapping
         cores = m.cores_used
+        cfg = write_verify_config or WriteVerifyConfig()
         self.chip.enable_cores(cores)
-        bar = progress_bar(len(cores), "programming cores", progress)
+        cells = {}
         for core in cores:
             target = m.targets(core)
             used_cols = np.flatnonzero(target.any(axis=0))
             rows, cols = np.meshgrid(np.arange(m.rows), used_cols, indexing="ij")
-            test_access = self.chip.link.capabilities.test_access_program
-            if test_access is not None:
-                # A simulated chip opened with test access: it loads the write-verified state
-                # instead of programming cell by cell through the protocol (README, "Test access").
-                rep = test_access(core, rows.reshape(-1), cols.reshape(-1), target[rows, cols].reshape(-1),
-                                  write_verify_config or WriteVerifyConfig())
-            else:
-                rep = self.chip.program(core, target[rows, cols], rows=rows.reshape(-1), cols=cols.reshape(-1),
-                                        config=write_verify_config or WriteVerifyConfig())
-            self.reports[core] = rep
+            cells[core] = (target[rows, cols].reshape(-1), rows.reshape(-1), cols.reshape(-1))
+        total = sum(t.size for t, _, _ in cells.values())
+        bar = progress_bar(total, "programming cells", progress)
+        test_access = self.chip.link.capabilities.test_access_program
+        if test_access is not None:
+            # A simulated chip opened with test access: it loads the write-verified state
+            # instead of programming cell by cell through the protocol (README, "Test access").
+            reports = {}
+            for core, (t, rows, cols) in cells.items():
+                reports[core] = test_access(core, rows, cols, t, cfg)
+                bar(t.size)
+        else:
+            # Every core's targets at once: with the chip's engine, the cores program in parallel.
+            done = [0]
+
+            def advance(n_done, _total):
+                bar(n_done - done[0])
+                done[0] = n_done
+            reports = self.chip.program_cores(cells, config=cfg, progress=advance)
+        bar.close()
+        for core in cores:
+            rep = self.reports[core] = reports[core]
             g = np.zeros((m.rows, m.cols))
-            g[rows.reshape(-1), cols.reshape(-1)] = rep.final_g
+            g[rep.rows, rep.cols] = rep.final_g
             self._set_decode_from_conductance(core, g)
             self.chip.set_polarity(core, m.polarity(core))
             self.chip.set_bias(core, m.v_mV, m.v_mV)
-            bar(1)
-        bar.close()
         return self.reports
 
     def _set_decode_from_conductance(self, core: int, g: np.ndarray) -> None:

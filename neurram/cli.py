@@ -177,12 +177,15 @@ def _cmd_figures(args) -> int:
         print("neurram figures needs matplotlib: pip install 'neurram[plot]'", file=sys.stderr)
         return 1
     result = figures.write_all(args.out, images=args.images, data_dir=args.data_dir)
-    for name in ("conductance.png", "mvm_vs_ideal.png", "noise_accuracy.png"):
+    for name in ("conductance.png", "mvm_vs_ideal.png", "noise_accuracy.png", "residual_bits.png"):
         print(f"wrote {Path(args.out) / name}")
     c = result["conductance"]["spread_uS"]
     print("conductance error σ (µS, cells above 1 µS): " + ", ".join(f"{k} {v:.2f}" for k, v in c.items()))
     m = result["mvm"]
     print(f"MVM error / std(ideal): before calibration {m['error_before']:.3f}, after {m['error_after']:.3f}")
+    rb = result["residual_bits"]
+    print("residual after calibration, per column (the chip's measure; chip at 3 bits: 0.20-0.34): "
+          + ", ".join(f"{b} bit {v:.3f}" for b, v in rb["per_column"].items()))
     a = result["noise_accuracy"]
     print(f"MNIST accuracy vs inference noise k ({a['images']} images): " +
           ", ".join(f"k={k:g}: {100 * v[0]:.2f} %" for k, v in a["accuracy"].items()))
@@ -270,6 +273,16 @@ def _cmd_run(args) -> int:
     chip = open_chip(args.chip, seed=args.seed)
     print(f"chip: {chip.describe()} [target {args.chip}, seed {args.seed}]")
     summary = task.run_cli(args, chip)
+    counters = summary.get("layer_counters")        # a task's event counters per layer (JSON-able)
+    if counters:
+        from neurram import report
+
+        layers = {name: c["counters"] for name, c in counters.items()}
+        n = summary.get("inferences") or None
+        print(report.energy_report(layers, chip.config, images=n))
+        energies = report.layer_energies(layers, chip.config)
+        summary["energy_per_inference_pJ"] = sum(e.chip_pJ for e in energies) / (n or 1)
+        summary["latency_per_inference_ns"] = sum(e.latency_ns for e in energies) / (n or 1)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"task": args.task, "chip": args.chip, "seed": args.seed, **summary}, f, indent=2)

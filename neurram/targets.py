@@ -49,7 +49,7 @@ RTL_OPTIONS = ("noise", "seed", "cores", "rows", "cols", "batch_depth", "small",
 #: (AnalogParams). NeuronParams.packet_neg_gain is scaled by its deviation from 1.
 DEVICE_NOISE_FIELDS = ("g_init_sigma_ln", "set_gcc_sigma_ln", "set_v0_sigma_V", "reset_v0_sigma_V",
                        "c2c_sigma_ln", "relaxation_scale", "read_rel", "read_floor_uS",
-                       "p_stuck_off", "p_stuck_on")
+                       "p_stuck_off", "p_stuck_on", "g_defect_uS", "rtn_rel_median")
 NEURON_NOISE_FIELDS = ("gain_mismatch_sigma", "comparator_offset_sigma_uV", "packet_mismatch_sigma")
 
 
