@@ -10,7 +10,8 @@ G_max on the chip. The negative phase uses visible probabilities (no visible sam
     python firmware/train/rbm.py --data-dir DATA --out firmware/weights/rbm.npz
 
 The defaults (20 epochs of CD-5, minibatches of 32, learning rate 0.002, k = 0.15, seed 0) are
-those of the committed weights; about 2.5 minutes on one CPU.
+those of the committed weights (the default command reproduced that file bit for bit with
+OPENBLAS_NUM_THREADS=1); about 2 minutes on one CPU.
 
 numpy only; the file holds the arrays :func:`neurram.firmware.tasks.rbm.load_rbm` reads.
 """
