@@ -109,9 +109,7 @@ def load_rbm(path=None) -> RBM:
 def with_labels(x_uint8: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Visible vectors (N, 794): pixels scaled to [0, 1], then the one-hot label."""
     x = np.asarray(x_uint8).reshape(len(x_uint8), -1).astype(np.float64) / 255.0
-    onehot = np.zeros((len(x), LABELS))
-    onehot[np.arange(len(x)), np.asarray(labels, np.int64)] = 1.0
-    return np.concatenate([x, onehot], axis=1)
+    return np.concatenate([x, _onehot(labels)], axis=1)
 
 
 def corrupt(x: np.ndarray, kind: str, rng: np.random.Generator):
@@ -590,16 +588,16 @@ def _fit_logistic(u: np.ndarray, fires: np.ndarray, trials: int, iterations: int
 class ChipGibbs:
     """Gibbs sampling of a mapped, programmed and calibrated RBM on the chip.
 
-    Per step: forward (v -> h) on every core, charge-decrement outputs, partial sums added on the
-    host and the hidden units sampled there (a stochastic neuron sees only its own core's partial
-    sum); backward (h -> v) on every core, each giving its visible units whole: the stochastic
-    neurons fire with P = sigmoid(pre-activation) (the next step's visible sample), and a
-    charge-decrement pass gives the pre-activation itself, whose sigmoid is the recovered image.
+    Per step: forward (v -> h) on every core, charge-decrement outputs on both lines of each
+    hidden pair, partial sums added on the host and the hidden units sampled there (a stochastic
+    neuron sees only its own core's partial sum); backward (h -> v) on every core, each giving its
+    visible units whole: the stochastic neurons on the even bitlines fire with
+    P = sigmoid(pre-activation) (the next step's visible sample), and a charge-decrement pass on
+    both bitlines gives the pre-activation itself, whose sigmoid is the recovered image.
     """
 
     def __init__(self, chip: Chip, mapping: RbmMapping):
         self.chip, self.m = chip, mapping
-        self._seed_counter = 0
 
     def hidden_preactivation(self, v: np.ndarray) -> np.ndarray:
         """Σ over cores of the calibrated forward partial sums: vW + a, (N, hidden)."""
