@@ -456,10 +456,14 @@ class Chip:
             words = np.zeros(n_rows * c.cols, np.uint32)
             where = (rows - r0) * c.cols + cols
             words[where] = wv.target_word(wv.uS_to_code(g), tol)
-            blocks = [(b, min(c.wv_rows, r0 + n_rows - b)) for b in range(r0, r0 + n_rows, c.wv_rows)]
+            # Cells spread over few columns travel one row per operation (only the row's pending
+            # words cross the link); otherwise wv_rows rows at a time.
+            span = int(cols.max()) - int(cols.min()) + 1 if cols.size else c.cols
+            step = 1 if span <= c.cols // 4 else c.wv_rows
+            blocks = [(b, min(step, r0 + n_rows - b)) for b in range(r0, r0 + n_rows, step)]
             blocks = [(b, n) for b, n in blocks if words[(b - r0) * c.cols:(b - r0 + n) * c.cols].any()]
             state[core] = dict(r0=r0, words=words, result=words.copy(), where=where, blocks=blocks,
-                               reads0=self.read_reg("COUNT_READ", core), ops=len(blocks))
+                               reads0=self.read_reg("COUNT_READ", core), ops=len(blocks), fresh=True)
         total = sum(j[0].size for j in jobs.values())
         bulk = self.link.capabilities.write_verify_rows
         if bulk is not None:
@@ -485,19 +489,32 @@ class Chip:
                     continue
                 b, n = st["blocks"].pop(0)
                 lo = (b - st["r0"]) * c.cols
-                self._buffer_write(R.Space.WV_CELLS, core, st["words"][lo:lo + n * c.cols])
+                block = st["words"][lo:lo + n * c.cols]
+                if st.pop("fresh", False):
+                    # First operation on this core: the whole buffer, so that no stale target of
+                    # an earlier user is left pending; afterwards every operation leaves its range
+                    # without pending words, and only the span of the pending ones is sent.
+                    whole = np.zeros(c.wv_rows * c.cols, np.uint32)
+                    whole[:block.size] = block
+                    self._buffer_write(R.Space.WV_CELLS, core, whole)
+                    first, last = 0, block.size - 1
+                else:
+                    pending = np.flatnonzero(wv.unpack_targets(block)["pending"])
+                    first, last = int(pending[0]), int(pending[-1])
+                    self._buffer_write(R.Space.WV_CELLS, core, block[first:last + 1], offset=first)
                 self.write_reg("CELL_ADDR", R.pack("CELL_ADDR", core=core, row=b, col=0))
                 self.write_reg_cached("WV_LIMITS", R.pack("WV_LIMITS", **{**self.fields("WV_LIMITS"), "rows": n}))
                 self.write_reg("CTRL", R.pack("CTRL", wv_start=1))
                 if self.fields("STATUS")["config_error"]:
                     raise ChipError("write-verify operation refused: is the core enabled and are the WV "
                                     "registers a valid procedure?")
-                running[core] = (lo, n)
+                running[core] = (lo, n, first, last)
             finished = [core for core in running if not self.fields("CORE_STATUS", core)["busy"]]
             for core in finished:
-                lo, n = running.pop(core)
+                lo, n, first, last = running.pop(core)
                 st = state[core]
-                st["result"][lo:lo + n * c.cols] = self._buffer_read(R.Space.WV_CELLS, core, n * c.cols)
+                st["result"][lo + first:lo + last + 1] = self._buffer_read(R.Space.WV_CELLS, core, last + 1 - first,
+                                                                           offset=first)
                 done_cells += int(np.count_nonzero(wv.unpack_targets(st["words"][lo:lo + n * c.cols])["pending"]))
                 if progress is not None:
                     progress(done_cells, total)

@@ -517,6 +517,8 @@ class RRAMArray:
         G; ``gate_V`` sets the compliance) or RESET (SL pulse, lowers G). A cell may appear at most once per call.
         Stuck cells do not respond. Pulsed cells restart their relaxation clock.
         """
+        if all(np.ndim(v) == 0 for v in (rows, cols, polarity, amplitude_V, width_ns, gate_V)):
+            return self._pulse_one(rows, cols, polarity, amplitude_V, width_ns, gate_V)
         r, c, pol, amp, width, gate = self._index(rows, cols, polarity, amplitude_V, width_ns, gate_V)
         r, c = r.ravel(), c.ravel()
         n = r.size
@@ -568,6 +570,58 @@ class RRAMArray:
         self._g_prog.reshape(-1)[lin] = g_new
         self._dev.reshape(-1)[lin] = 0.0
         self._t.reshape(-1)[lin] = np.where(stuck, np.inf, 0.0)
+
+    def _pulse_one(self, row, col, polarity, amplitude_V, width_ns, gate_V) -> None:
+        """:meth:`apply_pulses` for one cell, in scalars: the same operations in the same order on
+        float64 scalars and numpy's own exp/expm1/sqrt (so the same bits as the array path,
+        ``tests/test_device.py``), without the array overhead (the co-simulated write-verify
+        engine pulses one cell at a time)."""
+        for name, v in (("rows", row), ("cols", col)):
+            if not (float(v) == int(v)) or isinstance(v, (bool, np.bool_)):
+                raise ValueError(f"{name} must be integer indices")
+        r, c = int(row), int(col)
+        if not (0 <= r < self.rows and 0 <= c < self.cols):
+            raise IndexError(f"cell ({r}, {c}) out of range of the {self.rows} x {self.cols} array")
+        if polarity not in (SET, RESET):
+            raise ValueError("polarity must be PulsePolarity.SET or PulsePolarity.RESET")
+        amp, width, gate = np.float64(amplitude_V), np.float64(width_ns), np.float64(gate_V)
+        if not (np.isfinite(amp) and np.isfinite(gate) and np.isfinite(width)):
+            raise ValueError("pulse amplitude, width and gate must be finite")
+        if amp < 0 or gate < 0 or width < 0:
+            raise ValueError("pulse amplitude, width and gate must be >= 0")
+        p = self.params
+        lin = np.array([r * self.cols + c])
+        k_pulse = self._pulse_count[r, c]
+        if p.ideal:
+            self._pulse_count[r, c] += 1
+            c2c = np.float64(1.0)
+        else:
+            c2c = np.exp(p.c2c_sigma_ln * self._cell_normals(0, lin, self._pulse_count)[0]
+                         - 0.5 * p.c2c_sigma_ln ** 2)
+        g = self._g[r, c]
+        is_set = polarity == SET
+        ov = max(gate - p.vt_V, 0.0) / (p.set_gate_ref_V - p.vt_V)
+        gcc = min(p.set_gcc_ref_uS * ov * ov * self._gcc_scale[r, c], p.g_ceiling_uS)
+        v_eff = amp if is_set else min(amp, max(gate - p.vt_V, 0.0))
+        v0 = self._v0_set[r, c] if is_set else self._v0_reset[r, c]
+        va = p.set_va_V if is_set else p.reset_va_V
+        rate0 = p.set_rate0 if is_set else p.reset_rate0
+        with np.errstate(over="ignore"):
+            rate = rate0 * (width / 1000.0) * np.exp((v_eff - v0) / va) * c2c
+        rate = rate if v_eff > 0 else np.float64(0.0)
+        f = -np.expm1(-rate)
+        dg = f * max(gcc - g, 0.0) if is_set else -f * max(g - p.g_floor_uS, 0.0)
+        if not p.ideal and p.g_defect_uS > 0:
+            z = self._normals_at(2, lin, np.array([k_pulse]))[0]
+            dg = dg + np.sqrt(p.g_defect_uS * abs(dg)) * z
+        if self._stuck[r, c]:
+            g_new = g
+        else:
+            g_new = min(max(g + dg, 0.0), p.g_ceiling_uS)
+        self._g[r, c] = g_new
+        self._g_prog[r, c] = g_new
+        self._dev[r, c] = 0.0
+        self._t[r, c] = np.inf if self._stuck[r, c] else 0.0
 
     # -- reading -----------------------------------------------------------------------------------
     def read_noise_sigma_uS(self, g_uS, read_V: float | None = None) -> np.ndarray:

@@ -144,9 +144,32 @@ def _normals(key: int, index, lines) -> np.ndarray:
     return z
 
 
+def _normals_one(key: int, index: int, line: int) -> np.ndarray:
+    """:func:`_normals` of a single (index, line) in Python integers: the same bits without the
+    array overhead (one cell read or pulse of the co-simulation costs this once)."""
+    seed, gamma = _stream(int(key))
+    z = (index * ((gamma << 16) & _MASK) + seed + (line + 1) * gamma) & _MASK
+    z ^= z >> 30
+    z = (z * 0xBF58476D1CE4E5B9) & _MASK
+    z ^= z >> 27
+    z = (z * 0x94D049BB133111EB) & _MASK
+    z ^= z >> 31
+    out = np.empty((2, 1, 1))
+    for plane, (field, fine) in enumerate(((z >> 48, (z >> 16) & 0xFFFF), ((z >> 32) & 0xFFFF, z & 0xFFFF))):
+        if field < 2:                                         # an extreme bin: refined
+            t = _TAIL[fine]
+            out[plane, 0, 0] = t if field == 1 else -t
+        else:
+            out[plane, 0, 0] = _TABLE[field]
+    return out
+
+
 def normal_planes(key: int, index: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The two normals of each (index, line) as two C-contiguous float64 (len(index), len(lines))."""
-    z = _normals(key, index, lines)
+    if np.size(index) == 1 and np.size(lines) == 1:
+        z = _normals_one(key, int(np.ravel(index)[0]), int(np.ravel(lines)[0]))
+    else:
+        z = _normals(key, index, lines)
     return z[0], z[1]
 
 

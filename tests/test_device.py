@@ -384,3 +384,26 @@ def test_write_verify_budget_trades_pulses_for_working_cell_failures():
     assert by[40]["working_unconverged"] <= 0.001 * by[40]["cells"]
     assert by[1]["stuck_unconverged"] == by[4]["stuck_unconverged"] == by[40]["stuck_unconverged"] > 0
     assert by[1]["pulses_mean"] < by[4]["pulses_mean"] <= by[40]["pulses_mean"]
+
+
+@pytest.mark.parametrize("params", [RRAMParams(), RRAMParams(p_stuck_off=0.05, p_stuck_on=0.05),
+                                    RRAMParams.noise_free()], ids=["default", "stuck", "ideal"])
+def test_one_cell_pulses_give_the_bits_of_the_array_path(params):
+    """A pulse on one cell (the co-simulated engine's case) takes a scalar path; it must leave
+    every cell exactly as the array path does: SET and RESET, at every amplitude of the ramps."""
+    a, b = RRAMArray(16, 16, params, seed=3), RRAMArray(16, 16, params, seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        rows, cols = rng.integers(0, 16, 40), rng.integers(0, 16, 40)
+        keep = np.unique(rows * 16 + cols, return_index=True)[1]
+        rows, cols = rows[keep], cols[keep]
+        pol = rng.integers(0, 2, rows.size)
+        amp = rng.choice(np.arange(1.2, 3.4, 0.1), rows.size)
+        gate = np.where(pol == 0, 2.5, 5.0)
+        a.apply_pulses(rows, cols, pol, amp, 1000, gate)
+        for k in range(rows.size):
+            b.apply_pulses(int(rows[k]), int(cols[k]), SET if pol[k] == 0 else RESET, float(amp[k]), 1000,
+                           float(gate[k]))
+        np.testing.assert_array_equal(a.g_uS, b.g_uS)
+    np.testing.assert_array_equal(a.pulse_count, b.pulse_count)
+    assert a.pulse_count.sum() > 300
