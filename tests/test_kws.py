@@ -336,3 +336,23 @@ def test_published_lstm_on_the_chip_a_few_clips(published):
     agree = np.mean(z.argmax(1) == sw)
     assert agree >= 0.75, f"chip and software agree on {100 * agree:.0f} % of the clips"
     assert np.mean(z.argmax(1) == labels[pick]) >= np.mean(sw == labels[pick]) - 0.15
+
+
+def test_repair_swaps_spare_rows_in_for_bad_rows_only():
+    m = _random_model(np.random.default_rng(0))
+    cfg = open_chip("model:noise=off,cores=4x4,rows=32,cols=32", seed=0).config
+    first = kws.map_kws(m, cfg, ih_copies=1)
+    seg = first.layer("b0.hh.i").segments[0]
+    core_rows = {int(r) for ml in first.layers if ml.segments[0].core == seg.core for r in ml.segments[0].rows}
+    bad = {seg.core: {int(seg.rows[0]), int(seg.rows[5])}}
+    keep = {ml.name: ml.segments[0].rows for ml in first.layers}
+    place = {ml.name: (ml.segments[0].core, ml.segments[0].col0) for ml in first.layers}
+    again = kws.map_kws(m, cfg, ih_copies=1, bad_rows=bad, placement=place, keep_rows=keep)
+    new = again.layer("b0.hh.i").segments[0]
+    assert (new.core, new.col0) == (seg.core, seg.col0)
+    changed = np.flatnonzero(new.rows != seg.rows)
+    assert list(changed) == [0, 5]                                   # only the bad rows moved ...
+    assert not ({int(r) for r in new.rows[changed]} & (core_rows | bad[seg.core]))   # ... onto spare rows
+    for ml in again.layers:                                          # every other segment as it was
+        if ml.name != "b0.hh.i":
+            np.testing.assert_array_equal(ml.segments[0].rows, keep[ml.name])

@@ -102,7 +102,7 @@ def _layer_specs(model: speech.KwsModel):
 def map_kws(model: speech.KwsModel, config, *, bad_rows: dict | None = None, max_bias_rows: int = 6,
             max_steps: int = (1 << (OUTPUT_BITS - 1)) - 1, conversion=R.Conversion.DECREMENT,
             v_mV: int = 100, neuron_gain: float = NEURON_GAIN, ih_copies: int = IH_COPIES,
-            placement: dict | None = None) -> KwsMapping:
+            placement: dict | None = None, keep_rows: dict | None = None) -> KwsMapping:
     """Place every gate matrix (W_ih and W_hh of each gate of each block) and each block's dense
     layer on cores of a chip described by ``config`` (e.g. ``chip.config``).
 
@@ -140,7 +140,7 @@ def map_kws(model: speech.KwsModel, config, *, bad_rows: dict | None = None, max
         layers.append(ml)
         host_bias[name] = np.zeros(O) if on_chip else np.asarray(bias, np.float64)
         clips[name] = out_clip
-    _pack(layers, rows, cols, config.n_cores, bad_rows or {}, placement)
+    _pack(layers, rows, cols, config.n_cores, bad_rows or {}, placement, keep_rows)
     m = KwsMapping(None, layers, rows, cols, config.n_cores, max_steps, 1, v_mV,
                    bad_rows={c: set(map(int, r)) for c, r in (bad_rows or {}).items()},
                    options=dict(max_bias_rows=max_bias_rows, max_steps=max_steps, conversion=conversion,
@@ -169,7 +169,7 @@ def _operating_point(m: KwsMapping, ml, s, neuron_gain, g_column_sum=None):
     return mult, packet
 
 
-def _pack(layers, rows, cols, n_cores, bad_rows, placement=None):
+def _pack(layers, rows, cols, n_cores, bad_rows, placement=None, keep_rows=None):
     """Block-diagonal packing: each segment gets a core and its first column (first fit, largest
     segments first, or ``placement``: {layer: (core, col0)} to keep), then rows on that core.
 
@@ -177,7 +177,10 @@ def _pack(layers, rows, cols, n_cores, bad_rows, placement=None):
     turn; within a segment the bias pairs and then the inputs in order take them (the MFCC
     coefficients come largest first). When a core has too few good rows, the last pairs take bad
     rows (a 216-row segment has 40 spare rows, and about one row in six holds a failed cell
-    among 108 columns)."""
+    among 108 columns).
+
+    ``keep_rows`` ({layer: rows}, a repair): every segment keeps its rows except the bad ones,
+    which spare rows of its core (used by no segment, not bad) replace, as long as there are any."""
     if placement is None:
         placement, free = {}, [[0, 0] for _ in range(n_cores)]
         for i in sorted(range(len(layers)), key=lambda i: -layers[i].segments[0].n_rows):
@@ -200,6 +203,16 @@ def _pack(layers, rows, cols, n_cores, bad_rows, placement=None):
         on_core.setdefault(s.core, []).append(s)
     for core, segs in on_core.items():
         bad = set(bad_rows.get(core, ()))
+        if keep_rows is not None and all(s.layer in keep_rows for s in segs):
+            taken = set(int(r) for s in segs for r in keep_rows[s.layer])
+            spares = [r for r in range(rows) if r not in taken and r not in bad]
+            for s in sorted(segs, key=lambda s: s.col0):
+                phys = np.array(keep_rows[s.layer], np.int64)
+                for i in range(phys.size):
+                    if int(phys[i]) in bad and spares:
+                        phys[i] = spares.pop(0)
+                s.rows = phys
+            continue
         pool = [r for r in range(rows) if r not in bad] + sorted(r for r in bad if r < rows)
         if sum(s.n_rows for s in segs) > rows:
             raise MappingError(f"core {core}: the segments placed on it need {sum(s.n_rows for s in segs)} rows, "
@@ -244,8 +257,9 @@ class KwsRuntime(Runtime):
                 break
             merged = {c: set(known.get(c, set())) | set(bad.get(c, set())) for c in set(known) | set(bad)}
             keep = {ml.name: (ml.segments[0].core, ml.segments[0].col0) for ml in self.mapping.layers}
+            rows = {ml.name: ml.segments[0].rows for ml in self.mapping.layers}
             self.mapping = map_kws(self.model, self.chip.config, bad_rows=merged, placement=keep,
-                                   **self.mapping.options)
+                                   keep_rows=rows, **self.mapping.options)
             self._program_once(progress, write_verify_config)
         for _ in range(passes - 1):
             self._let_cells_relax()
