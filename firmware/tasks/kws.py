@@ -31,8 +31,9 @@ from ..driver import Chip
 from ..mapper import G_MAX_uS, MappedLayer, Mapping, MappingError, Segment, charge_per_unit
 from ..runtime import LayerStats, Runtime, progress_bar
 
-__all__ = ["KwsMapping", "map_kws", "KwsRuntime", "KwsReport", "run_kws", "OUTPUT_BITS", "GATES",
-           "add_run_arguments", "run_cli"]
+__all__ = ["KwsMapping", "map_kws", "KwsRuntime", "KwsReport", "run_kws", "chip_forward", "calibration_codes",
+           "confusion_matrix", "plot_confusion", "full_scale_packets", "OUTPUT_BITS", "GATES", "IH_COPIES",
+           "PASSES", "add_run_arguments", "run_cli"]
 
 GATES = ("i", "j", "f", "o")
 #: MVM output precision of the published LSTM (sign included).
@@ -229,7 +230,8 @@ def _pack(layers, rows, cols, n_cores, bad_rows, placement=None, keep_rows=None)
 
 class KwsRuntime(Runtime):
     """The layer runtime for the LSTM's segments: signed 4-bit inputs, 6-bit outputs, a pulse
-    multiplier per layer; repair maps the LSTM again (:func:`map_kws`) around bad rows."""
+    multiplier per layer; bad-row repair swaps spare rows of the same core in (:func:`map_kws`
+    with ``keep_rows``), so every segment stays where it is."""
 
     def __init__(self, chip: Chip, mapping: KwsMapping, model: speech.KwsModel):
         super().__init__(chip, mapping)
