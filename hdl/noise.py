@@ -4,15 +4,17 @@ The automaton has ``NOISE_PLANES · lines`` cells: twelve random bit-planes, fou
 values per neuron, which the analog array turns into binary-weighted charge pulses before each
 comparison (:mod:`neurram.hdl.analog`, ``noise``). Cells at odd positions follow rule 150, even
 ones rule 90, on a ring. A batch seeds the automaton from LFSR_SEED mixed with the core's index
-and mixes it for :data:`WARMUP_STEPS` steps before the first draw; the fast model runs exactly the
-same automaton (``neurram.sim.fastcore``).
+(cell k takes bit ``seed_taps(n)[k]`` of the mixed word: a hash of k, so that the seed pattern is
+not periodic over the ring, which the translation-invariant rules would keep for ever, see
+:func:`neurram.spec.analog.seed_taps`) and mixes it for :data:`WARMUP_STEPS` steps before the first
+draw; the fast model runs exactly the same automaton (``neurram.sim.fastcore``).
 """
 
 from amaranth import C, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from neurram.spec.analog import NOISE_PLANES, WARMUP_STEPS, seed_mix
+from neurram.spec.analog import NOISE_PLANES, WARMUP_STEPS, seed_mix, seed_taps
 
 __all__ = ["NoiseSource"]
 
@@ -45,7 +47,7 @@ class NoiseSource(wiring.Component):
         m.d.comb += state_next.eq(state.rotate_left(1) ^ state.rotate_right(1) ^ (state & odd))
         mix = Signal(32)
         m.d.comb += mix.eq(seed_mix(self.seed, self.core_index)[:32])
-        seeded = Cat(*[mix[(k + (k >> 5)) & 31] for k in range(NL)])
+        seeded = Cat(*[mix[int(t)] for t in seed_taps(NL)])    # wiring only
 
         warm = Signal(range(64))                           # warm-up steps taken
         with m.If(self.load):

@@ -13,7 +13,7 @@ import numpy as np
 
 from neurram.models.core import AnalogCore, pulse_counts
 from neurram.models.neuron import decrement_closed_form, sar_closed_form, stochastic_noise_nV
-from neurram.spec.analog import NOISE_PLANES, WARMUP_STEPS, seed_mix
+from neurram.spec.analog import NOISE_PLANES, WARMUP_STEPS, seed_mix, seed_taps
 from neurram.spec.enums import Activation, Conversion, Direction, InputSource
 from neurram.spec.mvm import MvmSettings, encode_output, magnitude_bits
 
@@ -23,9 +23,11 @@ __all__ = ["BatchResult", "run_batch", "recurrent_codes", "NoiseAutomaton"]
 
 
 class NoiseAutomaton:
-    """The stochastic neurons' random source, as the RTL builds it (hdl/core.py): a ring of
+    """The stochastic neurons' random source, as the RTL builds it (hdl/noise.py): a ring of
     12·lines cells updated by rule 90 on even and rule 150 on odd cells after every comparison,
-    seeded from LFSR_SEED mixed with the core index, then mixed for WARMUP_STEPS steps."""
+    seeded from LFSR_SEED mixed with the core index (cell k takes bit ``seed_taps(n)[k]``, an
+    aperiodic hash of k: a periodic seed would stay periodic, spec/analog.py), then mixed for
+    WARMUP_STEPS steps."""
 
     def __init__(self, lines: int):
         self.lines = lines
@@ -33,11 +35,11 @@ class NoiseAutomaton:
         n = NOISE_PLANES * lines
         self.odd = (np.arange(n) % 2) == 1
         self.state = np.zeros(n, bool)
+        self.taps = seed_taps(n)
 
     def seed(self, seed: int, core_index: int) -> None:
         mix = seed_mix(seed, core_index)
-        k = np.arange(self.state.size)
-        self.state = ((mix >> ((k + (k >> 5)) & 31)) & 1).astype(bool)
+        self.state = ((mix >> self.taps) & 1).astype(bool)
         for _ in range(WARMUP_STEPS):
             self.step()
 

@@ -168,11 +168,10 @@ def test_stochastic_neurons_fire_with_a_sigmoid_of_slope_one():
         assert abs(p[sel].mean() - expected) < 0.1, (lo, hi, p[sel].mean(), expected)
 
 
-@pytest.mark.xfail(strict=True, reason="the chip's noise automaton on 256-line cores: the seed pattern "
-                   "repeats every 4·256 cells of the 12·256-cell ring, so planes p and p+4 are equal and "
-                   "the injected charge takes 5 levels (7·Binomial(4, 1/2)), not the near-Gaussian sum "
-                   "of four independent 3-bit values (docs/rbm.md, 'The stochastic neurons')")
 def test_noise_automaton_of_a_256_line_core_is_near_gaussian():
+    """The injected charge of a 256-line core is a sum of four independent 3-bit values, not
+    7·Binomial(4, 1/2) as when the seed pattern repeated every 4·256 cells of the 12·256-cell ring
+    (planes p and p + 4 equal; docs/rbm.md, 'The stochastic neurons')."""
     from neurram.sim.fastcore import NoiseAutomaton
     a = NoiseAutomaton(256)
     a.seed(12345, 3)
