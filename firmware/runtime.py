@@ -25,7 +25,7 @@ from neurram.spec.mvm import MvmSettings, decode_output
 from .driver import Chip
 from .calibration import SegmentDecoder, calibrate_runtime
 from .mapper import Mapping, charge_per_unit, map_network
-from .writeverify import WriteVerifyConfig
+from .writeverify import WriteVerifyConfig, WriteVerifyReport
 
 __all__ = ["Runtime", "LayerStats", "RunResult", "progress_bar"]
 
@@ -133,14 +133,18 @@ class Runtime:
             used_cols = np.flatnonzero(target.any(axis=0))
             rows, cols = np.meshgrid(np.arange(m.rows), used_cols, indexing="ij")
             cells[core] = (target[rows, cols].reshape(-1), rows.reshape(-1), cols.reshape(-1))
-        total = sum(t.size for t, _, _ in cells.values())
+        # A later pass (bad-row repair, or program() again) programs only the cells whose target
+        # changed or that did not converge; the others keep their verified state.
+        keep = {core: self._still_verified(core, *cells[core]) for core in cores}
+        todo = {core: tuple(a[~keep[core]] for a in cells[core]) for core in cores}
+        total = sum(t.size for t, _, _ in todo.values())
         bar = progress_bar(total, "programming cells", progress)
         test_access = self.chip.link.capabilities.test_access_program
         if test_access is not None:
             # A simulated chip opened with test access: it loads the write-verified state
             # instead of programming cell by cell through the protocol (README, "Test access").
             reports = {}
-            for core, (t, rows, cols) in cells.items():
+            for core, (t, rows, cols) in todo.items():
                 reports[core] = test_access(core, rows, cols, t, cfg)
                 bar(t.size)
         else:
@@ -150,16 +154,54 @@ class Runtime:
             def advance(n_done, _total):
                 bar(n_done - done[0])
                 done[0] = n_done
-            reports = self.chip.program_cores(cells, config=cfg, progress=advance)
+            reports = self.chip.program_cores({core: c for core, c in todo.items() if c[0].size},
+                                              config=cfg, progress=advance)
         bar.close()
         for core in cores:
-            rep = self.reports[core] = reports[core]
+            rep = self.reports[core] = self._merged_report(core, cells[core], keep[core], reports.get(core), cfg)
             g = np.zeros((m.rows, m.cols))
             g[rep.rows, rep.cols] = rep.final_g
             self._set_decode_from_conductance(core, g)
             self.chip.set_polarity(core, m.polarity(core))
             self.chip.set_bias(core, m.v_mV, m.v_mV)
         return self.reports
+
+    def _still_verified(self, core: int, targets, rows, cols) -> np.ndarray:
+        """Cells whose last write-verify on this core converged to the same target."""
+        prev = self.reports.get(core)
+        if prev is None:
+            return np.zeros(targets.size, bool)
+        n = self.mapping.rows * self.mapping.cols
+        prev_target = np.full(n, np.nan)
+        prev_ok = np.zeros(n, bool)
+        lin = prev.rows * self.mapping.cols + prev.cols
+        prev_target[lin], prev_ok[lin] = prev.targets, prev.converged
+        here = rows * self.mapping.cols + cols
+        return prev_ok[here] & (prev_target[here] == targets)
+
+    def _merged_report(self, core, cells, keep, new, cfg) -> WriteVerifyReport:
+        """This pass's report over all the core's cells: the kept cells as verified before (no
+        pulses this pass), the others as just programmed."""
+        targets, rows, cols = cells
+        prev = self.reports.get(core)
+        if not keep.any():
+            return new
+        n = targets.size
+        final_g = np.zeros(n)
+        where_prev = np.full(self.mapping.rows * self.mapping.cols, -1, np.int64)
+        where_prev[prev.rows * self.mapping.cols + prev.cols] = np.arange(prev.rows.size)
+        final_g[keep] = prev.final_g[where_prev[(rows * self.mapping.cols + cols)[keep]]]
+        converged = keep.copy()
+        pulses = np.zeros(n, np.int64)
+        fail = np.zeros(n, np.int8)
+        reads, iterations = 0, 0
+        if new is not None:
+            final_g[~keep], converged[~keep] = new.final_g, new.converged
+            pulses[~keep], fail[~keep] = new.pulses, new.fail_reason
+            reads, iterations = new.reads, new.iterations
+        return WriteVerifyReport(rows=rows, cols=cols, targets=targets, final_g=final_g, converged=converged,
+                                 pulses=pulses, set_pulses=None, reset_pulses=None, rounds=None,
+                                 fail_reason=fail, reads=reads, iterations=iterations, config=cfg)
 
     def _set_decode_from_conductance(self, core: int, g: np.ndarray) -> None:
         for ml in self.mapping.layers:

@@ -53,6 +53,9 @@ class AnalogArrayDriver:
         self._vpos, self._vneg, self._packet = h.v_pos_mV, h.v_neg_mV, h.packet_uV
         self._cmp, self._read = h.cmp_r, h.read_g_r
         self._noise_en, self._noise, self._noise_uV = h.noise_en, h.noise, h.noise_uV
+        self._cell = (h.cell_row, h.cell_col)
+        self._pulse = (h.pulse_polarity, h.pulse_mV, h.width_ns, h.gate_mV)
+        self._read_mV = h.read_mV
         self._direction = Direction.FORWARD
 
     def _u(self, handle) -> int:
@@ -113,10 +116,9 @@ class AnalogArrayDriver:
                 model.step(enable, latched_pos, self._u(self._packet), self._u(self._shift))
                 self._write_cmp(model.compare(self._noise_nV()))
             elif op is AnalogOp.PROGRAM:
-                h = self.h
-                model.program_pulse(self._u(h.cell_row), self._u(h.cell_col), PulsePolarity(self._u(h.pulse_polarity)),
-                                    self._u(h.pulse_mV), self._u(h.width_ns), self._u(h.gate_mV))
+                pol, amp, width, gate = (self._u(x) for x in self._pulse)
+                model.program_pulse(self._u(self._cell[0]), self._u(self._cell[1]), PulsePolarity(pol),
+                                    amp, width, gate)
             elif op is AnalogOp.READ:
-                h = self.h
-                code = model.read_cell(self._u(h.cell_row), self._u(h.cell_col), self._u(h.read_mV))
+                code = model.read_cell(self._u(self._cell[0]), self._u(self._cell[1]), self._u(self._read_mV))
                 self._read.value = int(code)
