@@ -75,6 +75,32 @@ class RunResult:
         return float(np.mean(self.predictions == np.asarray(labels)))
 
 
+def join_worker(child, what: str):
+    """The payload a forked worker ``(process, pipe end)`` sent as ``("ok", payload)``; a worker
+    that sent ``("error", text)`` or died raises RuntimeError naming ``what``."""
+    p, recv = child
+    try:
+        status, payload = recv.recv()
+    except EOFError:
+        status, payload = "error", f"worker process exited with code {p.exitcode}"
+    p.join()
+    if status == "error":
+        raise RuntimeError(f"{what} failed: {payload}")
+    return payload
+
+
+def optional_pyplot():
+    """matplotlib.pyplot on the Agg backend, or None when matplotlib is not installed (plots are
+    an optional extra: pip install 'neurram[plot]')."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        return plt
+    except ImportError:
+        return None
+
+
 def _small(codes: np.ndarray, bits: int) -> np.ndarray:
     """Unsigned activation codes in the narrowest type that holds them (im2col moves less)."""
     return codes.astype(np.uint8) if bits <= 8 else codes
@@ -300,16 +326,7 @@ class Runtime:
         caps.skip_mvms({c: bounds[-2] * n for c, n in per_image.items()})
         mine = self._forward(x_uint8[bounds[-2]:], batch_images, progress,
                              desc=f"inference (worker {workers} of {workers})")
-        parts = []
-        for p, recv in children:
-            try:
-                status, payload = recv.recv()
-            except EOFError:
-                status, payload = "error", f"worker process exited with code {p.exitcode}"
-            p.join()
-            if status == "error":
-                raise RuntimeError(f"an inference worker failed: {payload}")
-            parts.append(payload)
+        parts = [join_worker(child, "an inference worker") for child in children]
         for part in parts:
             caps.add_events(part["counters"], part["cycles"] or 0)
         results = [p["result"] for p in parts] + [mine]

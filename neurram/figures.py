@@ -23,6 +23,7 @@ from neurram.config import ChipConfig
 from neurram.firmware import nn
 from neurram.firmware.calibration import CHIP_MEASUREMENT_AGE_S, CHIP_RESIDUAL_PER_COLUMN, calibrate_random_core
 from neurram.firmware.datasets import load_mnist, load_mnist_demo_subset
+from neurram.firmware.runtime import optional_pyplot
 from neurram.firmware.tasks.mnist import load_default_network
 from neurram.firmware.tasks.rbm import rbm_figures
 from neurram.firmware.writeverify import WriteVerifyConfig, write_verify
@@ -32,14 +33,7 @@ from neurram.targets import open_chip
 __all__ = ["conductance_figure", "mvm_figure", "noise_accuracy_figure", "residual_bits_figure", "write_all"]
 
 
-def _plt():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        return plt
-    except ImportError:
-        return None
+_plt = optional_pyplot
 
 
 def conductance_figure(path=None, *, seed: int = 0, relax_s=(1.0, 86400.0)) -> dict:

@@ -38,7 +38,7 @@ from neurram.spec.regmap import REGISTERS
 from ..calibration import ColumnCalibration, fit_from_data
 from ..driver import Chip
 from ..mapper import G_MAX_uS, MappingError
-from ..runtime import progress_bar
+from ..runtime import join_worker, optional_pyplot, progress_bar
 from ..writeverify import WriteVerifyConfig
 
 __all__ = ["RBM", "load_rbm", "save_rbm", "DEFAULT_WEIGHTS", "with_labels", "corrupt", "CORRUPTIONS",
@@ -723,15 +723,7 @@ def _fork(fn, *args):
 
 
 def _join(child):
-    p, recv = child
-    try:
-        status, payload = recv.recv()
-    except EOFError:
-        status, payload = "error", f"worker process exited with code {p.exitcode}"
-    p.join()
-    if status == "error":
-        raise RuntimeError(f"an RBM recovery worker failed: {payload}")
-    return payload
+    return join_worker(child, "an RBM recovery worker")
 
 
 def _batch_seed(seed: int, core: int, index: int) -> int:
@@ -912,11 +904,4 @@ def rbm_figures(out_dir, chip: Chip, *, images: int = 40, seed: int = 0, data_di
     return out
 
 
-def _plt():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        return plt
-    except ImportError:
-        return None
+_plt = optional_pyplot
