@@ -38,10 +38,13 @@ __all__ = ["KwsMapping", "map_kws", "KwsRuntime", "KwsReport", "run_kws", "chip_
 GATES = ("i", "j", "f", "o")
 #: MVM output precision of the published LSTM (sign included).
 OUTPUT_BITS = 6
-#: Copies of every W_ih row pair (map_kws) and write-verify passes (KwsRuntime.program) by
+#: Copies of every W_ih row pair (map_kws) and write-verify passes (run_kws) by
 #: default: docs/kws.md has the accuracy with and without them.
 IH_COPIES = 2
 PASSES = 2
+#: Input drive V_pos = V_neg (mV, before balance_drivers) of the LSTM's cores: within the test
+#: software's 0.5-0.8 V, so that the 1 mV steps of CORE_BIAS balance the drivers to 0.2 %.
+V_DRIVE_mV = 500
 #: Integrator charge (µV) that the clip of every layer's output is mapped to: the layer's pulse
 #: multiplier is raised until its clip reaches it, well above the neurons' comparator offsets.
 FULL_SCALE_TARGET_uV = 16000.0
@@ -102,7 +105,7 @@ def _layer_specs(model: speech.KwsModel):
 
 def map_kws(model: speech.KwsModel, config, *, bad_rows: dict | None = None, max_bias_rows: int = 6,
             max_steps: int = (1 << (OUTPUT_BITS - 1)) - 1, conversion=R.Conversion.DECREMENT,
-            v_mV: int = 100, neuron_gain: float = NEURON_GAIN, ih_copies: int = IH_COPIES,
+            v_mV: int = V_DRIVE_mV, neuron_gain: float = NEURON_GAIN, ih_copies: int = IH_COPIES,
             placement: dict | None = None, keep_rows: dict | None = None) -> KwsMapping:
     """Place every gate matrix (W_ih and W_hh of each gate of each block) and each block's dense
     layer on cores of a chip described by ``config`` (e.g. ``chip.config``).
@@ -267,6 +270,45 @@ class KwsRuntime(Runtime):
             self._let_cells_relax()
             self._program_once(progress, write_verify_config)
         return self.reports
+
+    def balance_drivers(self, *, vectors: int = 16, max_steps: int = 64) -> dict:
+        """Per used core, V_pos/V_neg (CORE_BIAS, 1 mV steps, their sum kept) so that a zero code
+        drives nothing: on the bit-serial path a zero digit is a -V_neg and a +V_pos pulse, and
+        the two drivers' mismatch (about 1 %) would otherwise add charge in proportion to the
+        number of zero digits, times the pulse multiplier (the chip's test software tuned V_pos
+        and V_neg per core the same way, docs/chip.md §2). Measured with all-zero codes at the
+        largest pulse multiplier, comparator signs counted over the core's tracked outputs;
+        bisection over the ladder. Returns {core: (v_pos_mV, v_neg_mV)}."""
+        m = self.mapping
+        v = m.v_mV
+        out = {}
+        for core in m.cores_used:
+            ml = next(l for l in m.layers if l.segments[0].core == core)
+            s = ml.segments[0]
+            mode = MvmSettings(input_bits=4, input_signed=True, conversion=R.Conversion.SIGN,
+                               pulse_multiplier=self.chip.config.pulse_multiplier_max)
+            zero = np.zeros((vectors, int(s.inputs.max()) + 1), np.int8)
+            ladder = lambda k: (v + (k + 1) // 2, v - k // 2)          # noqa: E731  V_pos - V_neg = k
+
+            def positive(k):
+                self.chip.set_bias(core, *ladder(k))
+                return float(np.mean(self.segment_bytes(ml, s, zero, mode) < 0x80))
+
+            lo, hi = -max_steps, max_steps
+            if positive(lo) > 0.5 or positive(hi) <= 0.5:
+                k = 0                                   # no crossing within the range: leave it
+            else:
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if positive(mid) > 0.5:
+                        hi = mid
+                    else:
+                        lo = mid
+                k = hi if abs(positive(hi) - 0.5) <= abs(positive(lo) - 0.5) else lo
+            self.chip.set_bias(core, *ladder(k))
+            out[core] = ladder(k)
+        self.driver_bias = out
+        return out
 
     def _let_cells_relax(self) -> None:
         """One MVM on every used core: on the chip, time passes between programming passes; a
@@ -471,6 +513,7 @@ def run_kws(chip: Chip, features: np.ndarray, labels: np.ndarray, model: speech.
     rt = KwsRuntime(chip, mapping, model)
     t0 = time.perf_counter()
     rt.program(progress=progress, passes=passes)
+    rt.balance_drivers()
     t_prog = time.perf_counter() - t0
     if calibration_features is None:
         calibration_features = features[np.unique(np.linspace(0, len(features) - 1, 128).round().astype(int))]
