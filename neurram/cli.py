@@ -310,6 +310,9 @@ def _register_serve(subparsers) -> None:
     p.add_argument("--chip", default="model",
                    help="the model to serve: model (default), model:noise=off,cores=2x2,rows=64, ...")
     p.add_argument("--seed", type=int, default=0, help="seed of the chip's random draws")
+    p.add_argument("--state", metavar="FILE",
+                   help="keep the chip's non-volatile state (programmed cells, calibration trims) in FILE: "
+                        "loaded at start, saved after programming and on shutdown (same as --chip model:state=FILE)")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -317,7 +320,24 @@ def _cmd_serve(args) -> int:
     from neurram.targets import model_engine
     from neurram.sim.serve import TcpChipServer, VirtualUart
 
-    engine = model_engine(args.chip, seed=args.seed)        # a bad target: one line from main()
+    chip = args.chip
+    if getattr(args, "state", None):
+        from neurram.firmware.validate import InputError
+        from neurram.targets import parse_target
+
+        if "state" in parse_target(chip)[2]:
+            raise InputError(f"--state and --chip {chip!r} both give a state file: give one")
+        kind, _, rest = chip.strip().partition(":")
+        chip = f"{kind}:{rest + ',' if rest.strip() else ''}state={args.state}"
+    engine = model_engine(chip, seed=args.seed)        # a bad target: one line from main()
+    import signal
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        signal.signal(signal.SIGTERM, _terminate)        # a clean shutdown saves the state
+    except ValueError:                                   # not the main thread
+        pass
     debug = getattr(args, "debug", False)
     if args.pty:
         server = VirtualUart(engine, debug=debug)
@@ -339,6 +359,7 @@ def _cmd_serve(args) -> int:
         print("neurram serve: stopped", file=sys.stderr)
     finally:
         server.close()
+        engine.chip.close()                              # writes the state file, if any
     return 0
 
 

@@ -8,7 +8,8 @@ target                                       chip
                                              age (seconds between programming and inference: relaxation),
                                              noise_scale (multiplies every random analog non-ideality:
                                              0 = noise off, 1 = the calibrated default; see
-                                             :func:`scale_noise`)
+                                             :func:`scale_noise`), state=FILE (keep the programmed
+                                             state in FILE across restarts: sim/state.py)
 ``rtl`` / ``rtl:cores=1x1,rows=16``           the generated Verilog under Verilator + cocotb, in its own
                                              process, reached over a TCP socket (byte protocol);
                                              ``program=test-access`` loads write-verified conductances
@@ -40,7 +41,7 @@ from neurram.spec.link import LinkCapabilities
 __all__ = ["open_chip", "parse_target", "model_engine", "scale_noise", "MODEL_OPTIONS", "RTL_OPTIONS"]
 
 #: The options a ``model:`` and an ``rtl:`` target accept.
-MODEL_OPTIONS = ("noise", "seed", "cores", "rows", "cols", "batch_depth", "small", "age", "noise_scale")
+MODEL_OPTIONS = ("noise", "seed", "cores", "rows", "cols", "batch_depth", "small", "age", "noise_scale", "state")
 RTL_OPTIONS = ("noise", "seed", "cores", "rows", "cols", "batch_depth", "small", "program")
 
 #: The random non-idealities :func:`scale_noise` multiplies, by parameter class: device-to-device
@@ -57,7 +58,8 @@ NEURON_NOISE_FIELDS = ("gain_mismatch_sigma", "comparator_offset_sigma_uV", "pac
 OPTION_HELP = {"noise": "on or off", "seed": "an integer >= 0", "cores": "ROWSxCOLS, e.g. 2x2",
                "rows": "an even integer 2..4094", "cols": "an even integer 2..4094", "batch_depth": "1..4096",
                "small": "on or off (one 16 x 16 core)", "age": "seconds >= 0", "noise_scale": "a number >= 0",
-               "program": "protocol or test-access"}
+               "program": "protocol or test-access",
+               "state": "a file path in an existing directory (the chip's non-volatile state)"}
 TARGET_KINDS = ("model", "rtl", "tcp:HOST:PORT", "serial:DEVICE[@BAUD]")
 
 
@@ -94,6 +96,20 @@ def parse_target(target: str):
     return kind, rest, opts
 
 
+def _check_state_path(value: str, what: str) -> str:
+    """``state=FILE``: a file (not a directory) in an existing, writable directory."""
+    import os
+
+    directory = os.path.dirname(os.path.abspath(value)) or "."
+    if value in ("1",) or os.path.isdir(value):
+        raise InputError(f"{what}: give a file path, not a directory")
+    if not os.path.isdir(directory):
+        raise InputError(f"{what}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise InputError(f"{what}: directory {directory} is not writable")
+    return value
+
+
 def _check_options(target: str, kind: str, opts: dict) -> None:
     """Each option's value is what the option takes (InputError naming it otherwise)."""
     checks = {"noise": lambda v, w: validate.flag(v, w), "small": lambda v, w: validate.flag(v, w),
@@ -103,7 +119,8 @@ def _check_options(target: str, kind: str, opts: dict) -> None:
               "cols": lambda v, w: validate.integer(v, w, 2, MAX_LINES),
               "batch_depth": lambda v, w: validate.integer(v, w, 1, 4096),
               "age": lambda v, w: validate.number(v, w, 0), "noise_scale": lambda v, w: validate.number(v, w, 0),
-              "program": lambda v, w: validate.choice(v, ("protocol", "test-access"), w)}
+              "program": lambda v, w: validate.choice(v, ("protocol", "test-access"), w),
+              "state": _check_state_path}
     for key, value in opts.items():
         try:
             checks[key](value, f"{key}={value!r}")
@@ -203,7 +220,7 @@ def open_chip(target: str = "model", *, config=None, params=None, seed=None, tim
             params = AnalogParams() if noise else AnalogParams.ideal()
         if "noise_scale" in opts:
             params = scale_noise(params, _nonnegative_option(opts, "noise_scale", "noise_scale"))
-        return Chip(open_fast_chip(cfg, params=params, seed=s, age_s=age))
+        return Chip(open_fast_chip(cfg, params=params, seed=s, age_s=age, state_path=opts.get("state")))
     if kind == "rtl":
         from neurram.sim.cosim.server import TestAccess, launch_rtl_server   # imports cocotb: only when asked
         program = opts.pop("program", "protocol")

@@ -115,5 +115,10 @@ class FastLink:
         return self.chip.write_verify_rows(core, row, words)
 
 
-def open_fast_chip(config=None, params=None, seed: int = 0, age_s: float = 0.0) -> FastLink:
-    return FastLink(FastChip(config, params=params, seed=seed, age_s=age_s))
+    def close(self) -> None:
+        """Clean shutdown: a chip with a state file writes it (sim/state.py)."""
+        self.chip.close()
+
+
+def open_fast_chip(config=None, params=None, seed: int = 0, age_s: float = 0.0, state_path=None) -> FastLink:
+    return FastLink(FastChip(config, params=params, seed=seed, age_s=age_s, state_path=state_path))

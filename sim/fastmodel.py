@@ -99,7 +99,7 @@ class FastChip:
     calibrated noise model); cores are seeded ``seed * 1000 + index`` like the co-simulation."""
 
     def __init__(self, config: ChipConfig | None = None, params: AnalogParams | None = None, seed: int = 0,
-                 age_s: float = 0.0):
+                 age_s: float = 0.0, state_path=None, state_clock=None):
         self.config = config or ChipConfig()
         self.params = params if params is not None else AnalogParams()
         self.seed = seed
@@ -111,8 +111,49 @@ class FastChip:
         #: The identification registers' words (constants of the configuration).
         self._ident_words = R.identification(self.config)
         self.reset()
+        #: Non-volatile state (sim/state.py): the file this chip keeps its programmed state in,
+        #: and the seconds its cells relaxed on opening it (wall-clock time since it was written).
+        self.state = None
+        self.state_elapsed_s = 0.0
+        if state_path is not None:
+            self._open_state(state_path, state_clock)
 
     # -- state ---------------------------------------------------------------------------------
+    def _open_state(self, path, clock=None) -> None:
+        import atexit
+        import time
+        import weakref
+
+        from .state import StateFile
+
+        self.state = StateFile(path, clock or time.time)
+        self.state_elapsed_s = self.state.load(self)
+        self._state_dirty = set()          # cores programmed since the last save
+        self._state_last = 0.0
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    def save_state(self, cores=None, force: bool = True) -> None:
+        """Write the non-volatile state to the state file after a programming operation on
+        ``cores`` (their device files and the manifest; None: every core). A single
+        CTRL.cell_program (``force=False``) writes at most once a second; the cores it touched
+        go with the next save."""
+        if self.state is None:
+            return
+        import time
+
+        self._state_dirty = None if cores is None or self._state_dirty is None else self._state_dirty | set(cores)
+        now = time.monotonic()
+        if not force and now - self._state_last < 1.0:
+            return
+        if self.state.save(self, self._state_dirty):
+            self._state_dirty = set()
+            self._state_last = now
+
+    def close(self) -> None:
+        """Clean shutdown: the non-volatile state goes to the state file (if the chip has one)."""
+        if self.state is not None:
+            self.save_state()
+
     def core_seed(self, i: int) -> int:
         return self.seed * 1000 + i
 
@@ -305,6 +346,9 @@ class FastChip:
                                   p["gate_mV"])
             k.programmed = True
             k.counters["program"] += 1
+            self._status.update(cell_busy=0, cell_done=1)
+            self.save_state([i], force=False)
+            return
         else:
             k.cell_result = int(k.model.read_cell(a["row"], a["col"], t["read_mV"]))
             k.cell_valid = 1
@@ -554,6 +598,7 @@ class FastChip:
             k = self.cores[i]
             n = f["rows"] * self.config.cols
             k.wv_words[:n] = self._wv_run(k, row, k.wv_words[:n], f, t)
+            self.save_state([i])
 
     def _wv_run(self, k: _Core, row: int, words: np.ndarray, f: dict, t: dict) -> np.ndarray:
         """Run the engine over ``words`` (row-major from ``row``); returns the words after it.
@@ -605,6 +650,7 @@ class FastChip:
         self._regs[R.REGISTERS["WV_LIMITS"].address()] = R.pack("WV_LIMITS", **{**self._reg("WV_LIMITS"),
                                                                               "rows": last_n})
         self._status.update(cell_busy=0, cell_done=1, config_error=0)
+        self.save_state([core])
         return out
 
     def cell_pulses(self, core, rows, cols, polarity, amplitude_mV, width_ns, gate_mV) -> None:
@@ -626,6 +672,7 @@ class FastChip:
                         np.asarray(amp).reshape(-1)[-1], np.asarray(width).reshape(-1)[-1],
                         np.asarray(gate).reshape(-1)[-1])
         self._status.update(cell_busy=0, cell_done=1, config_error=0)
+        self.save_state([core])
 
     def cell_reads(self, core, rows, cols, read_mV) -> np.ndarray:
         """Equivalent of one {CELL_ADDR, CTRL.cell_read, read CELL_RESULT} per cell: codes (10 nS)."""
@@ -648,6 +695,17 @@ class FastChip:
         if not hasattr(self, "_engine"):
             self._engine = ChipProtocolEngine(self)
         return self._engine.feed(data)
+
+
+def _close_at_exit(ref) -> None:
+    """Clean shutdown of a chip with a state file at interpreter exit (a chip already collected,
+    or a state directory gone, writes nothing)."""
+    chip = ref()
+    if chip is not None:
+        try:
+            chip.close()
+        except OSError:
+            pass
 
 
 class ChipProtocolEngine(ProtocolServer):
