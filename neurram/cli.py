@@ -204,7 +204,8 @@ def _add_chip_arg(p) -> None:
     p.add_argument("--chip", default="model",
                    help="chip target: model (default, fast model in-process), model:noise=off, rtl, "
                         "tcp:HOST:PORT, serial:DEVICE[@BAUD]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the chip's random draws (reported)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the chip's random draws (default: the target's seed= option, else 0; reported)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -229,13 +230,14 @@ def _add_workers_arg(p) -> None:
 
 def _cmd_demo(args) -> int:
     from neurram.firmware.datasets import load_mnist_demo_subset
-    from neurram.targets import open_chip
+    from neurram.targets import chip_seed, open_chip
     from neurram.firmware.tasks.mnist import load_calibration_subset, run_mnist
 
     x, y, _ = load_mnist_demo_subset()
     x, y = x[:args.images], y[:args.images]
     x_cal = load_calibration_subset()       # 64 training images: the demo never calibrates on its test images
     chip = open_chip(args.chip, seed=args.seed)
+    args.seed = chip_seed(args.chip, args.seed)
     print(f"chip: {chip.describe()} [target {args.chip}, seed {args.seed}]")
     print(f"calibration: {len(x_cal)} MNIST training images (embedded); scored on {len(x)} test images")
     report = run_mnist(chip, x, y, x_cal=x_cal, progress=not args.quiet, workers=args.workers)
@@ -273,10 +275,11 @@ def _task_module(name: str):
 def _cmd_run(args) -> int:
     import json
 
-    from neurram.targets import open_chip
+    from neurram.targets import chip_seed, open_chip
 
     task = _task_module(args.task)
     chip = open_chip(args.chip, seed=args.seed)
+    args.seed = chip_seed(args.chip, args.seed)
     print(f"chip: {chip.describe()} [target {args.chip}, seed {args.seed}]")
     summary = task.run_cli(args, chip)
     counters = summary.get("layer_counters")        # a task's event counters per layer (JSON-able)
@@ -309,7 +312,8 @@ def _register_serve(subparsers) -> None:
     g.add_argument("--tcp", metavar="[HOST:]PORT", help="serve on this TCP port (default host 127.0.0.1)")
     p.add_argument("--chip", default="model",
                    help="the model to serve: model (default), model:noise=off,cores=2x2,rows=64, ...")
-    p.add_argument("--seed", type=int, default=0, help="seed of the chip's random draws")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the chip's random draws (default: the target's seed= option, else 0)")
     p.add_argument("--state", metavar="FILE",
                    help="keep the chip's non-volatile state (programmed cells, calibration trims) in FILE: "
                         "loaded at start, saved after programming and on shutdown (same as --chip model:state=FILE)")
@@ -317,7 +321,7 @@ def _register_serve(subparsers) -> None:
 
 
 def _cmd_serve(args) -> int:
-    from neurram.targets import model_engine
+    from neurram.targets import chip_seed, model_engine
     from neurram.sim.serve import TcpChipServer, VirtualUart
 
     chip = args.chip
@@ -330,6 +334,7 @@ def _cmd_serve(args) -> int:
         kind, _, rest = chip.strip().partition(":")
         chip = f"{kind}:{rest + ',' if rest.strip() else ''}state={args.state}"
     engine = model_engine(chip, seed=args.seed)        # a bad target: one line from main()
+    args.seed = chip_seed(chip, args.seed)
     import signal
 
     def _terminate(signum, frame):
@@ -414,7 +419,7 @@ def _cmd_report(args) -> int:
             print("neurram report: --mnist needs at least 1 image", file=sys.stderr)
             return 2
         from neurram.firmware.datasets import load_mnist_demo_subset
-        from neurram.targets import open_chip
+        from neurram.targets import chip_seed, open_chip
         from neurram.firmware.tasks.mnist import load_default_network, run_mnist
 
         try:
@@ -425,6 +430,7 @@ def _cmd_report(args) -> int:
         x, y, _ = load_mnist_demo_subset()
         x, y = x[:args.mnist], y[:args.mnist]
         chip = open_chip(args.chip, seed=args.seed)
+        args.seed = chip_seed(args.chip, args.seed)
         print(f"\nchip: {chip.describe()} [target {args.chip}, seed {args.seed}]")
         rep = run_mnist(chip, x, y, net=net, progress=not args.quiet)
         print(f"MNIST, {rep.images} images: chip accuracy {100 * rep.accuracy:.2f} %, software "

@@ -187,13 +187,20 @@ def _config(target: str, opts) -> ChipConfig:
         raise InputError(f"chip target {target!r}: {e}") from None
 
 
+def chip_seed(target: str, seed=None) -> int:
+    """The seed a ``model:``/``rtl:`` target opens with: ``seed``, else the target's ``seed=``
+    option, else 0 (other targets: 0, their chip has its own)."""
+    kind, _, opts = parse_target(target)
+    return _seed(target, opts, seed) if kind in ("model", "rtl") else 0
+
+
 def _seed(target: str, opts, seed) -> int:
     """The chip's seed: the ``seed`` argument or the target's ``seed=`` option (they must agree)."""
     if seed is not None:
         seed = validate.integer(seed, "seed", 0, 2**32 - 1)
         if "seed" in opts and int(opts["seed"]) != seed:
             raise InputError(f"chip target {target!r} says seed={opts['seed']} but seed {seed} was also given "
-                             f"(--seed, 0 unless given): give one seed, e.g. --seed {opts['seed']}")
+                             f"(--seed): give one seed, e.g. --seed {opts['seed']} or drop --seed")
         return seed
     return int(opts.get("seed", 0))
 
