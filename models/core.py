@@ -19,16 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurram.spec.enums import Direction
-from neurram.spec.writeverify import G_LSB_uS
+from neurram.spec.writeverify import uS_to_code
 
 from .crossbar import Crossbar, CrossbarParams
 from .neuron import NeuronBank, NeuronParams
 from .rng import key_from_seed, normal_planes
 
-__all__ = ["AnalogParams", "AnalogCore", "READ_LSB_uS", "pulse_counts"]
-
-#: Conductance per LSB of a cell read result (CELL_RESULT.g_10nS; one source in the spec).
-READ_LSB_uS = G_LSB_uS
+__all__ = ["AnalogParams", "AnalogCore", "pulse_counts"]
 
 
 @dataclass(frozen=True)
@@ -136,9 +133,8 @@ class AnalogCore:
         self._since_program_s = 0.0
 
     def read_cell(self, row, col, read_mV=150):
-        """Cell read as the chip reports it: conductance in READ_LSB_uS units, 16-bit saturating."""
-        g = self.device.read(row, col, np.asarray(read_mV) * 1e-3)
-        return np.clip(np.rint(np.asarray(g) / READ_LSB_uS), 0, 0xFFFF).astype(np.int64)
+        """Cell read as the chip reports it (CELL_RESULT.g_10nS): 10 nS codes, 16-bit saturating."""
+        return uS_to_code(self.device.read(row, col, np.asarray(read_mV) * 1e-3))
 
     def relax(self, seconds: float) -> None:
         self.device.relax(seconds)

@@ -466,9 +466,7 @@ class RRAMArray:
         counts advance by one for each cell drawn."""
         k = counts.reshape(-1)[lin]
         counts.reshape(-1)[lin] = k + 1
-        index = k.astype(np.uint64) * np.uint64(self.rows * self.cols) + lin.astype(np.uint64)
-        return normal_planes(self._key ^ (0x5851F42D4C957F2D * (stream + 1) & (2 ** 64 - 1)),
-                             index, np.zeros(1, np.uint64))[0][:, 0]
+        return self._normals_at(stream, lin, k)
 
     def _normals_at(self, stream: int, lin: np.ndarray, k: np.ndarray) -> np.ndarray:
         """:meth:`_cell_normals` of a further stream at given event numbers ``k`` (no counting)."""

@@ -14,6 +14,7 @@ without serialisation, which the in-process link uses with numpy arrays as paylo
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -584,7 +585,7 @@ class FastChip:
         f = wv.wv_fields(self._reg)
         f["rows"] = rows
         t = self._reg("CELL_TIMING")
-        ok = bool(wv.wv_start_ok(_Fields(f), self.config, row, t["read_mV"], t["width_ns"]))
+        ok = bool(wv.wv_start_ok(SimpleNamespace(**f), self.config, row, t["read_mV"], t["width_ns"]))
         return f, t, ok
 
     def _wv_command(self) -> None:
@@ -714,13 +715,6 @@ class ChipProtocolEngine(ProtocolServer):
     def __init__(self, chip: FastChip, max_words: int = DEFAULT_MAX_WORDS):
         super().__init__(chip.read, chip.write, AddressMap.from_config(chip.config), max_words)
         self.chip = chip
-
-
-class _Fields:
-    """Attribute access to a dict of register fields (for the spec's start checks)."""
-
-    def __init__(self, d: dict):
-        self.__dict__.update(d)
 
 
 class _EngineCells:
