@@ -483,6 +483,7 @@ class Chip:
         """Keep one engine operation going on every core until every block is done."""
         c = self.config
         running, done_cells, polls = {}, 0, 0
+        limits = self.fields("WV_LIMITS")            # read once: only its row count changes below
         while any(st["blocks"] for st in state.values()) or running:
             for core, st in state.items():
                 if core in running or not st["blocks"]:
@@ -503,7 +504,7 @@ class Chip:
                     first, last = int(pending[0]), int(pending[-1])
                     self._buffer_write(R.Space.WV_CELLS, core, block[first:last + 1], offset=first)
                 self.write_reg("CELL_ADDR", R.pack("CELL_ADDR", core=core, row=b, col=0))
-                self.write_reg_cached("WV_LIMITS", R.pack("WV_LIMITS", **{**self.fields("WV_LIMITS"), "rows": n}))
+                self.write_reg_cached("WV_LIMITS", R.pack("WV_LIMITS", **{**limits, "rows": n}))
                 self.write_reg("CTRL", R.pack("CTRL", wv_start=1))
                 if self.fields("STATUS")["config_error"]:
                     raise ChipError("write-verify operation refused: is the core enabled and are the WV "
