@@ -52,13 +52,18 @@ class NeurramChip(wiring.Component):
     UART or the co-simulation's socket server carries; and ``bus``, the word bus itself, for
     testbenches that skip the protocol. Use one host port at a time.
     ``hierarchical=False`` elaborates the cores inline (for the Amaranth simulator, which cannot
-    run Verilog instances).
+    run Verilog instances, and FPGA builds). ``array_factory(config, core_index)``, with inline
+    cores only, builds each core's array (default: the black box; FPGA builds pass
+    :class:`neurram.hdl.fpga.emulated_array.EmulatedArray`).
     """
 
-    def __init__(self, config, hierarchical: bool = True, max_words: int = 256):
+    def __init__(self, config, hierarchical: bool = True, max_words: int = 256, array_factory=None):
+        if hierarchical and array_factory is not None:
+            raise ValueError("array_factory needs inline cores (hierarchical=False)")
         self.config = config
         self.hierarchical = hierarchical
         self.max_words = max_words
+        self.array_factory = array_factory
         super().__init__({
             "bus": In(chip_bus_signature()),
             "rx": In(stream.Signature(8)),
@@ -75,7 +80,8 @@ class NeurramChip(wiring.Component):
         m.d.comb += [ClockSignal("pad").eq(ClockSignal("sync")),
                      ClockSignal("main").eq(ClockSignal("sync")), ResetSignal("main").eq(rst_q)]
         m.d.pad += rst_q.eq(ResetSignal("sync"))
-        m.submodules.logic = logic = DomainRenamer("main")(_ChipLogic(self.config, self.hierarchical, rst_q))
+        m.submodules.logic = logic = DomainRenamer("main")(_ChipLogic(self.config, self.hierarchical, rst_q,
+                                                                              self.array_factory))
         m.submodules.protocol = engine = DomainRenamer("main")(ProtocolEngine(self.config, self.max_words))
         # Request bytes enter through a one-entry register, so the engine hangs off no top input.
         rx_data = Signal(8)
@@ -103,10 +109,11 @@ class _ChipLogic(wiring.Component):
     """The chip without its host ports' registers: register block, bus router, command and status
     controller, clock gates and the cores."""
 
-    def __init__(self, config, hierarchical, rst_q):
+    def __init__(self, config, hierarchical, rst_q, array_factory=None):
         self.config = config
         self.hierarchical = hierarchical
         self.rst_q = rst_q
+        self.array_factory = array_factory
         super().__init__({"bus": In(chip_bus_signature())})
 
     def elaborate(self, platform):
@@ -193,7 +200,8 @@ class _ChipLogic(wiring.Component):
             dom = f"core{i}"
             m.domains += ClockDomain(dom, local=True)
             m.d.comb += [ClockSignal(dom).eq(clk), ResetSignal(dom).eq(self.rst_q)]
-            m.submodules[f"core_{i}"] = core = DomainRenamer(dom)(CimCore(cfg, i))
+            factory = None if self.array_factory is None else (lambda i=i: self.array_factory(cfg, i))
+            m.submodules[f"core_{i}"] = core = DomainRenamer(dom)(CimCore(cfg, i, factory))
             wiring.connect(m, wiring.flipped(io), core)
 
         st = regs.core_status[i]

