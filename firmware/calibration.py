@@ -479,7 +479,7 @@ class RuntimeCalibration:
 
 def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.ndarray | None = None,
                       max_vectors: int = 2048, min_branch: int = 20, separate_branches: bool | None = None,
-                      seed: int = 0) -> RuntimeCalibration:
+                      seed: int = 0, layers=None) -> RuntimeCalibration:
     """Measure a decoder for every segment of a programmed runtime (``runtime.program()`` first);
     :meth:`Runtime.calibrate` installs the report's ``decoders``.
 
@@ -493,6 +493,7 @@ def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.nd
 
     ``separate_branches``: fit the positive and negative branches separately (default, None: yes)
     or one gain per column. Columns that cannot be fitted keep their previous decoder's values.
+    ``layers``: names of the layers to calibrate (default: all); the others keep their decoders.
     """
     t0 = time.perf_counter()
     if separate_branches is None:
@@ -513,13 +514,13 @@ def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.nd
         x, reshape = nn.layer_inputs(spec, h)
         x = x.astype(np.int64)
         pick = x if x.shape[0] <= max_vectors else x[np.sort(rng.choice(x.shape[0], max_vectors, replace=False))]
-        used[ml.name] = pick.shape[0]
         mode = runtime.layer_mode(ml)
-        for s in ml.segments:
+        for s in (ml.segments if layers is None or ml.name in layers else ()):
+            used[ml.name] = pick.shape[0]
             key = (ml.name, s.index)
             old = runtime.decoders[key]
             q_nV = runtime.segment_charge_nV(ml, s, pick, mode)
-            y_ideal = pick[:, s.inputs] @ ml.weight[:, s.inputs].T + s.bias_rows * ml.x_max * ml.bias_row_weight
+            y_ideal = s.ideal(ml, pick)
             steps = np.rint(np.abs(q_nV) / (s.packet_uV * 1e3) + 0.5)
             valid = steps < m.max_steps
             cal = fit_from_data(q_nV, y_ideal, valid, cols=np.arange(s.col0, s.col0 + s.n_out),
@@ -534,7 +535,7 @@ def calibrate_runtime(runtime, images: np.ndarray | None = None, *, codes: np.nd
         act = spec.get("act")
         return nn.quantize_act(y, act) if act is not None else y
 
-    nn.walk(net, h, calibrate_layer)
+    nn.walk(net, h, calibrate_layer, codes=True)
     return RuntimeCalibration(cols_cal, decoders, before, after, used, separate_branches, time.perf_counter() - t0)
 
 
@@ -559,7 +560,7 @@ def segment_residuals(runtime, images: np.ndarray, layers=None) -> dict:
             mode = runtime.layer_mode(ml)
             for s in ml.segments:
                 q_nV = runtime.segment_charge_nV(ml, s, x, mode)
-                y = x[:, s.inputs] @ ml.weight[:, s.inputs].T + s.bias_rows * ml.x_max * ml.bias_row_weight
+                y = s.ideal(ml, x)
                 err = np.sqrt(np.mean((runtime.decoders[(ml.name, s.index)](q_nV) - y) ** 2, axis=0))
                 sd = y.std(axis=0)
                 out[(ml.name, s.index)] = np.where(sd > 0, err / np.where(sd > 0, sd, 1), np.nan)
@@ -567,7 +568,7 @@ def segment_residuals(runtime, images: np.ndarray, layers=None) -> dict:
         act = spec.get("act")
         return nn.quantize_act(y, act) if act is not None else y
 
-    nn.walk(net, h, visit)
+    nn.walk(net, h, visit, codes=True)
     return out
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "MNIST_FILES",
     "MNIST_MIRRORS",
     "load_cifar10_test",
+    "load_cifar10_train_subset",
     "CIFAR10_CLASSES",
     "load_speech_commands_test",
     "SPEECH_COMMANDS_CLASSES",
@@ -316,6 +317,19 @@ def load_cifar10_test(data_dir=None):
     try:
         x = validate.images(z["x_test"], f"{p}: CIFAR-10 images", (32, 32, 3))
         return x, validate.labels(z["y_test"], f"{p}: CIFAR-10 labels", n=len(x), classes=10)
+    except validate.InputError as e:
+        raise DataFileError(str(e)) from None
+
+
+def load_cifar10_train_subset(data_dir=None):
+    """The first 4,000 CIFAR-10 training images, pixel-exact, from
+    ``cifar10_train_lossless_first4000.npz``: ``(x uint8 (N,32,32,3) HWC RGB, y)`` (mixed classes;
+    calibration and fine-tuning images, never scored)."""
+    p = find_file("cifar10_train_lossless_first4000.npz", data_dir, "CIFAR-10 training subset")
+    z = _load_npz(p, ("x_train", "y_train"), "CIFAR-10")
+    try:
+        x = validate.images(z["x_train"], f"{p}: CIFAR-10 images", (32, 32, 3))
+        return x, validate.labels(z["y_train"], f"{p}: CIFAR-10 labels", n=len(x), classes=10)
     except validate.InputError as e:
         raise DataFileError(str(e)) from None
 

@@ -16,6 +16,17 @@ Layer dicts
     edge still yields an output (7x7 -> 4x4 for kernel 2), like PyTorch.
 ``{"type": "flatten"}``
     (N, C, H, W) -> (N, C*H*W) in C-major order (PyTorch ``flatten(1)``).
+``{"type": "save", "name": str}``
+    Keeps the current tensor under ``name`` (a residual block's input).
+``{"type": "add", "name": str, "from": str, "act": ACT}``
+    Residual add: the current tensor (the pre-activation of a linear conv) plus the saved tensor
+    ``from``, then ``ACT``.  It runs on the host, as on the chip.
+``{"type": "avgpool", "name": str, "act": ACT}``
+    Global average pool (N, C, H, W) -> (N, C), then ``ACT`` (the next layer takes codes).
+
+A weight layer may read a saved tensor instead of the current one (``"input": name``) and keep
+its output under a new name instead of passing it on (``"output": name``): a projection
+shortcut is ``{"type": "conv", ..., "input": "b1.in", "output": "b1.skip"}``.
 
 ``ACT`` is ``None`` (linear: the logits) or ``{"kind": "relu_q", "bits": n, "clip": c}``:
 a clipped ReLU quantised to ``2**n`` levels.  Its output is an integer *code*
@@ -70,6 +81,7 @@ __all__ = [
     "save_network",
     "noisy_layers",
     "walk",
+    "layer_input_codes",
     "layer_inputs",
     "forward",
     "predict",
@@ -344,20 +356,81 @@ def layer_inputs(spec: dict, h: np.ndarray):
     return h, lambda y: y
 
 
-def walk(net: Network, h: np.ndarray, weight_layer) -> np.ndarray:
-    """Run activations ``h`` through ``net``: max-pool and flatten here, each conv or dense layer
-    through ``weight_layer(spec, h) -> h`` (so software, chip and calibration share one walk)."""
+def walk(net: Network, h: np.ndarray, weight_layer, *, codes: bool = False) -> np.ndarray:
+    """Run ``h`` through ``net``: pooling, flatten, save and residual add here, each conv or dense
+    layer through ``weight_layer(spec, h) -> h`` (so software, chip and calibration share one walk).
+
+    With ``codes`` the tensors are integer activation codes, as the chip sees them (``h`` holds the
+    input codes): the walk keeps each tensor's step so that a residual add or an average pool works
+    on values and hands on codes; a linear layer's output (no ``act``) is a value.  Without it every
+    tensor is a value (codes times their step)."""
+    stash = {}
+    step = input_step(net.input) if codes else None
+
+    def value(t, s):
+        return t * s if (codes and s is not None) else t
+
+    def activate(v, act):
+        if act is None:
+            return v, None
+        q = quantize_act(v, act)
+        if not codes:
+            return q * act_step(act), None
+        return (q.astype(np.uint8) if int(act["bits"]) <= 8 else q), act_step(act)
+
     for layer in net.layers:
         t = layer["type"]
         if t == "maxpool":
             h = maxpool2d(h, layer.get("kernel", 2), layer.get("stride"), bool(layer.get("ceil_mode", False)))
         elif t == "flatten":
             h = h.reshape(h.shape[0], -1)
+        elif t == "save":
+            stash[layer["name"]] = (h, step)
+        elif t == "add":
+            other, other_step = stash[layer["from"]]
+            h, step = activate(value(h, step) + value(other, other_step), layer.get("act"))
+        elif t == "avgpool":
+            h, step = activate(value(h, step).mean(axis=(2, 3)), layer.get("act"))
         elif t in _WEIGHT_TYPES:
-            h = weight_layer(layer, h)
+            src = stash[layer["input"]][0] if layer.get("input") else h
+            out = weight_layer(layer, src)
+            out_step = act_step(layer["act"]) if (codes and layer.get("act") is not None) else None
+            if layer.get("output"):
+                stash[layer["output"]] = (out, out_step)
+            else:
+                h, step = out, out_step
         else:
             raise ValueError(f"unknown layer type {t!r}")
     return h
+
+
+def layer_input_codes(net: Network) -> dict:
+    """{weight layer name: (bits, step)} of the codes each weight layer takes: the input
+    quantiser's, or the activation that produced its input (a conv, a residual add, a pool).
+    A weight layer whose input is a linear output (no activation) raises ValueError: the chip
+    takes integer codes, so a hidden layer needs an activation."""
+    cur = (int(net.input["bits"]), input_step(net.input))
+    stash, out = {}, {}
+    for layer in net.layers:
+        t = layer["type"]
+        act = layer.get("act")
+        produced = (int(act["bits"]), act_step(act)) if act is not None else None
+        if t == "save":
+            stash[layer["name"]] = cur
+        elif t in ("add", "avgpool"):
+            cur = produced
+        elif t in _WEIGHT_TYPES:
+            src = stash[layer["input"]] if layer.get("input") else cur
+            if src is None:
+                raise ValueError(f"layer {layer['name']!r} takes the output of a linear layer; the chip takes "
+                                 "integer codes: give the layer before it an act, e.g. "
+                                 "{'kind': 'relu_q', 'bits': 3, 'clip': ...}")
+            out[layer["name"]] = src
+            if layer.get("output"):
+                stash[layer["output"]] = produced
+            else:
+                cur = produced
+    return out
 
 
 def input_step(q: dict) -> float:
@@ -385,7 +458,7 @@ def _forward_batch(net: Network, x_uint8: np.ndarray, dtype) -> np.ndarray:
         act = layer.get("act")
         return quantize_act(h, act).astype(dtype) * act_step(act) if act is not None else h
 
-    return walk(net, h, weight_layer)
+    return walk(net, h, weight_layer).astype(dtype, copy=False)
 
 
 def forward(net: Network, x_uint8: np.ndarray, weight_noise_k: float = 0.0,

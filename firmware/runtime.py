@@ -70,6 +70,7 @@ class RunResult:
     seconds: float
     layers: list
     chip_cycles: int | None = None
+    captured: np.ndarray | None = None     # forward(capture=NAME): the input codes of layer NAME
 
     def accuracy(self, labels) -> float:
         return float(np.mean(self.predictions == np.asarray(labels)))
@@ -239,7 +240,8 @@ class Runtime:
 
     def calibrate(self, images: np.ndarray, **kw):
         """Model-driven calibration of every segment's output columns on a few images
-        (firmware.calibration.calibrate_runtime); installs its decoders and returns its report."""
+        (firmware.calibration.calibrate_runtime; ``layers=[names]`` for some layers only); installs
+        its decoders and returns its report."""
         self.calibration = calibrate_runtime(self, images, **kw)
         self.decoders.update(self.calibration.decoders)
         return self.calibration
@@ -296,7 +298,7 @@ class Runtime:
         return self.chip.mvm_segment(s.core, codes, self.segment_drive(ml, s), mode)
 
     def forward(self, x_uint8: np.ndarray, *, batch_images: int = 64, progress: bool = True,
-                workers: int = 1) -> RunResult:
+                workers: int = 1, capture: str | None = None) -> RunResult:
         """Logits of the mapped network on uint8 images, every weight layer on the chip.
 
         ``workers`` > 1 splits the images over that many processes, each with its own copy of a
@@ -304,13 +306,16 @@ class Runtime:
         batch boundaries: every copy starts where the MVMs of the images before its share would
         have left the chip's random streams, so the results, counters and cycles are the same
         bits as with one worker. Other links run with one worker.
+
+        ``capture``: a weight layer's name; the result's ``captured`` holds the input codes the chip
+        produced for that layer (one worker).
         """
         caps = self.chip.link.capabilities
         N = len(x_uint8)
         n_batches = -(-N // batch_images)
         workers = max(1, min(int(workers), n_batches))
-        if workers == 1 or caps.skip_mvms is None or caps.add_events is None:
-            return self._forward(x_uint8, batch_images, progress)
+        if workers == 1 or caps.skip_mvms is None or caps.add_events is None or capture:
+            return self._forward(x_uint8, batch_images, progress, capture=capture)
         t0 = time.perf_counter()
         per_image = self.mvms_per_image(x_uint8[:1])
         bounds = [min(N, round(w * n_batches / workers) * batch_images) for w in range(workers + 1)]
@@ -367,10 +372,11 @@ class Runtime:
             return reshape(np.zeros((x.shape[0], ml.weight.shape[0]), np.uint8))
 
         codes = nn.quantize_input(x_one[:1], self.mapping.net.input)
-        nn.walk(self.mapping.net, codes[:, None] if codes.ndim == 3 else codes, shapes_only)
+        nn.walk(self.mapping.net, codes[:, None] if codes.ndim == 3 else codes, shapes_only, codes=True)
         return counts
 
-    def _forward(self, x_uint8: np.ndarray, batch_images: int, progress: bool, desc: str = "inference") -> RunResult:
+    def _forward(self, x_uint8: np.ndarray, batch_images: int, progress: bool, desc: str = "inference",
+                 capture: str | None = None) -> RunResult:
         m = self.mapping
         net = m.net
         t_start = time.perf_counter()
@@ -379,7 +385,7 @@ class Runtime:
         stats = {ml.name: LayerStats(ml.name, cores=tuple(sorted({s.core for s in ml.segments})))
                  for ml in m.layers}
         layer_of = {ml.name: ml for ml in m.layers}
-        logits = []
+        logits, captured = [], []
         N = len(x_uint8)
         bar = progress_bar(N, desc, progress)
         for i0 in range(0, N, batch_images):
@@ -389,12 +395,14 @@ class Runtime:
 
             def on_chip(spec, h):
                 ml = layer_of[spec["name"]]
+                if ml.name == capture:
+                    captured.append(np.array(h))
                 t0 = time.perf_counter()
                 st = stats[ml.name]
                 before = self.core_counters(st.cores)
                 x, reshape = nn.layer_inputs(spec, h)
                 mode = self.layer_mode(ml)
-                y = sum(self.segment_mvm(ml, s, x, mode) for s in ml.segments) * ml.in_step
+                y = ml.combine([self.segment_mvm(ml, s, x, mode) for s in ml.segments], x.shape[0]) * ml.in_step
                 st.mvms += x.shape[0] * len(ml.segments)
                 st.seconds += time.perf_counter() - t0
                 after = self.core_counters(st.cores)
@@ -404,13 +412,14 @@ class Runtime:
                 act = spec.get("act")
                 return _small(nn.quantize_act(y, act), int(act["bits"])) if act is not None else y
 
-            logits.append(nn.walk(net, h, on_chip))
+            logits.append(nn.walk(net, h, on_chip, codes=True))
             bar(len(xb))
         bar.close()
         logits = np.concatenate(logits)
         cycles1 = clock() if clock is not None else None
         return RunResult(logits, logits.argmax(1), time.perf_counter() - t_start, list(stats.values()),
-                         (cycles1 - cycles0) if cycles0 is not None else None)
+                         (cycles1 - cycles0) if cycles0 is not None else None,
+                         np.concatenate(captured) if captured else None)
 
     def layer_mode(self, ml) -> MvmSettings:
         """How every segment of a mapped layer runs: its input bits, charge-decrement outputs."""

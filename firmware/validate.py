@@ -182,8 +182,9 @@ def conductances(g, what: str = "conductance targets", g_max_uS: float | None = 
 
 #: Keys every layer of a network file must have, by type (firmware/nn.py's format).
 _LAYER_KEYS = {"conv": ("name", "weight", "bias", "stride", "padding", "act"),
-               "dense": ("name", "weight", "bias", "act")}
-_LAYER_TYPES = ("conv", "dense", "maxpool", "flatten")
+               "dense": ("name", "weight", "bias", "act"),
+               "save": ("name",), "add": ("name", "from", "act"), "avgpool": ("name", "act")}
+_LAYER_TYPES = ("conv", "dense", "maxpool", "flatten", "save", "add", "avgpool")
 
 
 def network(net, what: str = "network"):
@@ -197,18 +198,29 @@ def network(net, what: str = "network"):
     layers = getattr(net, "layers", net)
     if not isinstance(layers, (list, tuple)) or not layers:
         raise InputError(f"{what}: no layers")
+    saved = []                       # tensors kept by save layers and by weight layers' "output"
     for i, layer in enumerate(layers):
         if not isinstance(layer, dict) or "type" not in layer:
             raise InputError(f"{what}: layer {i} has no 'type' (one of {', '.join(_LAYER_TYPES)})")
         choice(layer["type"], _LAYER_TYPES, f"{what}: layer {i} type")
         name = f"{what}: layer {i} ({layer.get('name', layer['type'])})"
+        for key in ("from", "input"):
+            if layer.get(key) is not None and layer[key] not in saved:
+                raise InputError(f"{name}: {key} {layer[key]!r} is no tensor saved before it "
+                                 f"(saved so far: {', '.join(saved) or 'none'})")
+        if layer["type"] == "save" and "name" in layer:
+            saved.append(layer["name"])
+        if layer.get("output") is not None:
+            saved.append(layer["output"])
         needed = _LAYER_KEYS.get(layer["type"])
         if needed is None:
             continue
         missing = [k for k in needed if k not in layer]
         if missing:
             raise InputError(f"{name} has no {', '.join(repr(k) for k in missing)}; a {layer['type']} layer "
-                             f"needs {', '.join(needed)} (bias may be None)")
+                             f"needs {', '.join(needed)}" + (" (bias may be None)" if "bias" in needed else ""))
+        if "weight" not in needed:
+            continue
         w = array(layer["weight"], f"{name} weight", ndim=4 if layer["type"] == "conv" else 2, kinds="iuf")
         if layer.get("bias") is not None:
             array(layer["bias"], f"{name} bias", shape=(w.shape[0],), kinds="iuf")

@@ -108,9 +108,34 @@ def test_calibration_small_core(capsys):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="PyTorch is installed")
-def test_train_without_torch_says_how_to_get_it(capsys):
-    assert main(["train", "mnist", "--epochs", "1"]) == 1
+@pytest.mark.parametrize("argv", [["train", "mnist", "--epochs", "1"], ["train", "cifar10", "--epochs", "1"]])
+def test_train_without_torch_says_how_to_get_it(argv, capsys):
+    assert main(argv) == 1
     assert "pip install 'neurram[train]'" in capsys.readouterr().err
+
+
+def test_run_your_own_network_file(tmp_path, capsys):
+    """neurram run model: a network file and a data file of your own, end to end on the chip."""
+    import numpy as np
+
+    from neurram.firmware import nn
+
+    rng = np.random.default_rng(0)
+    w1 = rng.normal(0, 0.3, (24, 36))
+    net = nn.Network({"bits": 3, "scale": 255 / 7, "step": 1 / 7}, [
+        {"type": "flatten"},
+        {"type": "dense", "name": "hidden", "weight": w1, "bias": np.zeros(24), "act": {"kind": "relu_q", "bits": 3, "clip": 1.0}},
+        {"type": "dense", "name": "out", "weight": rng.normal(0, 0.3, (4, 24)), "bias": np.zeros(4), "act": None}])
+    x = rng.integers(0, 256, (120, 6, 6), dtype=np.uint8)
+    nn.save_network(tmp_path / "net.npz", net)
+    np.savez(tmp_path / "data.npz", x=x, y=nn.predict(net, x))
+    assert main(["run", "model", "--model", str(tmp_path / "net.npz"), "--data", str(tmp_path / "data.npz"),
+                 "--chip", "model:cores=1x2", "--workers", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert _float(r"images\s+(\d+)", out) == 56                   # the first 64 calibrate, the rest are scored
+    assert _float(r"software \(same images\)\s+([\d.]+) %", out) == 100.0
+    assert _float(r"chip accuracy\s+([\d.]+) %", out) >= 80.0
+    assert "energy" in out.lower()
 
 
 # -- packaging ----------------------------------------------------------------------------------

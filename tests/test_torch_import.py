@@ -1,0 +1,99 @@
+"""Bring your own network: PyTorch modules imported into the chip's network format (needs torch;
+skipped without it)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+tnn = torch.nn
+
+from neurram.config import ChipConfig  # noqa: E402
+from neurram.firmware import nn  # noqa: E402
+from neurram.firmware.mapper import map_network  # noqa: E402
+from neurram.firmware.runtime import Runtime  # noqa: E402
+from neurram.firmware.torch_import import TorchImportError, from_torch  # noqa: E402
+from neurram.targets import open_chip  # noqa: E402
+
+Q = {"bits": 4, "scale": 255.0 / 15, "step": 1.0 / 15}
+
+
+def _quantised(x):
+    return torch.from_numpy((nn.quantize_input(x, Q) * nn.input_step(Q)).astype(np.float32))
+
+
+class Block(tnn.Module):
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.c1, self.b1 = tnn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), tnn.BatchNorm2d(c_out)
+        self.c2, self.b2 = tnn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), tnn.BatchNorm2d(c_out)
+        self.down = tnn.Sequential(tnn.Conv2d(c_in, c_out, 1, stride), tnn.BatchNorm2d(c_out)) if stride != 1 else None
+
+    def forward(self, x):
+        identity = x if self.down is None else self.down(x)
+        out = self.b2(self.c2(torch.relu(self.b1(self.c1(x)))))
+        out += identity
+        return torch.relu(out)
+
+
+class TinyResNet(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = tnn.Sequential(tnn.Conv2d(3, 8, 3, 1, 1), tnn.BatchNorm2d(8), tnn.ReLU())
+        self.b1, self.b2 = Block(8, 8, 1), Block(8, 16, 2)
+        self.pool = tnn.AdaptiveAvgPool2d(1)
+        self.fc = tnn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.b2(self.b1(self.stem(x)))), 1))
+
+
+def _randomise_bn(model):
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, tnn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.4 - 0.2)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: tnn.Sequential(tnn.Flatten(), tnn.Linear(64, 32), tnn.ReLU6(), tnn.Linear(32, 10)), (8, 8)),
+    (lambda: tnn.Sequential(tnn.Conv2d(1, 8, 3, padding=1), tnn.BatchNorm2d(8), tnn.ReLU(), tnn.MaxPool2d(2),
+                            tnn.Conv2d(8, 16, 3, padding=1), tnn.Hardtanh(0, 2), tnn.MaxPool2d(2),
+                            tnn.Flatten(), tnn.Linear(16 * 16, 10)), (1, 16, 16)),
+    (TinyResNet, (3, 16, 16)),
+])
+def test_imported_network_computes_what_the_module_computes(make, shape):
+    """An MLP, a CNN with batch norm and pools, and a ResNet with identity and projection
+    shortcuts: with 8-bit activations the imported network's logits are the module's."""
+    torch.manual_seed(0)
+    model = _randomise_bn(make())
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40,) + shape, dtype=np.uint8)
+    net = from_torch(model, x[:20], input_quant=Q, act_bits=8, clip_percentile=100)
+    with torch.no_grad():
+        ref = model(_quantised(x) if len(shape) == 3 else _quantised(x)[:, None]).numpy()
+    ours = nn.forward(net, x)
+    assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] > 0.99
+    assert np.mean(ours.argmax(1) == ref.argmax(1)) >= 0.9
+
+
+def test_imported_resnet_runs_on_the_chip():
+    model = _randomise_bn(TinyResNet())
+    x = np.random.default_rng(1).integers(0, 256, (30, 3, 16, 16), dtype=np.uint8)
+    net = from_torch(model, x[:16], input_quant=Q)
+    assert [l["type"] for l in net.layers].count("add") == 2
+    chip = open_chip("model:noise=off", config=ChipConfig(core_grid=(2, 2)))
+    rt = Runtime(chip, map_network(net, chip.config, x_cal=x[:16]))
+    rt.program(progress=False)
+    rt.calibrate(x[:16])
+    res = rt.forward(x, progress=False)
+    assert np.corrcoef(res.logits.ravel(), nn.forward(net, x).ravel())[0, 1] > 0.95
+
+
+def test_unsupported_pieces_are_named():
+    model = tnn.Sequential(tnn.Flatten(), tnn.Linear(16, 8), tnn.Sigmoid(), tnn.Linear(8, 2))
+    with pytest.raises(TorchImportError, match="Sigmoid.*not supported.*supported: Conv2d"):
+        from_torch(model, np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(TorchImportError, match="groups 1"):
+        from_torch(tnn.Sequential(tnn.Conv2d(4, 4, 3, groups=2)), np.zeros((2, 4, 8, 8), np.uint8))
