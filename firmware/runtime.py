@@ -246,6 +246,25 @@ class Runtime:
         self.decoders.update(self.calibration.decoders)
         return self.calibration
 
+    def update_network(self, net, changed, *, progress: bool = True, calibration_vectors: int = 2048):
+        """Replace the network's weights by ``net`` (same layers and shapes; ``changed``: names of
+        the layers whose weights differ): map it again (the packing does not move), program only the
+        cells whose targets changed, keep the decoders of every unchanged segment, and calibrate the
+        changed layers again on the mapping's calibration images."""
+        kept = {(ml.name, s.index): (s.core, tuple(s.rows), self.decoders[(ml.name, s.index)])
+                for ml in self.mapping.layers for s in ml.segments}
+        self.mapping = map_network(net, self.chip.config, bad_rows=self.mapping.bad_rows, **self.mapping.options)
+        self.program(progress=progress)             # programming resets every decoder to nominal
+        stale = set(changed)
+        for ml in self.mapping.layers:
+            for s in ml.segments:
+                old = kept.get((ml.name, s.index))
+                if ml.name not in changed and old is not None and old[:2] == (s.core, tuple(s.rows)):
+                    self.decoders[(ml.name, s.index)] = old[2]
+                else:
+                    stale.add(ml.name)
+        return self.calibrate(self.mapping.options["x_cal"], max_vectors=calibration_vectors, layers=sorted(stale))
+
     def unconverged_cells(self) -> int:
         return int(sum(len(r.unconverged) for r in self.reports.values()))
 
@@ -298,7 +317,7 @@ class Runtime:
         return self.chip.mvm_segment(s.core, codes, self.segment_drive(ml, s), mode)
 
     def forward(self, x_uint8: np.ndarray, *, batch_images: int = 64, progress: bool = True,
-                workers: int = 1, capture: str | None = None) -> RunResult:
+                workers: int = 1, capture: str | None = None, stop_at_capture: bool = False) -> RunResult:
         """Logits of the mapped network on uint8 images, every weight layer on the chip.
 
         ``workers`` > 1 splits the images over that many processes, each with its own copy of a
@@ -308,14 +327,15 @@ class Runtime:
         bits as with one worker. Other links run with one worker.
 
         ``capture``: a weight layer's name; the result's ``captured`` holds the input codes the chip
-        produced for that layer (one worker).
+        produced for that layer (one worker). ``stop_at_capture``: that layer and the ones after it
+        do not run (their outputs are zeros), for when only the captured codes matter.
         """
         caps = self.chip.link.capabilities
         N = len(x_uint8)
         n_batches = -(-N // batch_images)
         workers = max(1, min(int(workers), n_batches))
         if workers == 1 or caps.skip_mvms is None or caps.add_events is None or capture:
-            return self._forward(x_uint8, batch_images, progress, capture=capture)
+            return self._forward(x_uint8, batch_images, progress, capture=capture, stop=stop_at_capture)
         t0 = time.perf_counter()
         per_image = self.mvms_per_image(x_uint8[:1])
         bounds = [min(N, round(w * n_batches / workers) * batch_images) for w in range(workers + 1)]
@@ -376,7 +396,7 @@ class Runtime:
         return counts
 
     def _forward(self, x_uint8: np.ndarray, batch_images: int, progress: bool, desc: str = "inference",
-                 capture: str | None = None) -> RunResult:
+                 capture: str | None = None, stop: bool = False) -> RunResult:
         m = self.mapping
         net = m.net
         t_start = time.perf_counter()
@@ -392,11 +412,16 @@ class Runtime:
             xb = x_uint8[i0:i0 + batch_images]
             codes = _small(nn.quantize_input(xb, net.input), int(net.input["bits"]))
             h = codes[:, None] if codes.ndim == 3 else codes        # integer codes (N, C, H, W)
+            stopped = [False]
 
             def on_chip(spec, h):
                 ml = layer_of[spec["name"]]
                 if ml.name == capture:
                     captured.append(np.array(h))
+                    stopped[0] = stop
+                if stopped[0]:
+                    x, reshape = nn.layer_inputs(spec, h)
+                    return reshape(np.zeros((x.shape[0], ml.weight.shape[0]), np.uint8))
                 t0 = time.perf_counter()
                 st = stats[ml.name]
                 before = self.core_counters(st.cores)

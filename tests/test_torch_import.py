@@ -1,5 +1,7 @@
-"""Bring your own network: PyTorch modules imported into the chip's network format (needs torch;
-skipped without it)."""
+"""The PyTorch parts (skipped without PyTorch): modules imported into the chip's network format,
+and chip-in-the-loop progressive fine-tuning."""
+
+import re
 
 import numpy as np
 import pytest
@@ -97,3 +99,34 @@ def test_unsupported_pieces_are_named():
         from_torch(model, np.zeros((4, 4, 4), np.uint8))
     with pytest.raises(TorchImportError, match="groups 1"):
         from_torch(tnn.Sequential(tnn.Conv2d(4, 4, 3, groups=2)), np.zeros((2, 4, 8, 8), np.uint8))
+
+
+def test_progressive_fine_tuning_on_the_chip():
+    """Chip-in-the-loop progressive fine-tuning: each step measures the chip's codes at a boundary,
+    fine-tunes the layers after it on them (training accuracy on those codes does not drop) and
+    programs the changed layers; the earlier layers keep their cells."""
+    from neurram.firmware.tasks import cifar10
+    from neurram.firmware.train.chip_finetune import progressive_finetune
+
+    net = cifar10.random_resnet(seed=2, stages=(8, 16, 16), blocks=1)
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 256, (80, 3, 32, 32), dtype=np.uint8)
+    y = nn.predict(net, x)
+    chip = open_chip("model", config=ChipConfig(core_grid=(2, 4)))
+    rt = Runtime(chip, map_network(net, chip.config, x_cal=x[:16]))
+    rt.program(progress=False)
+    rt.calibrate(x[:16])
+    stem = {c: (r.final_g.copy(), r.converged.copy()) for c, r in rt.reports.items()}
+    log = progressive_finetune(rt, x, y, ["s2b1.in", "fc"], epochs=3, progress=False)
+    assert len(log) == 2
+    for line in log:
+        before, after = map(float, re.findall(r"([0-9.]+) % ", line)[:2])
+        assert after >= before - 2.5
+    w_new = {l["name"]: l["weight"] for l in rt.mapping.net.weight_layers()}
+    w_old = {l["name"]: l["weight"] for l in net.weight_layers()}
+    assert np.array_equal(w_new["conv1"], w_old["conv1"]) and np.array_equal(w_new["s1b1.conv2"], w_old["s1b1.conv2"])
+    assert not np.array_equal(w_new["s2b1.conv1"], w_old["s2b1.conv1"])
+    core0 = rt.mapping.layers[0].segments[0].core       # the stem's core: its verified cells were not touched
+    assert all(ml.name.startswith(("conv1", "s1b1")) for ml in rt.mapping.layers for s in ml.segments if s.core == core0)
+    g0, ok0 = stem[core0]
+    assert ok0.mean() > 0.99 and np.array_equal(rt.reports[core0].final_g[ok0], g0[ok0])

@@ -1,8 +1,8 @@
 """CIFAR-10 on the chip: ResNet-20 v1 with 4-bit inputs and 3-bit activations on all 48 cores
 (docs/cifar10.md).
 
-    run_cifar10(chip, x, y)        map, program (write-verify), calibrate, fine-tune the last layer
-                                   on the chip's own features, infer; returns a ClassifierReport
+    run_cifar10(chip, x, y)        map, program (write-verify), calibrate, fine-tune on the chip's
+                                   own measurements, infer; returns a ClassifierReport
 
 The trained network ships in ``firmware/weights/cifar10_resnet20.npz`` (trained by
 ``firmware/train/cifar10_resnet.py`` on the JPEG quality-75 training copy with weight-noise
@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import nn
+from .. import nn, validate
 from ..driver import Chip
-from ..mapper import map_network
 from .classify import ClassifierReport, run_classifier
 
 __all__ = ["DEFAULT_WEIGHTS", "STAGES", "resnet_layers", "random_resnet", "load_default_network",
-           "finetune_dense", "run_cifar10", "add_run_arguments", "run_cli"]
+           "finetune_dense", "run_cifar10", "PROGRESSIVE_BOUNDARIES", "add_run_arguments", "run_cli"]
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "cifar10_resnet20.npz"
 #: ResNet-20 v1: filters per stage; three basic blocks per stage.
@@ -132,35 +131,39 @@ def _finetune_last_layer(rt, x_ft, y_ft, progress: bool) -> str:
     acc0 = before.accuracy(y_ft)
     w, b = finetune_dense(last["weight"], last["bias"], codes * step, y_ft)
     layers = [dict(l, weight=w.astype(np.float32), bias=b.astype(np.float32)) if l is last else l for l in net.layers]
-    new_net = nn.Network(net.input, layers, dict(net.meta))
-    kept = {(ml.name, s.index): (s.core, tuple(s.rows), rt.decoders[(ml.name, s.index)])
-            for ml in rt.mapping.layers for s in ml.segments}
-    rt.mapping = map_network(new_net, rt.chip.config, bad_rows=rt.mapping.bad_rows, **rt.mapping.options)
-    rt.program(progress=progress)          # only the cells whose targets changed
-    stale = {last["name"]}                 # programming resets decoders: keep those of unmoved segments
-    for ml in rt.mapping.layers:
-        for s in ml.segments:
-            old = kept.get((ml.name, s.index))
-            if ml.name != last["name"] and old is not None and old[:2] == (s.core, tuple(s.rows)):
-                rt.decoders[(ml.name, s.index)] = old[2]
-            else:
-                stale.add(ml.name)
-    rt.calibrate(rt.mapping.options["x_cal"], max_vectors=2048, layers=sorted(stale))
+    rt.update_network(nn.Network(net.input, layers, dict(net.meta)), [last["name"]], progress=progress)
     after = rt.forward(x_ft, progress=False)
     return (f"last-layer fine-tuning on {len(x_ft)} training images (chip-measured features): training-image "
             f"accuracy {100 * acc0:.2f} % -> {100 * after.accuracy(y_ft):.2f} %")
 
 
+#: Where progressive fine-tuning measures the chip: the inputs of stages 2 and 3, then the dense layer.
+PROGRESSIVE_BOUNDARIES = ("s2b1.in", "s3b1.in", "fc")
+
+
 def run_cifar10(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | None = None,
-                x_cal: np.ndarray | None = None, finetune: tuple | None = None, progress: bool = True,
-                batch_images: int = 50, calibration_vectors: int = 2048, workers: int = 1) -> ClassifierReport:
-    """ResNet-20 on ``chip`` for images x (N, 32, 32, 3) or (N, 3, 32, 32); ``finetune``:
-    (images, labels) of training images for the last-layer fine-tuning step (None: skip it)."""
+                x_cal: np.ndarray | None = None, finetune: tuple | None = None, finetune_mode: str = "last",
+                progress: bool = True, batch_images: int = 50, calibration_vectors: int = 2048,
+                workers: int = 1) -> ClassifierReport:
+    """ResNet-20 on ``chip`` for images x (N, 32, 32, 3) or (N, 3, 32, 32). ``finetune``: (images,
+    labels) of training images for chip-in-the-loop fine-tuning (None: none); ``finetune_mode``
+    "last" refits the dense layer on the chip's features (numpy), "progressive" fine-tunes every
+    layer after each of :data:`PROGRESSIVE_BOUNDARIES` on the chip's measured codes (PyTorch,
+    ``firmware/train/chip_finetune.py``)."""
     net = net or load_default_network()
+    validate.choice(finetune_mode, ("last", "progressive"), "run_cifar10: finetune_mode")
     hook = None
     if finetune is not None:
         x_ft, y_ft = _nchw(finetune[0]), np.asarray(finetune[1])
-        hook = lambda rt: _finetune_last_layer(rt, x_ft, y_ft, progress)  # noqa: E731
+        if finetune_mode == "last":
+            hook = lambda rt: [_finetune_last_layer(rt, x_ft, y_ft, progress)]  # noqa: E731
+        else:
+            try:
+                from ..train.chip_finetune import progressive_finetune
+            except ImportError as e:
+                raise validate.InputError(f"progressive fine-tuning needs PyTorch ({e}): pip install 'neurram[train]'")
+            bounds = [b for b in PROGRESSIVE_BOUNDARIES if any(l.get("name") == b for l in net.layers)]
+            hook = lambda rt: progressive_finetune(rt, x_ft, y_ft, bounds, progress=progress)  # noqa: E731
     return run_classifier(chip, net, _nchw(x), y, x_cal=_nchw(x_cal), progress=progress, batch_images=batch_images,
                           calibration_vectors=calibration_vectors, workers=workers, after_calibration=hook)
 
@@ -172,7 +175,10 @@ def add_run_arguments(p) -> None:
                                       "(default: $NEURRAM_DATA_DIR, ../shared/datasets, ~/.cache/neurram)")
     p.add_argument("--weights", help=f"network file (default: {DEFAULT_WEIGHTS.name}, shipped)")
     p.add_argument("--finetune-images", type=int, default=2000,
-                   help="training images for the last-layer fine-tuning on chip features (0: skip; default 2000)")
+                   help="training images for the chip-in-the-loop fine-tuning (0: skip; default 2000)")
+    p.add_argument("--finetune", choices=("last", "progressive"), default="last",
+                   help="last: refit the dense layer on the chip's features (numpy, default); progressive: "
+                        "fine-tune the layers after each stage on the chip's measured codes (needs PyTorch)")
 
 
 def run_cli(args, chip: Chip) -> dict:
@@ -188,6 +194,7 @@ def run_cli(args, chip: Chip) -> dict:
     n_ft = min(args.finetune_images, len(x_tr) - 64)
     report = run_cifar10(chip, x, y, net=net, x_cal=x_tr[:64],
                          finetune=(x_tr[64:64 + n_ft], y_tr[64:64 + n_ft]) if n_ft > 0 else None,
+                         finetune_mode=args.finetune,
                          progress=not args.quiet, calibration_vectors=96 if rtl else 2048,
                          batch_images=1 if rtl else 50, workers=args.workers)
     print(report.mapping_summary)

@@ -74,7 +74,7 @@ def run_classifier(chip: Chip, net: nn.Network, x: np.ndarray, y: np.ndarray, *,
                    progress: bool = True, batch_images: int = 50, calibrate: bool = True,
                    calibration_vectors: int = 2048, workers: int = 1, after_calibration=None) -> ClassifierReport:
     """Map ``net`` onto ``chip``, program it, calibrate on ``x_cal`` (training images, never the
-    scored ones), run ``after_calibration(runtime) -> note`` if given (a fine-tuning step), score
+    scored ones), run ``after_calibration(runtime) -> [notes]`` if given (fine-tuning steps), score
     ``x`` against ``y`` and the software model on the same images."""
     mapping = map_network(net, chip.config, x_cal=x_cal)
     rt = Runtime(chip, mapping)
@@ -84,7 +84,7 @@ def run_classifier(chip: Chip, net: nn.Network, x: np.ndarray, y: np.ndarray, *,
     t0 = time.perf_counter()
     cal = rt.calibrate(x_cal, max_vectors=calibration_vectors) if calibrate else None
     t_cal = time.perf_counter() - t0
-    notes = [after_calibration(rt)] if after_calibration is not None else []
+    notes = list(after_calibration(rt)) if after_calibration is not None else []
     chip.clear_counters()
     result = rt.forward(x, batch_images=batch_images, progress=progress, workers=workers)
     mapping = rt.mapping                    # the repaired mapping when program() swapped in spare rows
