@@ -233,19 +233,27 @@ class CimCore(wiring.Component):
         m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")), ResetSignal("core").eq(rst_q)]
         array = self._array_factory()
         ctrl = DomainRenamer("core")(CoreController(self.config))
-        if "hold" in array.signature.members:
+        held = "hold" in array.signature.members
+        if held:
             # An array that needs more than a cycle to answer (the FPGA's digital emulation)
-            # holds the controller's clock enable until its results are valid.
+            # holds the core's clock enable, its input registers included, until its results
+            # are valid. The core is busy then: the chip sends it no new request.
             ctrl = EnableInserter({"core": ~array.hold})(ctrl)
         m.submodules.ctrl = ctrl
+        inputs = []
         for path, member, outer in self.signature.flatten(self):
             inner = ctrl
             for p in path:
                 inner = getattr(inner, p) if isinstance(p, str) else inner[p]
             if member.flow == In:
-                m.d.core += inner.eq(outer)
+                inputs.append(inner.eq(outer))
             else:
                 m.d.comb += outer.eq(inner)
+        if held:
+            with m.If(~array.hold):
+                m.d.core += inputs
+        else:
+            m.d.core += inputs
         m.submodules.array = array
         for name, member in analog_array_signature(self.config).members.items():
             if member.flow == Out:

@@ -317,6 +317,12 @@ def _register_serve(subparsers) -> None:
     p.add_argument("--state", metavar="FILE",
                    help="keep the chip's non-volatile state (programmed cells, calibration trims) in FILE: "
                         "loaded at start, saved after programming and on shutdown (same as --chip model:state=FILE)")
+    from neurram.sim.serve import CLIENT_IDLE_S, MAX_CLIENTS
+
+    p.add_argument("--max-clients", type=_positive_int, default=MAX_CLIENTS,
+                   help=f"TCP: connections served at once; one more is closed at once (default {MAX_CLIENTS})")
+    p.add_argument("--client-idle", type=float, default=CLIENT_IDLE_S, metavar="SECONDS",
+                   help=f"TCP: close a connection silent this long (default {CLIENT_IDLE_S:g} s)")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -350,7 +356,10 @@ def _cmd_serve(args) -> int:
     else:
         host, _, port = args.tcp.rpartition(":")
         try:
-            server = TcpChipServer(engine, host or "127.0.0.1", int(port), debug=debug)
+            if not args.client_idle > 0:
+                raise ValueError(f"--client-idle {args.client_idle}: give a positive number of seconds")
+            server = TcpChipServer(engine, host or "127.0.0.1", int(port), debug=debug,
+                                   max_clients=args.max_clients, client_idle_s=args.client_idle)
         except (OSError, ValueError, OverflowError) as e:
             print(f"neurram serve: cannot listen on {args.tcp!r}: {e} (give [HOST:]PORT, PORT 0..65535 "
                   "and free)", file=sys.stderr)
@@ -623,6 +632,23 @@ def _register_train(subparsers) -> None:
                         "default 0.05,0.10,0.15)")
     m.add_argument("--eval-seeds", type=int, default=3, help="seeds per inference noise level (default 3)")
     m.set_defaults(func=_cmd_train_mnist)
+    c = networks.add_parser(
+        "cifar10", help="ResNet-20 for CIFAR-10 (firmware/train/cifar10_resnet.py; --help lists its options)",
+        add_help=False, description="Train ResNet-20 on the CIFAR-10 JPEG training copy (docs/cifar10.md).")
+    c.add_argument("options", nargs="*", help="the trainer's options (neurram train cifar10 --help)")
+    c.set_defaults(func=_cmd_train_cifar10)
+
+
+def _cmd_train_cifar10(args) -> int:
+    try:
+        import torch  # noqa: F401
+        import PIL  # noqa: F401
+    except ImportError as e:
+        print(f"neurram train cifar10 needs PyTorch and Pillow ({e}): pip install 'neurram[train]'", file=sys.stderr)
+        return 1
+    from neurram.firmware.train import cifar10_resnet
+
+    return cifar10_resnet.main(args.options)
 
 
 def _cmd_train_mnist(args) -> int:
@@ -711,6 +737,43 @@ def _cmd_sweep(args) -> int:
 # -- registry ----------------------------------------------------------------------------------
 
 #: Subcommand register functions, each ``fn(subparsers)``; the parser is built from this list.
+# -- build (FPGA) -----------------------------------------------------------------------------------
+
+def _register_build(subparsers) -> None:
+    from neurram.hdl.fpga.boards import BOARD_NAMES
+
+    p = subparsers.add_parser(
+        "build", help="build an FPGA prototype bitstream (emulated arrays, UART host link)",
+        description="Synthesise, place and route the chip's digital side with emulated analog arrays "
+                    "for an FPGA board (YoWASP tools: pip install -e .[fpga]); print utilisation and "
+                    "the maximum frequency from nextpnr, and how to load the bitstream (docs/fpga.md).")
+    p.add_argument("--board", required=True, choices=BOARD_NAMES, help="the board")
+    p.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
+    p.add_argument("--out", default="build/fpga", help="build folder (default build/fpga/BOARD)")
+    p.add_argument("--config", metavar="JSON",
+                   help="a ChipConfig as a JSON file instead of the board's default configuration")
+    p.set_defaults(func=_cmd_build)
+
+
+def _cmd_build(args) -> int:
+    import json
+
+    from neurram.config import ChipConfig
+    from neurram.hdl.fpga.top import build, toolchain_missing
+
+    missing = toolchain_missing(args.board)
+    if missing:
+        print(f"neurram build: missing {', '.join(missing)}: pip install -e .[fpga]", file=sys.stderr)
+        return 1
+    config = None
+    if args.config:
+        with open(args.config) as f:
+            config = ChipConfig.from_dict(json.load(f))
+    report = build(args.board, config, baud=args.baud, build_dir=args.out)
+    print(report.summary())
+    return 0
+
+
 COMMANDS: list[Callable] = [
     _register_regmap,
     _register_verilog,
@@ -725,6 +788,7 @@ COMMANDS: list[Callable] = [
     _register_calibration,
     _register_train,
     _register_sweep,
+    _register_build,
 ]
 
 
@@ -765,7 +829,11 @@ def main(argv=None) -> int:
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "func", None) is _cmd_train_cifar10:
+        args.options = list(args.options) + extra           # the trainer parses its own options
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.debug = debug
     if getattr(args, "func", None) is None:
         parser.print_help()

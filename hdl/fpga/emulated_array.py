@@ -15,12 +15,15 @@ answers every operation the way the analog model (``neurram.models``) does with 
   model's noise-free mean response (``models/device.py``), evaluated in fixed point
   (:func:`program_code`): the one place where the emulation only approximates the float model.
 
-Timing. The analog array answers within a clock cycle; the emulation needs many (an MVM's line
-sums are computed one cell per cycle). It raises ``hold`` while it works: :class:`~neurram.hdl.core.CimCore`
-stops the core controller's clock enable while ``hold`` is high, so the controller sees every
-result at the next (enabled) clock edge, as the boundary promises. The couplings ``k`` are kept in
-a second memory and recomputed (one division per cell) only after a cell was programmed or when
-the MVM direction changes.
+Timing. The analog array answers within a clock cycle; the emulation needs many: it keeps its
+per-line state in memories (a_i, q_j) and works one line or one cell per cycle, so its logic does
+not grow with the array. It raises ``hold`` while it works (from the strobe cycle on):
+:class:`~neurram.hdl.core.CimCore` stops the core's clock enable while ``hold`` is high, so the
+controller sees every result at its next enabled clock edge, as the boundary promises. Per
+operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
+2·L, an MVM's line sums (n_in + 6) per output line, READ 1, PROGRAM 6. The couplings ``k`` are
+kept in a second memory and recomputed (one division per cell, about 30 cycles) only after a cell
+was programmed or when the MVM direction changes.
 
 Not emulated: the stochastic neurons' injected charge (``noise_en`` is ignored; FPGA builds report
 ``FEATURES.stochastic = 0``), read voltage dependence, relaxation and every noise source.
@@ -31,7 +34,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -64,8 +67,11 @@ _DEVICE = RRAMParams.noise_free()
 TABLE_STEP_mV = 8
 #: Fraction bits of the switching rate per ns in the response tables.
 RATE_FRAC_BITS = 32
-#: Fraction bits of the switched fraction f.
+#: Fraction bits of the switched fraction f and of the rate it is computed from.
 F_FRAC_BITS = 16
+#: Rate steps per unit of the table of (1 - exp(-rate)) / rate, and its entries.
+RATE_STEPS = 32
+SWITCH_ENTRIES = 512
 
 
 def initial_code() -> int:
@@ -75,13 +81,14 @@ def initial_code() -> int:
 
 class ProgramTables:
     """The fixed-point tables of the program response, from the noise-free device parameters:
-    compliance code per gate voltage step and switching rate per ns (SET, RESET) per amplitude step."""
+    the compliance's scale and the switching rate per ns (SET, RESET) per amplitude step."""
 
     def __init__(self, p: RRAMParams = _DEVICE):
-        gate_V = np.arange(1 << 13 >> 3) * TABLE_STEP_mV * 1e-3       # 13-bit gate_mV
-        ov = np.maximum(gate_V - p.vt_V, 0.0) / (p.set_gate_ref_V - p.vt_V)
-        self.gcc = uS_to_code(np.minimum(p.set_gcc_ref_uS * ov * ov, p.g_ceiling_uS))
-        amp_V = np.arange(1 << 12 >> 3) * TABLE_STEP_mV * 1e-3        # 12-bit pulse_mV
+        # compliance code = ov² · gcc_scale / 2^32 with ov = gate - V_t in mV
+        ref_mV = (p.set_gate_ref_V - p.vt_V) * 1e3
+        self.gcc_scale = int(round(p.set_gcc_ref_uS / G_LSB_uS / (ref_mV * ref_mV) * 2.0 ** 32))
+        # rate entries at every TABLE_STEP_mV up to the largest amplitude (indices rounded)
+        amp_V = np.arange((1 << 12 >> 3) + 1) * TABLE_STEP_mV * 1e-3  # 12-bit pulse_mV
         top = (1 << 32) - 1
 
         def rate(rate0, v0, va):
@@ -90,6 +97,9 @@ class ProgramTables:
             return np.where(amp_V > 0, q, 0)
         self.rate_set = rate(p.set_rate0, p.set_v0_V, p.set_va_V)
         self.rate_reset = rate(p.reset_rate0, p.reset_v0_V, p.reset_va_V)
+        # g(r) = (1 - exp(-r)) / r at the middle of each rate step: f = r · g(r)
+        r = (np.arange(SWITCH_ENTRIES) + 0.5) / RATE_STEPS
+        self.switch = np.rint(-np.expm1(-r) / r * (1 << F_FRAC_BITS)).astype(np.int64)
         self.vt_mV = int(round(p.vt_V * 1e3))
         self.floor_code = int(uS_to_code(p.g_floor_uS))
         self.ceiling_code = int(uS_to_code(p.g_ceiling_uS))
@@ -102,18 +112,25 @@ def program_code(code: int, polarity, pulse_mV: int, width_ns: int, gate_mV: int
                  t: ProgramTables = TABLES) -> int:
     """The code after one programming pulse (the emulation's program response, bit for bit).
 
-    The device model's noise-free mean response (models/device.py) with its rate from tables in
-    TABLE_STEP_mV steps and f = min(rate, 1) for f = 1 - exp(-rate) (exact to first order; the
-    write-verify loop uses small steps)::
+    The device model's noise-free mean response (models/device.py) in fixed point: the compliance
+    gcc from the gate overdrive squared, the rate from a table in TABLE_STEP_mV steps (nearest),
+    and f = 1 - exp(-rate) as rate · g(rate), g from a table in 1/32 steps of the rate (f = 1
+    beyond its end)::
 
         SET:    code += round(f · max(gcc(gate) - code, 0))
         RESET:  code -= round(f · max(code - floor, 0))      v_eff = min(amplitude, gate - V_t)
     """
     is_set = PulsePolarity(polarity) == PulsePolarity.SET
     v_eff = pulse_mV if is_set else min(pulse_mV, max(gate_mV - t.vt_mV, 0))
-    rate = int((t.rate_set if is_set else t.rate_reset)[v_eff // TABLE_STEP_mV]) * int(width_ns)
-    f = min(rate >> (RATE_FRAC_BITS - F_FRAC_BITS), 1 << F_FRAC_BITS)
-    diff = max(int(t.gcc[gate_mV // TABLE_STEP_mV]) - code, 0) if is_set else max(code - t.floor_code, 0)
+    half = TABLE_STEP_mV // 2
+    rate = int((t.rate_set if is_set else t.rate_reset)[(v_eff + half) // TABLE_STEP_mV]) * int(width_ns)
+    r = rate >> (RATE_FRAC_BITS - F_FRAC_BITS)
+    index = r >> (F_FRAC_BITS - 5)
+    assert RATE_STEPS == 1 << 5
+    f = (r * int(t.switch[index])) >> F_FRAC_BITS if index < SWITCH_ENTRIES else 1 << F_FRAC_BITS
+    ov = max(gate_mV - t.vt_mV, 0)
+    gcc = min((ov * ov * t.gcc_scale + (1 << 31)) >> 32, t.ceiling_code)
+    diff = max(gcc - code, 0) if is_set else max(code - t.floor_code, 0)
     dg = (f * diff + (1 << (F_FRAC_BITS - 1))) >> F_FRAC_BITS
     return code + dg if is_set else code - dg
 
@@ -160,22 +177,25 @@ class EmulatedArray(wiring.Component):
                                             init=[int(v) for v in self.init_codes.reshape(-1)])
         m.submodules.coupling = coupling = Memory(shape=unsigned(K_BITS), depth=L * L, init=[])
         t = TABLES
-        m.submodules.gcc_rom = gcc_rom = Memory(shape=unsigned(CODE_BITS), depth=len(t.gcc),
-                                                init=[int(v) for v in t.gcc])
         rates = np.concatenate([t.rate_set, t.rate_reset])
         m.submodules.rate_rom = rate_rom = Memory(shape=unsigned(32), depth=len(rates),
                                                   init=[int(v) for v in rates])
+        m.submodules.switch_rom = switch_rom = Memory(shape=unsigned(F_FRAC_BITS + 1), depth=SWITCH_ENTRIES,
+                                                      init=[int(v) for v in t.switch])
+        switch_rd = switch_rom.read_port()
         g_rd = codes.read_port()
         g_wr = codes.write_port()
         k_rd = coupling.read_port()
         k_wr = coupling.write_port()
-        gcc_rd = gcc_rom.read_port()
+        # per line: a_i of the MVM in progress (input lines), the integrator q_j (neurons)
+        m.submodules.drive = drive = Memory(shape=signed(A_BITS), depth=L, init=[])
+        m.submodules.neurons = neurons = Memory(shape=signed(Q_BITS), depth=L, init=[])
+        a_rd, a_wr = drive.read_port(), drive.write_port()
+        q_rd, q_wr = neurons.read_port(), neurons.write_port()
         rate_rd = rate_rom.read_port()
 
         # ---- state -----------------------------------------------------------------------------
         backward = Signal()                                     # direction of the MVM in progress
-        a = Array(Signal(signed(A_BITS), name=f"a{i}") for i in range(L))
-        q = Array(Signal(signed(Q_BITS), name=f"q{i}") for i in range(L))
         cmp_r = Signal(L)
         read_g_r = Signal(CODE_BITS)
         pending = Signal()                                      # integrated pulses not yet summed
@@ -193,6 +213,12 @@ class EmulatedArray(wiring.Component):
         rate_r = Signal(48)
         diff_r = Signal(CODE_BITS)
         dg_r = Signal(CODE_BITS)
+        rate_q = Signal(F_FRAC_BITS + 5 + 1)                   # below the table's end when used
+        saturated = Signal()
+        gate_ov_r = Signal(13)
+        ov2_r = Signal(26)
+        gcc_r = Signal(CODE_BITS)
+        f_r = Signal(F_FRAC_BITS + 1)
         # line sums
         o = Signal(I_BITS)                                      # output line
         i = Signal(I_BITS)                                      # input line
@@ -202,7 +228,8 @@ class EmulatedArray(wiring.Component):
         div_b = Signal(range(K_BITS + 1))
         div_trial = Signal(S_BITS + F + 1)
         sum_valid = Signal()
-        a_sel = Signal(signed(A_BITS))
+        n_pos = Signal(26)                                      # this burst's mV·pulses
+        n_neg = Signal(26)
         mac_v1 = Signal()
         mac_v2 = Signal()
         prod = Signal(signed(A_BITS + K_BITS + 1))
@@ -219,14 +246,14 @@ class EmulatedArray(wiring.Component):
 
         # The G read port: a cell command's cell, or the line-sum walk (output o, input i).
         walk = Mux(backward, cell(o, i), cell(i, o))
-        m.d.comb += [g_rd.en.eq(1), k_rd.en.eq(1), gcc_rd.en.eq(1), rate_rd.en.eq(1)]
+        m.d.comb += [g_rd.en.eq(1), k_rd.en.eq(1), rate_rd.en.eq(1), switch_rd.en.eq(1), a_rd.en.eq(1), q_rd.en.eq(1)]
 
         # Program response lookups (addressed at the strobe, read in the next cycle).
         is_set = p.pulse_polarity == PulsePolarity.SET.value
         gate_ov = Signal(13)
         m.d.comb += gate_ov.eq(Mux(p.gate_mV > t.vt_mV, p.gate_mV - t.vt_mV, 0))
         v_eff = Mux(is_set, p.pulse_mV, Mux(p.pulse_mV < gate_ov, p.pulse_mV, gate_ov))
-        m.d.comb += [gcc_rd.addr.eq(p.gate_mV >> 3), rate_rd.addr.eq(Mux(is_set, 0, len(t.rate_set)) + (v_eff >> 3))]
+        m.d.comb += [rate_rd.addr.eq(Mux(is_set, 0, len(t.rate_set)) + ((v_eff + 4) >> 3))]
         assert TABLE_STEP_mV == 8
 
         # An operation with a result is answered before the controller's next enabled edge: hold
@@ -237,17 +264,9 @@ class EmulatedArray(wiring.Component):
         m.d.comb += strobe_op.eq(Mux(p.strobe & ~answered, p.op, AnalogOp.NONE))
         slow = Signal()
         with m.Switch(strobe_op):
-            with m.Case(AnalogOp.COMPARE, AnalogOp.STEP, AnalogOp.READ, AnalogOp.PROGRAM):
+            with m.Case(AnalogOp.INITIALISE, AnalogOp.INTEGRATE, AnalogOp.COMPARE, AnalogOp.STEP,
+                        AnalogOp.READ, AnalogOp.PROGRAM):
                 m.d.comb += slow.eq(1)
-
-        # ---- integrate: every input line at once ---------------------------------------------
-        n_pos = Signal(26)
-        n_neg = Signal(26)
-        m.d.comb += [n_pos.eq(p.n_pulses * p.v_pos_mV), n_neg.eq(p.n_pulses * p.v_neg_mV)]
-
-        def step_line(j, en, pos, pk):
-            """q_j after one compare/step (the step moves enabled neurons one packet toward zero)."""
-            return q[j] + Mux(en, Mux(pos, -pk, pk), 0)
 
         m.d.sync += answered.eq(0)
         with m.FSM(name="emu") as fsm:
@@ -256,20 +275,12 @@ class EmulatedArray(wiring.Component):
                 m.d.sync += cell_addr.eq(cell(p.cell_row, p.cell_col))
                 with m.Switch(strobe_op):
                     with m.Case(AnalogOp.INITIALISE):
-                        m.d.sync += [backward.eq(p.direction), pending.eq(0)]
-                        m.d.sync += [a[j].eq(0) for j in range(L)]
-                        m.d.sync += [q[j].eq(0) for j in range(L)]
+                        m.d.sync += [backward.eq(p.direction), pending.eq(0), i.eq(0)]
+                        m.next = "CLEAR"
                     with m.Case(AnalogOp.INTEGRATE):
-                        m.d.sync += pending.eq(1)
-                        for j in range(L):
-                            act_f = p.bl_act[j] if j < R else 0
-                            neg_f = p.bl_neg[j] if j < R else 0
-                            act_b = p.sl_act[j] if j < C else 0
-                            neg_b = p.sl_neg[j] if j < C else 0
-                            act = Mux(backward, act_b, act_f)
-                            neg = Mux(backward, neg_b, neg_f)
-                            with m.If(act):
-                                m.d.sync += a[j].eq(a[j] + Mux(neg, -n_neg, n_pos))
+                        m.d.sync += [pending.eq(1), i.eq(0),
+                                     n_pos.eq(p.n_pulses * p.v_pos_mV), n_neg.eq(p.n_pulses * p.v_neg_mV)]
+                        m.next = "INTEGRATE_READ"
                     with m.Case(AnalogOp.COMPARE, AnalogOp.STEP):
                         # the latched sign of each neuron: the output-side register's entry
                         neg_out = Mux(backward, p.bl_neg, p.sl_neg)
@@ -280,7 +291,7 @@ class EmulatedArray(wiring.Component):
                             o.eq(0), i.eq(0), s_sum.eq(0), acc.eq(0), mac_v1.eq(0), mac_v2.eq(0), sum_valid.eq(0),
                         ]
                         with m.If(~pending):
-                            m.next = "APPLY"
+                            m.next = "APPLY_READ"
                         with m.Elif(k_ok & (k_backward == backward)):
                             m.next = "MAC"
                         with m.Else():
@@ -288,8 +299,34 @@ class EmulatedArray(wiring.Component):
                     with m.Case(AnalogOp.READ):
                         m.next = "READ"
                     with m.Case(AnalogOp.PROGRAM):
-                        m.d.sync += [pol_reset.eq(~is_set), width_ns.eq(p.width_ns)]
+                        m.d.sync += [pol_reset.eq(~is_set), width_ns.eq(p.width_ns), gate_ov_r.eq(gate_ov)]
                         m.next = "PROG_LOOKUP"
+
+            # ---- a new MVM: integrators discharged, no pulses yet -----------------------------------
+            with m.State("CLEAR"):
+                m.d.comb += [a_wr.addr.eq(i), a_wr.data.eq(0), a_wr.en.eq(1),
+                             q_wr.addr.eq(i), q_wr.data.eq(0), q_wr.en.eq(1)]
+                m.d.sync += i.eq(i + 1)
+                with m.If(i == L - 1):
+                    m.d.sync += [i.eq(0), answered.eq(1)]
+                    m.next = "IDLE"
+
+            # ---- a burst of pulses: a_i += n·v_pos (+1) or -n·v_neg (-1), line by line ---------
+            # (the held controller keeps the drive registers as they were at the strobe)
+            with m.State("INTEGRATE_READ"):
+                m.d.comb += a_rd.addr.eq(i)
+                m.next = "INTEGRATE_WRITE"
+
+            with m.State("INTEGRATE_WRITE"):
+                act = Mux(backward, p.sl_act.bit_select(i, 1), p.bl_act.bit_select(i, 1))
+                neg = Mux(backward, p.sl_neg.bit_select(i, 1), p.bl_neg.bit_select(i, 1))
+                m.d.comb += [a_wr.addr.eq(i), a_wr.en.eq(act), a_wr.data.eq(a_rd.data + Mux(neg, -n_neg, n_pos))]
+                m.d.sync += i.eq(i + 1)
+                with m.If(i == n_in - 1):
+                    m.d.sync += [i.eq(0), answered.eq(1)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "INTEGRATE_READ"
 
             # ---- cell commands ---------------------------------------------------------------------
             with m.State("READ"):
@@ -297,18 +334,30 @@ class EmulatedArray(wiring.Component):
                 m.next = "IDLE"
 
             with m.State("PROG_LOOKUP"):
-                g = g_rd.data
-                m.d.sync += [rate_r.eq(rate_rd.data * width_ns),
-                             diff_r.eq(Mux(pol_reset, Mux(g > t.floor_code, g - t.floor_code, 0),
-                                           Mux(gcc_rd.data > g, gcc_rd.data - g, 0)))]
+                m.d.sync += [rate_r.eq(rate_rd.data * width_ns), ov2_r.eq(gate_ov_r * gate_ov_r)]
                 m.d.comb += g_rd.addr.eq(cell_addr)
+                m.next = "PROG_RATE"
+
+            with m.State("PROG_RATE"):
+                # the compliance; the rate in F_FRAC_BITS fixed point, and g(rate) looked up
+                gcc = (ov2_r * t.gcc_scale + (1 << 31)) >> 32
+                r = rate_r >> (RATE_FRAC_BITS - F_FRAC_BITS)
+                index = r >> (F_FRAC_BITS - 5)
+                m.d.sync += [gcc_r.eq(Mux(gcc > t.ceiling_code, t.ceiling_code, gcc)),
+                             rate_q.eq(r), saturated.eq(index >= SWITCH_ENTRIES)]
+                m.d.comb += [switch_rd.addr.eq(index), g_rd.addr.eq(cell_addr)]
                 m.next = "PROG_SCALE"
 
             with m.State("PROG_SCALE"):
-                f = Signal(F_FRAC_BITS + 1)
-                shifted = rate_r >> (RATE_FRAC_BITS - F_FRAC_BITS)
-                m.d.comb += f.eq(Mux(shifted > (1 << F_FRAC_BITS), 1 << F_FRAC_BITS, shifted))
-                m.d.sync += dg_r.eq((f * diff_r + (1 << (F_FRAC_BITS - 1))) >> F_FRAC_BITS)
+                g = g_rd.data
+                m.d.sync += [f_r.eq(Mux(saturated, 1 << F_FRAC_BITS, (rate_q * switch_rd.data) >> F_FRAC_BITS)),
+                             diff_r.eq(Mux(pol_reset, Mux(g > t.floor_code, g - t.floor_code, 0),
+                                           Mux(gcc_r > g, gcc_r - g, 0)))]
+                m.d.comb += g_rd.addr.eq(cell_addr)
+                m.next = "PROG_STEP"
+
+            with m.State("PROG_STEP"):
+                m.d.sync += dg_r.eq((f_r * diff_r + (1 << (F_FRAC_BITS - 1))) >> F_FRAC_BITS)
                 m.d.comb += g_rd.addr.eq(cell_addr)
                 m.next = "PROG_WRITE"
 
@@ -368,8 +417,8 @@ class EmulatedArray(wiring.Component):
 
             # ---- the MVM's line sums: A_j = Σ_i a_i k_ij, then the neuron integrates -------------
             with m.State("MAC"):
-                m.d.comb += k_rd.addr.eq(o * L + i)
-                m.d.sync += [a_sel.eq(a[i]), mac_v1.eq(1), i.eq(i + 1)]
+                m.d.comb += [k_rd.addr.eq(o * L + i), a_rd.addr.eq(i)]
+                m.d.sync += [mac_v1.eq(1), i.eq(i + 1)]
                 with m.If(i == n_in - 1):
                     m.next = "MAC_DRAIN"
 
@@ -380,6 +429,7 @@ class EmulatedArray(wiring.Component):
 
             with m.State("SCALE"):
                 m.d.sync += scaled.eq(acc * GAIN_nV_per_mV)
+                m.d.comb += q_rd.addr.eq(o)
                 m.next = "ROUND"
 
             with m.State("ROUND"):
@@ -389,34 +439,53 @@ class EmulatedArray(wiring.Component):
                 half = 1 << (F - 1)
                 up = (rem > half) | ((rem == half) & fl[0])
                 m.d.sync += delta.eq(fl + up)
+                m.d.comb += q_rd.addr.eq(o)
                 m.next = "CHARGE"
 
             with m.State("CHARGE"):
                 qn = Signal(signed(Q_BITS + 1))
-                m.d.comb += qn.eq(q[o] + delta)
-                m.d.sync += q[o].eq(Mux(qn > V_SAT_nV, V_SAT_nV, Mux(qn < -V_SAT_nV, -V_SAT_nV, qn)))
+                m.d.comb += qn.eq(q_rd.data + delta)
+                m.d.comb += [q_wr.addr.eq(o), q_wr.en.eq(1),
+                             q_wr.data.eq(Mux(qn > V_SAT_nV, V_SAT_nV, Mux(qn < -V_SAT_nV, -V_SAT_nV, qn)))]
                 m.d.sync += [acc.eq(0), i.eq(0), mac_v2.eq(0)]
                 with m.If(o == n_out - 1):
                     m.d.sync += [o.eq(0), pending.eq(0)]
-                    m.d.sync += [a[j].eq(0) for j in range(L)]
-                    m.next = "APPLY"
+                    m.next = "ZERO_DRIVE"
                 with m.Else():
                     m.d.sync += o.eq(o + 1)
                     m.next = "MAC"
 
             # ---- the compare or step itself ------------------------------------------------------
-            with m.State("APPLY"):
-                for j in range(L):
-                    qn = Signal(signed(Q_BITS + 1), name=f"qn{j}")
-                    m.d.comb += qn.eq(step_line(j, is_step & step_en[j], step_pos[j], packet_nV))
-                    m.d.sync += [q[j].eq(qn), cmp_r[j].eq(qn > 0)]
-                m.d.sync += answered.eq(1)
-                m.next = "IDLE"
+            with m.State("ZERO_DRIVE"):
+                # the pulses are integrated: the next burst starts from zero
+                m.d.comb += [a_wr.addr.eq(i), a_wr.data.eq(0), a_wr.en.eq(1)]
+                m.d.sync += i.eq(i + 1)
+                with m.If(i == L - 1):
+                    m.d.sync += i.eq(0)
+                    m.next = "APPLY_READ"
+
+            # ---- the compare or step itself, neuron by neuron ------------------------------------
+            with m.State("APPLY_READ"):
+                m.d.comb += q_rd.addr.eq(i)
+                m.next = "APPLY_WRITE"
+
+            with m.State("APPLY_WRITE"):
+                # a step moves each enabled neuron one packet toward zero; then it compares
+                en = is_step & step_en.bit_select(i, 1)
+                qn = Signal(signed(Q_BITS + 1))
+                m.d.comb += qn.eq(q_rd.data + Mux(en, Mux(step_pos.bit_select(i, 1), -packet_nV, packet_nV), 0))
+                m.d.comb += [q_wr.addr.eq(i), q_wr.data.eq(qn), q_wr.en.eq(1)]
+                m.d.sync += [cmp_r.bit_select(i, 1).eq(qn > 0), i.eq(i + 1)]
+                with m.If(i == L - 1):
+                    m.d.sync += [i.eq(0), answered.eq(1)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "APPLY_READ"
 
         # the MAC pipeline: k and a_i arrive one cycle after the address, the product one later
         m.d.sync += mac_v2.eq(mac_v1)
         with m.If(mac_v1):
-            m.d.sync += prod.eq(a_sel * k_rd.data)
+            m.d.sync += prod.eq(a_rd.data * k_rd.data)
         with m.If(mac_v2):
             m.d.sync += acc.eq(acc + prod)
 

