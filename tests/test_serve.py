@@ -163,3 +163,23 @@ def test_a_host_may_close_and_reopen_the_served_chip(server_kind):
             chip.write_reg("LFSR_SEED", value)
             chip.link.transport.close()
         assert seen[1] == 0x1234 and engine.chip.read(R.REGISTERS.LFSR_SEED.address()) == 0x5678
+
+
+def test_serve_command_limits_clients_and_idle_time():
+    """``neurram serve --tcp 0 --max-clients 1 --client-idle 1``: a second connection is closed at
+    once, the first after a second of silence."""
+    import socket
+    import time
+
+    with _ServeProcess("--tcp", "0", "--chip", "model:cores=1x1,rows=16,cols=16", "--max-clients", "1",
+                       "--client-idle", "1") as server:
+        host, port = server.target.split(":")[1:]
+        first = socket.create_connection((host, int(port)), timeout=10)
+        time.sleep(0.3)
+        second = socket.create_connection((host, int(port)), timeout=10)
+        assert second.recv(16) == b""                           # refused: closed at once
+        t0 = time.monotonic()
+        assert first.recv(16) == b""                            # closed when idle
+        assert 0.3 < time.monotonic() - t0 < 8
+        first.close()
+        second.close()
