@@ -286,7 +286,10 @@ def _cmd_run(args) -> int:
     if counters:
         from neurram import report
 
-        layers = {name: c["counters"] for name, c in counters.items()}
+        from types import SimpleNamespace
+
+        layers = [SimpleNamespace(name=name, counters=c["counters"], mvms=c.get("mvms", c["counters"].get("mvm", 0)),
+                                  cores=tuple(c.get("cores", ()))) for name, c in counters.items()]
         n = summary.get("inferences") or None
         print(report.energy_report(layers, chip.config, images=n))
         energies = report.layer_energies(layers, chip.config)

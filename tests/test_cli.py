@@ -136,6 +136,7 @@ def test_run_your_own_network_file(tmp_path, capsys):
     assert _float(r"software \(same images\)\s+([\d.]+) %", out) == 100.0
     assert _float(r"chip accuracy\s+([\d.]+) %", out) >= 80.0
     assert "energy" in out.lower()
+    assert re.search(r"^hidden\s+0\s", out, re.M)                   # the energy table names each layer's cores
 
 
 # -- packaging ----------------------------------------------------------------------------------
