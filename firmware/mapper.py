@@ -90,6 +90,7 @@ class MappedLayer:
     bias_rows_total: int
     segments: list = field(default_factory=list)
     out_range: float = 0.0    # largest |pre-activation| to resolve (clip or calibration max)
+    n_bias: int = 0           # differential bias pairs per output group, spread over its segments
 
     @property
     def x_max(self) -> int:
@@ -259,10 +260,9 @@ def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_s
         b_code = b / (in_step * x_max)                      # bias in units of weight x max code
         n_bias = int(np.clip(np.ceil(np.abs(b_code).max() / w_max), 1, max_bias_rows)) if np.any(b) else 0
         ml = MappedLayer(spec["name"], spec, W, b, w_max, in_bits, in_step,
-                         b_code / n_bias if n_bias else np.zeros(O), 0)
+                         b_code / n_bias if n_bias else np.zeros(O), 0, n_bias=n_bias)
         act = spec.get("act")
         ml.out_range = float(act["clip"]) if act is not None else ranges.get(spec["name"], float(np.abs(b).max() + np.abs(W).sum(1).max() * in_step * x_max))
-        ml.n_bias = n_bias
         layers.append(ml)
     for spare in ((64, 48, 32, 24, 16, 12, 8, 6, 4, 2, 0) if spare_rows is None else (spare_rows,)):
         if spare > info.rows // 4 and spare_rows is None:
