@@ -230,7 +230,8 @@ def train(args) -> int:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     ckpt_dir = Path(args.checkpoint_dir)
-    ckpt = ckpt_dir / f"resnet20_k{args.noise_k:.2f}_seed{args.seed}.pt"
+    tag = f"_from_{Path(args.init).stem}" if args.init else ""
+    ckpt = ckpt_dir / f"resnet20_k{args.noise_k:.2f}_seed{args.seed}{tag}.pt"
     x_tr, y_tr = load_train(args.data_dir, ckpt_dir / "cifar10_train_jpegq75_decoded.npz")
     x_te, y_te = datasets.load_cifar10_test(args.data_dir)
     x_te = np.ascontiguousarray(np.asarray(x_te).transpose(0, 3, 1, 2))
@@ -245,6 +246,10 @@ def train(args) -> int:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
                                                 pct_start=0.15, div_factor=10, final_div_factor=100)
     start, log = 0, []
+    if args.init:                 # a new schedule from another run's weights (e.g. to anneal it sooner)
+        init = torch.load(args.init, weights_only=False)
+        model.load_state_dict(init["model"])
+        log = [dict(e, run=str(args.init)) for e in init["log"]]
     if ckpt.exists() and not args.restart:
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"])
@@ -260,7 +265,7 @@ def train(args) -> int:
         perm = torch.randperm(len(x_tr), generator=gen)
         loss_sum = 0.0
         for step in range(steps_per_epoch):
-            frac = min(1.0, (epoch * steps_per_epoch + step) / max(1, steps_per_epoch))
+            frac = 1.0 if args.init else min(1.0, (epoch * steps_per_epoch + step) / max(1, steps_per_epoch))
             model.set_noise(args.noise_k * frac)              # ramp the noise up over the first epoch
             idx = perm[step * args.batch:(step + 1) * args.batch]
             logits = model(augment(xt[idx], gen))
@@ -272,7 +277,8 @@ def train(args) -> int:
             loss_sum += float(loss.detach())
             if args.progress and step % 20 == 0:
                 sys.stderr.write(f"\repoch {epoch + 1} step {step}/{steps_per_epoch} loss {loss_sum / (step + 1):.3f}")
-        acc = evaluate(model, x_te[:args.eval_limit], y_te[:args.eval_limit])
+        every = max(1, len(x_te) // max(1, args.eval_limit))      # the test set is sorted by class
+        acc = evaluate(model, x_te[::every][:args.eval_limit], y_te[::every][:args.eval_limit])
         log.append({"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "test_acc": acc,
                     "seconds": time.perf_counter() - t0})
         print(f"\nepoch {epoch + 1}/{args.epochs}: loss {log[-1]['loss']:.3f}, test accuracy "
@@ -284,7 +290,7 @@ def train(args) -> int:
         os.replace(tmp, ckpt)
     model.eval()
     meta = {"model": "ResNet-20 v1, CIFAR-10 (JPEG q75 training copy)", "train_noise_k": args.noise_k,
-            "epochs": args.epochs, "seed": args.seed, "train_images": len(x_tr), "log": log}
+            "epochs": len(log), "seed": args.seed, "train_images": len(x_tr), "log": log}
     net = model.to_network(meta)
     sw = qnn.accuracy(net, x_te, y_te, batch_size=250)
     net.meta["software_test_acc_jpeg"] = sw
@@ -305,9 +311,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1)))
     ap.add_argument("--train-limit", type=int, default=0, help="train on the first N images only (tests)")
-    ap.add_argument("--eval-limit", type=int, default=2000, help="test images scored after each epoch")
+    ap.add_argument("--eval-limit", type=int, default=2000, help="test images scored after each epoch (every k-th)")
     ap.add_argument("--checkpoint-dir", default="build/train/cifar10")
     ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--init", help="start from this checkpoint's weights with a new schedule of --epochs")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     ap.add_argument("--out", default="firmware/weights/cifar10_resnet20.npz")
     return train(ap.parse_args(argv))
