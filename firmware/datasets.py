@@ -307,31 +307,29 @@ def load_mnist_demo_subset(path=None):
 # CIFAR-10 and Speech Commands
 
 
+def _load_cifar10(name: str, split: str, data_dir, what: str):
+    p = find_file(name, data_dir, what)
+    z = _load_npz(p, (f"x_{split}", f"y_{split}"), "CIFAR-10")
+    try:
+        x = validate.images(z[f"x_{split}"], f"{p}: CIFAR-10 images", (32, 32, 3))
+        return x, validate.labels(z[f"y_{split}"], f"{p}: CIFAR-10 labels", n=len(x), classes=10)
+    except validate.InputError as e:
+        raise DataFileError(str(e)) from None
+
+
 def load_cifar10_test(data_dir=None):
     """CIFAR-10 test set from ``cifar10_test_jpegq75.npz``: ``(x uint8 (N,32,32,3) HWC RGB, y)``.
 
     Decoded from JPEG quality 75 (lossy; see PROVENANCE.md), sorted by class.
     """
-    p = find_file("cifar10_test_jpegq75.npz", data_dir, "CIFAR-10 test set")
-    z = _load_npz(p, ("x_test", "y_test"), "CIFAR-10")
-    try:
-        x = validate.images(z["x_test"], f"{p}: CIFAR-10 images", (32, 32, 3))
-        return x, validate.labels(z["y_test"], f"{p}: CIFAR-10 labels", n=len(x), classes=10)
-    except validate.InputError as e:
-        raise DataFileError(str(e)) from None
+    return _load_cifar10("cifar10_test_jpegq75.npz", "test", data_dir, "CIFAR-10 test set")
 
 
 def load_cifar10_train_subset(data_dir=None):
     """The first 4,000 CIFAR-10 training images, pixel-exact, from
     ``cifar10_train_lossless_first4000.npz``: ``(x uint8 (N,32,32,3) HWC RGB, y)`` (mixed classes;
     calibration and fine-tuning images, never scored)."""
-    p = find_file("cifar10_train_lossless_first4000.npz", data_dir, "CIFAR-10 training subset")
-    z = _load_npz(p, ("x_train", "y_train"), "CIFAR-10")
-    try:
-        x = validate.images(z["x_train"], f"{p}: CIFAR-10 images", (32, 32, 3))
-        return x, validate.labels(z["y_train"], f"{p}: CIFAR-10 labels", n=len(x), classes=10)
-    except validate.InputError as e:
-        raise DataFileError(str(e)) from None
+    return _load_cifar10("cifar10_train_lossless_first4000.npz", "train", data_dir, "CIFAR-10 training subset")
 
 
 def load_speech_commands_test(data_dir=None):

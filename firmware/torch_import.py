@@ -114,6 +114,17 @@ def from_torch(model, x_cal: np.ndarray, *, input_quant: dict | None = None, act
             return names[arg]
         fail(n, "reads a tensor that is neither the current one nor saved")
 
+    def follow(n, prev, spec):
+        """Node ``n`` changes ``prev``'s layer in place (a folded batch norm, an activation): it
+        stands where ``prev`` stood, as the current tensor or under ``prev``'s saved name."""
+        nonlocal current
+        producer[n] = spec
+        if prev is current:
+            current = n
+        else:
+            names[n] = names[prev]
+            saved.add(n)
+
     def emit_save_if_shared(n):
         if users.get(n, 0) > 1 and n not in saved:
             names[n] = f"{n.name}.saved"
@@ -164,24 +175,14 @@ def from_torch(model, x_cal: np.ndarray, *, input_quant: dict | None = None, act
             scale = (m.weight.detach().double() / torch.sqrt(m.running_var.double() + m.eps)).numpy()
             spec["weight"] = spec["weight"] * scale.reshape((-1,) + (1,) * (spec["weight"].ndim - 1))
             spec["bias"] = (spec["bias"] - m.running_mean.double().numpy()) * scale + m.bias.detach().double().numpy()
-            producer[n] = spec
-            if prev is current:
-                current = n
-            else:
-                names[n] = names[prev]
-                saved.add(n)
+            follow(n, prev, spec)
         elif relu_clip(n) is not None:
             prev = n.args[0]
             spec = producer.get(prev)
             if spec is None or spec.get("act") is not None or users[prev] != 1:
                 fail(n, "an activation must follow a layer, an add or a pool that nothing else reads")
             spec["act"] = {"kind": "relu_q", "bits": int(act_bits), "clip": relu_clip(n)}
-            producer[n] = spec
-            if prev is current:
-                current = n
-            else:
-                names[n] = names[prev]
-                saved.add(n)
+            follow(n, prev, spec)
         elif k in (operator.add, operator.iadd, torch.add, "add"):
             a, b = n.args[:2]
             if a is current:
