@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import nn, validate
 from ..driver import Chip
-from .classify import ClassifierReport, run_classifier
+from .classify import ClassifierReport, load_weights, run_classifier
 
 __all__ = ["DEFAULT_WEIGHTS", "STAGES", "resnet_layers", "random_resnet", "load_default_network",
            "finetune_dense", "run_cifar10", "PROGRESSIVE_BOUNDARIES", "add_run_arguments", "run_cli"]
@@ -83,11 +83,7 @@ def random_resnet(seed: int = 0, stages=STAGES, blocks: int = 3, act_bits: int =
 
 
 def load_default_network(path=None) -> nn.Network:
-    p = Path(path) if path else DEFAULT_WEIGHTS
-    if not p.is_file():
-        raise FileNotFoundError(f"CIFAR-10 weights not found at {p}: train them with "
-                                f"`python firmware/train/cifar10_resnet.py --out {p}` (needs the train extra)")
-    return nn.load_network(p)
+    return load_weights(path, DEFAULT_WEIGHTS, "CIFAR-10", "cifar10_resnet.py")
 
 
 def _nchw(x: np.ndarray) -> np.ndarray:

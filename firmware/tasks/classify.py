@@ -14,7 +14,19 @@ from ..driver import Chip
 from ..mapper import map_network
 from ..runtime import Runtime
 
-__all__ = ["ClassifierReport", "run_classifier"]
+__all__ = ["ClassifierReport", "run_classifier", "load_weights"]
+
+
+def load_weights(path, default, what: str, trainer: str) -> nn.Network:
+    """A task's network from ``path`` (default: the shipped ``default``), or a one-line error
+    that says how to train it."""
+    from pathlib import Path
+
+    p = Path(path) if path else Path(default)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} weights not found at {p}: train them with "
+                                f"`python firmware/train/{trainer} --out {p}` (needs the train extra)")
+    return nn.load_network(p)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import nn
 from ..driver import Chip
-from .classify import ClassifierReport, run_classifier
+from .classify import ClassifierReport, load_weights, run_classifier
 
 __all__ = ["DEFAULT_WEIGHTS", "CALIBRATION_SUBSET", "MnistReport", "run_mnist", "load_default_network",
            "load_calibration_subset", "add_run_arguments", "run_cli"]
@@ -36,11 +36,7 @@ def load_calibration_subset(path=None) -> np.ndarray:
 
 
 def load_default_network(path=None) -> nn.Network:
-    p = Path(path) if path else DEFAULT_WEIGHTS
-    if not p.is_file():
-        raise FileNotFoundError(f"MNIST weights not found at {p}: train them with "
-                                f"`python firmware/train/mnist_cnn.py --out {p}` (needs the train extra)")
-    return nn.load_network(p)
+    return load_weights(path, DEFAULT_WEIGHTS, "MNIST", "mnist_cnn.py")
 
 
 #: The MNIST task's report (the common classifier report).
