@@ -21,7 +21,7 @@ not grow with the array. It raises ``hold`` while it works (from the strobe cycl
 :class:`~neurram.hdl.core.CimCore` stops the core's clock enable while ``hold`` is high, so the
 controller sees every result at its next enabled clock edge, as the boundary promises. Per
 operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
-2·L, an MVM's line sums (n_in + 6) per output line, READ 1, PROGRAM 7. The couplings ``k`` are
+2·L, an MVM's line sums (n_in + 7) per output line, READ 1, PROGRAM 7. The couplings ``k`` are
 kept in a second memory and recomputed (one division per cell, about 30 cycles) only after a cell
 was programmed or when the MVM direction changes.
 
@@ -233,6 +233,9 @@ class EmulatedArray(wiring.Component):
         n_neg = Signal(26)
         mac_v1 = Signal()
         mac_v2 = Signal()
+        mac_v3 = Signal()
+        k_q = Signal(K_BITS)
+        a_q = Signal(signed(A_BITS))
         prod = Signal(signed(A_BITS + K_BITS + 1))
         acc = Signal(signed(ACC_BITS))
         scaled = Signal(signed(ACC_BITS + _bits(GAIN_nV_per_mV)))
@@ -430,7 +433,7 @@ class EmulatedArray(wiring.Component):
 
             with m.State("MAC_DRAIN"):
                 m.d.sync += [mac_v1.eq(0), i.eq(i + 1)]
-                with m.If(i == n_in + 1):
+                with m.If(i == n_in + 2):
                     m.next = "SCALE"
 
             with m.State("SCALE"):
@@ -453,7 +456,7 @@ class EmulatedArray(wiring.Component):
                 m.d.comb += qn.eq(q_rd.data + delta)
                 m.d.comb += [q_wr.addr.eq(o), q_wr.en.eq(1),
                              q_wr.data.eq(Mux(qn > V_SAT_nV, V_SAT_nV, Mux(qn < -V_SAT_nV, -V_SAT_nV, qn)))]
-                m.d.sync += [acc.eq(0), i.eq(0), mac_v2.eq(0)]
+                m.d.sync += [acc.eq(0), i.eq(0)]
                 with m.If(o == n_out - 1):
                     m.d.sync += [o.eq(0), pending.eq(0)]
                     m.next = "ZERO_DRIVE"
@@ -488,11 +491,14 @@ class EmulatedArray(wiring.Component):
                 with m.Else():
                     m.next = "APPLY_READ"
 
-        # the MAC pipeline: k and a_i arrive one cycle after the address, the product one later
-        m.d.sync += mac_v2.eq(mac_v1)
+        # the MAC pipeline: k and a_i arrive one cycle after the address, are registered (block
+        # RAM outputs are slow), multiplied, then accumulated
+        m.d.sync += [mac_v2.eq(mac_v1), mac_v3.eq(mac_v2)]
         with m.If(mac_v1):
-            m.d.sync += prod.eq(a_rd.data * k_rd.data)
+            m.d.sync += [k_q.eq(k_rd.data), a_q.eq(a_rd.data)]
         with m.If(mac_v2):
+            m.d.sync += prod.eq(a_q * k_q)
+        with m.If(mac_v3):
             m.d.sync += acc.eq(acc + prod)
 
         m.d.comb += self.hold.eq(~fsm.ongoing("IDLE") | slow)
