@@ -7,7 +7,9 @@ average pool, dense 64->10: 22 weight layers.  Input x/255 clipped to [0, 0.95] 
 fake-quantised, also after each residual add and after the average pool, whose output the chip
 takes as input codes of the dense layer).  Batch norm during training, folded into the weights
 and biases on export.  Every training forward pass adds Gaussian noise sigma = k * max|W| to each
-conv and dense weight (k = 0.20 by default, as for the chip), ramped up over the first epoch.
+conv and dense weight (k = 0.20 by default, as for the chip), ramped up over the first epoch; after
+every step each layer's weights are clipped to +-2 standard deviations, so that max|W| (and the
+noise) stays near the bulk of the weights.
 SGD with Nesterov momentum, one-cycle learning rate, random crops (4 px padding) and flips.
 
 Data: ``cifar10_train_jpegq75_bytes.npz`` (the 50,000 training images as JPEG quality-75 files,
@@ -140,6 +142,15 @@ class ResNet20(tnn.Module):
         self.pool_act = QReLU()
         self.fc = NoisyLinear(STAGES[-1], 10)
 
+    @torch.no_grad()
+    def clip_weights(self, n_std: float):
+        """Clip every conv and dense weight to +-n_std standard deviations of its layer: that keeps
+        max|W| near the bulk of the weights, so the noise k * max|W| costs far less signal."""
+        for m in self.modules():
+            if isinstance(m, (NoisyConv, NoisyLinear)):
+                c = n_std * float(m.weight.std())
+                m.weight.clamp_(-c, c)
+
     def set_noise(self, k: float):
         for m in self.modules():
             if isinstance(m, (NoisyConv, NoisyLinear)):
@@ -235,8 +246,9 @@ def train(args) -> int:
     x_tr, y_tr = load_train(args.data_dir, ckpt_dir / "cifar10_train_jpegq75_decoded.npz")
     x_te, y_te = datasets.load_cifar10_test(args.data_dir)
     x_te = np.ascontiguousarray(np.asarray(x_te).transpose(0, 3, 1, 2))
-    if args.train_limit:
-        x_tr, y_tr = x_tr[:args.train_limit], y_tr[:args.train_limit]
+    if args.train_limit:                  # a random subset: the training copy is sorted by class
+        pick = np.sort(np.random.default_rng(args.seed).permutation(len(x_tr))[:args.train_limit])
+        x_tr, y_tr = x_tr[pick], y_tr[pick]
     model = ResNet20()
     steps_per_epoch = len(x_tr) // args.batch
     opt = torch.optim.SGD([{"params": [p for n, p in model.named_parameters() if not n.endswith("clip")],
@@ -274,6 +286,8 @@ def train(args) -> int:
             loss.backward()
             opt.step()
             sched.step()
+            if args.weight_clip > 0:
+                model.clip_weights(args.weight_clip)
             loss_sum += float(loss.detach())
             if args.progress and step % 20 == 0:
                 sys.stderr.write(f"\repoch {epoch + 1} step {step}/{steps_per_epoch} loss {loss_sum / (step + 1):.3f}")
@@ -308,9 +322,11 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=0.2)
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--noise-k", type=float, default=0.20, help="training weight noise, sigma = k * max|W|")
+    ap.add_argument("--weight-clip", type=float, default=2.0,
+                    help="after every step clip each layer's weights to +-C std (0 = off; default 2)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1)))
-    ap.add_argument("--train-limit", type=int, default=0, help="train on the first N images only (tests)")
+    ap.add_argument("--train-limit", type=int, default=0, help="train on N images drawn at random (a shorter schedule)")
     ap.add_argument("--eval-limit", type=int, default=2000, help="test images scored after each epoch (every k-th)")
     ap.add_argument("--checkpoint-dir", default="build/train/cifar10")
     ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
