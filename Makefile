@@ -9,6 +9,8 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: demo test verilog regmap clean
 
+# The fpga extra (the YoWASP nextpnr wheels: 11 s to install from the pip cache) lets the test
+# suite place and route the smallest FPGA build (tests/test_fpga.py, about 2.5 min; docs/fpga.md).
 # setuptools tells every editable install whose packages live in mapped folders (hdl/ is
 # neurram.hdl, ...) that same-named folders in the working directory may shadow them: an
 # InformationOnly notice that does not apply here, so the install does not show it.
@@ -16,7 +18,7 @@ $(VENV)/.installed: export PYTHONWARNINGS = ignore:Editable installation
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[fpga]'
 	touch $@
 
 demo: $(VENV)/.installed

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from amaranth import ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Module, ResetSignal, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.lib import fifo, io, wiring
 from amaranth.lib.wiring import In, Out
 
 from neurram.config import ChipConfig
@@ -111,9 +111,11 @@ class BoardTop(Elaboratable):
             m.d.sync += por.eq(por - 1)
         m.d.comb += [ClockSignal("chip").eq(ClockSignal("sync")), ResetSignal("chip").eq(por != 0)]
         m.submodules.chip = chip = DomainRenamer("chip")(FpgaChip(self.config, self.baud))
-        uart = platform.request("uart", 0)
-        m.d.comb += [chip.uart_rx.eq(uart.rx.i), uart.tx.o.eq(chip.uart_tx)]
-        led = platform.request("led", 0)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [chip.uart_rx.eq(rx.i), tx.o.eq(chip.uart_tx)]
+        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
         m.d.comb += led.o.eq(chip.framing_errors != 0)
         return m
 
