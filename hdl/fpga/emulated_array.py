@@ -21,7 +21,7 @@ not grow with the array. It raises ``hold`` while it works (from the strobe cycl
 :class:`~neurram.hdl.core.CimCore` stops the core's clock enable while ``hold`` is high, so the
 controller sees every result at its next enabled clock edge, as the boundary promises. Per
 operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
-2·L, an MVM's line sums (n_in + 7) per output line, READ 1, PROGRAM 7. The couplings ``k`` are
+2·L, an MVM's line sums (n_in + 7) per output line, READ 1, PROGRAM 8. The couplings ``k`` are
 kept in a second memory and recomputed (one division per cell, about 30 cycles) only after a cell
 was programmed or when the MVM direction changes.
 
@@ -216,6 +216,8 @@ class EmulatedArray(wiring.Component):
         rate_q = Signal(F_FRAC_BITS + 5 + 1)                   # below the table's end when used
         saturated = Signal()
         gate_ov_r = Signal(13)
+        gate_mV_r = Signal(13)
+        pulse_mV_r = Signal(12)
         ov2_r = Signal(26)
         gcc_r = Signal(CODE_BITS)
         gcc_prod = Signal(26 + _bits(TABLES.gcc_scale) + 1)
@@ -252,12 +254,11 @@ class EmulatedArray(wiring.Component):
         walk = Mux(backward, cell(o, i), cell(i, o))
         m.d.comb += [g_rd.en.eq(1), k_rd.en.eq(1), rate_rd.en.eq(1), switch_rd.en.eq(1), a_rd.en.eq(1), q_rd.en.eq(1)]
 
-        # Program response lookups (addressed at the strobe, read in the next cycle).
+        # Program response lookups, from the pulse latched at the strobe.
         is_set = p.pulse_polarity == PulsePolarity.SET.value
         gate_ov = Signal(13)
-        m.d.comb += gate_ov.eq(Mux(p.gate_mV > t.vt_mV, p.gate_mV - t.vt_mV, 0))
-        v_eff = Mux(is_set, p.pulse_mV, Mux(p.pulse_mV < gate_ov, p.pulse_mV, gate_ov))
-        m.d.comb += [rate_rd.addr.eq(Mux(is_set, 0, len(t.rate_set)) + ((v_eff + 4) >> 3))]
+        m.d.comb += gate_ov.eq(Mux(gate_mV_r > t.vt_mV, gate_mV_r - t.vt_mV, 0))
+        v_eff = Mux(~pol_reset, pulse_mV_r, Mux(pulse_mV_r < gate_ov, pulse_mV_r, gate_ov))
         assert TABLE_STEP_mV == 8
 
         # An operation with a result is answered before the controller's next enabled edge: hold
@@ -303,8 +304,9 @@ class EmulatedArray(wiring.Component):
                     with m.Case(AnalogOp.READ):
                         m.next = "READ"
                     with m.Case(AnalogOp.PROGRAM):
-                        m.d.sync += [pol_reset.eq(~is_set), width_ns.eq(p.width_ns), gate_ov_r.eq(gate_ov)]
-                        m.next = "PROG_LOOKUP"
+                        m.d.sync += [pol_reset.eq(~is_set), width_ns.eq(p.width_ns), gate_mV_r.eq(p.gate_mV),
+                                     pulse_mV_r.eq(p.pulse_mV)]
+                        m.next = "PROG_ADDRESS"
 
             # ---- a new MVM: integrators discharged, no pulses yet -----------------------------------
             with m.State("CLEAR"):
@@ -336,6 +338,12 @@ class EmulatedArray(wiring.Component):
             with m.State("READ"):
                 m.d.sync += [read_g_r.eq(g_rd.data), answered.eq(1)]
                 m.next = "IDLE"
+
+            with m.State("PROG_ADDRESS"):
+                m.d.comb += [rate_rd.addr.eq(Mux(pol_reset, len(t.rate_set), 0) + ((v_eff + 4) >> 3)),
+                             g_rd.addr.eq(cell_addr)]
+                m.d.sync += gate_ov_r.eq(gate_ov)
+                m.next = "PROG_LOOKUP"
 
             with m.State("PROG_LOOKUP"):
                 m.d.sync += [rate_r.eq(rate_rd.data * width_ns), ov2_r.eq(gate_ov_r * gate_ov_r)]
