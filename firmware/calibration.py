@@ -345,13 +345,14 @@ def fit_columns(chip: Chip, core: int, cols, ideal_fn, codes: np.ndarray, mode: 
 def relative_error(y_chip: np.ndarray, y_ideal: np.ndarray, per_column: bool = False) -> float:
     """RMS(y_chip − y_ideal) / std(y_ideal), over every vector and column (``per_column``: the
     same ratio within each column, averaged over the columns — the columns' different means then
-    do not count in the standard deviation)."""
+    do not count in the standard deviation). NaN when the ideal output is constant."""
     y_chip, y_ideal = np.asarray(y_chip, np.float64), np.asarray(y_ideal, np.float64)
     if per_column:
         sd = np.std(y_ideal, axis=0)
         ok = sd > 0
         return float(np.mean(np.sqrt(np.mean((y_chip - y_ideal) ** 2, axis=0))[ok] / sd[ok]))
-    return float(np.sqrt(np.mean((y_chip - y_ideal) ** 2)) / np.std(y_ideal))
+    sd = float(np.std(y_ideal))
+    return float(np.sqrt(np.mean((y_chip - y_ideal) ** 2)) / sd) if sd > 0 else float("nan")
 
 
 def mvm_error(chip: Chip, core: int, cols, ideal_fn, codes: np.ndarray, mode: MvmSettings,
