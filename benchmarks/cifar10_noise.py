@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     pick = np.linspace(0, len(x) - 1, min(args.images, len(x))).astype(int)
     x, y = np.ascontiguousarray(x[pick].transpose(0, 3, 1, 2)), y[pick]
     print(f"{len(x)} CIFAR-10 test images (JPEG copy), {args.seeds} noisy copies per cell; accuracy %, "
-          "ours | paper (original CIFAR-10); drop = row's no-noise cell minus this cell")
+          "ours (paper, original CIFAR-10); drop = the row's no-noise cell minus this cell")
     head = "train k \\ test k | " + " | ".join(f"{k:g}" for k in TEST_K)
     print(head)
     rows = {}
@@ -62,10 +62,10 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         rows[k_train] = ours = noise_row(net, x, y, seeds=args.seeds)
         paper = PAPER.get(round(k_train, 2))
-        cells = [f"{o:.2f} | {p:.2f}" if paper else f"{o:.2f}" for o, p in zip(ours, paper or ours)]
+        cells = [f"{o:.2f} ({p:.2f})" if paper else f"{o:.2f}" for o, p in zip(ours, paper or ours)]
         print(f"{k_train:g} | " + " | ".join(cells) + f"   ({time.perf_counter() - t0:.0f} s)")
         if paper:
-            drops = [f"{ours[0] - o:.2f} | {paper[0] - p:.2f} ({'within' if abs((ours[0] - o) - (paper[0] - p)) <= 1.5 else 'OUTSIDE'} 1.5)"
+            drops = [f"{ours[0] - o:.2f} ({paper[0] - p:.2f}): {'within' if abs((ours[0] - o) - (paper[0] - p)) <= 1.5 else 'OUTSIDE'} 1.5"
                      for o, p in zip(ours[1:], paper[1:])]
             print(f"  drops {k_train:g}: " + " ; ".join(drops))
     if args.plot:
