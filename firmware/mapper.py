@@ -6,7 +6,8 @@
   on row 2i, G- = max(-W, 0)·G_max/w_max on row 2i+1, whose drive is inverted (POLARITY), with
   w_max the 95th percentile of |W| per layer (larger weights saturate at G_max).
 * The bias becomes extra rows whose input is held at the largest code, spread over 1-6 rows and
-  over all segments of a split layer, so no cell must hold a large value.
+  over all segments of a split layer, so no cell must hold a large value; what 6 pairs cannot hold
+  (batch-norm-folded biases can be large) the host adds (``MappedLayer.host_bias``).
 * A layer is split into segments of at most ``max_segment_inputs`` logical inputs (the chip used
   about 100: fewer rows on at once, less IR drop); the host adds the partial sums. A layer with
   more outputs than a core has columns is also split over column groups.
@@ -91,6 +92,7 @@ class MappedLayer:
     segments: list = field(default_factory=list)
     out_range: float = 0.0    # largest |pre-activation| to resolve (clip or calibration max)
     n_bias: int = 0           # differential bias pairs per output group, spread over its segments
+    host_bias: np.ndarray | None = None   # (O,) the part of the bias the bias rows cannot hold, added on the host
 
     @property
     def x_max(self) -> int:
@@ -259,8 +261,11 @@ def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_s
         x_max = (1 << in_bits) - 1
         b_code = b / (in_step * x_max)                      # bias in units of weight x max code
         n_bias = int(np.clip(np.ceil(np.abs(b_code).max() / w_max), 1, max_bias_rows)) if np.any(b) else 0
-        ml = MappedLayer(spec["name"], spec, W, b, w_max, in_bits, in_step,
-                         b_code / n_bias if n_bias else np.zeros(O), 0, n_bias=n_bias)
+        # each bias pair holds at most w_max; a bias that needs more than max_bias_rows pairs keeps
+        # the rest on the host, an exact digital add (as the KWS mapping does)
+        row_w = np.clip(b_code / n_bias, -w_max, w_max) if n_bias else np.zeros(O)
+        ml = MappedLayer(spec["name"], spec, W, b, w_max, in_bits, in_step, row_w, 0, n_bias=n_bias,
+                         host_bias=(b_code - n_bias * row_w) * in_step * x_max)
         act = spec.get("act")
         ml.out_range = float(act["clip"]) if act is not None else ranges.get(spec["name"], float(np.abs(b).max() + np.abs(W).sum(1).max() * in_step * x_max))
         layers.append(ml)

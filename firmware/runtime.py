@@ -428,6 +428,8 @@ class Runtime:
                 x, reshape = nn.layer_inputs(spec, h)
                 mode = self.layer_mode(ml)
                 y = ml.combine([self.segment_mvm(ml, s, x, mode) for s in ml.segments], x.shape[0]) * ml.in_step
+                if ml.host_bias is not None and ml.host_bias.any():
+                    y = y + ml.host_bias
                 st.mvms += x.shape[0] * len(ml.segments)
                 st.seconds += time.perf_counter() - t0
                 after = self.core_counters(st.cores)

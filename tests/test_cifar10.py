@@ -182,3 +182,25 @@ def test_cifar10_task_end_to_end_with_last_layer_fine_tuning():
     summary = rep.summary()
     assert set(summary["layer_counters"]) == {l["name"] for l in net.weight_layers()}
     assert all(c["mvms"] > 0 and c["counters"]["mvm"] > 0 for c in summary["layer_counters"].values())
+
+
+def test_a_bias_beyond_the_bias_rows_is_added_on_the_host():
+    """Batch-norm-folded biases can need more than max_bias_rows pairs: the pairs hold what they
+    can (never beyond w_max, i.e. G_max) and the host adds the rest, so the chip still computes
+    the layer."""
+    rng = np.random.default_rng(11)
+    net = nn.Network({"bits": 3, "scale": 255 / 7, "step": 1 / 7}, [
+        {"type": "flatten"},
+        {"type": "dense", "name": "big_bias", "weight": rng.normal(0, 0.1, (12, 30)),
+         "bias": rng.normal(0, 3.0, 12), "act": None}])
+    chip = open_chip("model:noise=off", config=ChipConfig(core_grid=(1, 1), rows=128, cols=32))
+    x = rng.integers(0, 256, (40, 5, 6), dtype=np.uint8)
+    m = map_network(net, chip.config, x_cal=x[:10])
+    ml = m.layers[0]
+    assert ml.n_bias == 6 and np.abs(ml.bias_row_weight).max() <= ml.w_max and np.abs(ml.host_bias).max() > 1
+    assert np.allclose(ml.n_bias * ml.bias_row_weight * ml.x_max * ml.in_step + ml.host_bias, ml.bias)
+    rt = Runtime(chip, m)
+    rt.program(progress=False)
+    rt.calibrate(x[:10])
+    err = rt.forward(x, progress=False).logits - nn.forward(net, x)
+    assert np.sqrt(np.mean(err ** 2)) < 0.1 * np.std(nn.forward(net, x))
