@@ -130,3 +130,18 @@ def test_progressive_fine_tuning_on_the_chip():
     assert all(ml.name.startswith(("conv1", "s1b1")) for ml in rt.mapping.layers for s in ml.segments if s.core == core0)
     g0, ok0 = stem[core0]
     assert ok0.mean() > 0.99 and np.array_equal(rt.reports[core0].final_g[ok0], g0[ok0])
+
+
+def test_cifar10_task_progressive_mode():
+    """run_cifar10(finetune_mode="progressive"): a step per stage boundary, then the dense refit."""
+    from neurram.firmware.tasks import cifar10
+
+    net = cifar10.random_resnet(seed=2, stages=(8, 16, 16), blocks=1)
+    x = np.random.default_rng(8).integers(0, 256, (90, 32, 32, 3), dtype=np.uint8)
+    y = nn.predict(net, x.transpose(0, 3, 1, 2))
+    chip = open_chip("model", config=ChipConfig(core_grid=(2, 4)))
+    rep = cifar10.run_cifar10(chip, x[60:], y[60:], net=net, x_cal=x[:16], finetune=(x[:60], y[:60]),
+                              finetune_mode="progressive", progress=False)
+    assert [n.split()[0] for n in rep.notes] == ["fine-tuned", "fine-tuned", "last-layer"]
+    assert "after s2b1.in" in rep.notes[0] and "after s3b1.in" in rep.notes[1]
+    assert rep.accuracy >= 0.8

@@ -133,8 +133,9 @@ def _finetune_last_layer(rt, x_ft, y_ft, progress: bool) -> str:
             f"accuracy {100 * acc0:.2f} % -> {100 * after.accuracy(y_ft):.2f} %")
 
 
-#: Where progressive fine-tuning measures the chip: the inputs of stages 2 and 3, then the dense layer.
-PROGRESSIVE_BOUNDARIES = ("s2b1.in", "s3b1.in", "fc")
+#: Where progressive fine-tuning measures the chip and retrains what follows (PyTorch): the inputs of
+#: stages 2 and 3; the dense layer is then refitted on the chip's features as in "last".
+PROGRESSIVE_BOUNDARIES = ("s2b1.in", "s3b1.in")
 
 
 def run_cifar10(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | None = None,
@@ -143,9 +144,9 @@ def run_cifar10(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | N
                 workers: int = 1) -> ClassifierReport:
     """ResNet-20 on ``chip`` for images x (N, 32, 32, 3) or (N, 3, 32, 32). ``finetune``: (images,
     labels) of training images for chip-in-the-loop fine-tuning (None: none); ``finetune_mode``
-    "last" refits the dense layer on the chip's features (numpy), "progressive" fine-tunes every
-    layer after each of :data:`PROGRESSIVE_BOUNDARIES` on the chip's measured codes (PyTorch,
-    ``firmware/train/chip_finetune.py``)."""
+    "last" refits the dense layer on the chip's features (numpy), "progressive" first fine-tunes
+    every layer after each of :data:`PROGRESSIVE_BOUNDARIES` on the chip's measured codes (PyTorch,
+    ``firmware/train/chip_finetune.py``), then refits the dense layer as "last" does."""
     net = net or load_default_network()
     validate.choice(finetune_mode, ("last", "progressive"), "run_cifar10: finetune_mode")
     hook = None
@@ -159,7 +160,8 @@ def run_cifar10(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | N
             except ImportError as e:
                 raise validate.InputError(f"progressive fine-tuning needs PyTorch ({e}): pip install 'neurram[train]'")
             bounds = [b for b in PROGRESSIVE_BOUNDARIES if any(l.get("name") == b for l in net.layers)]
-            hook = lambda rt: progressive_finetune(rt, x_ft, y_ft, bounds, progress=progress)  # noqa: E731
+            hook = lambda rt: (progressive_finetune(rt, x_ft, y_ft, bounds, progress=progress)  # noqa: E731
+                               + [_finetune_last_layer(rt, x_ft, y_ft, progress)])
     return run_classifier(chip, net, _nchw(x), y, x_cal=_nchw(x_cal), progress=progress, batch_images=batch_images,
                           calibration_vectors=calibration_vectors, workers=workers, after_calibration=hook)
 
