@@ -737,9 +737,6 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
-# -- registry ----------------------------------------------------------------------------------
-
-#: Subcommand register functions, each ``fn(subparsers)``; the parser is built from this list.
 # -- build (FPGA) -----------------------------------------------------------------------------------
 
 def _register_build(subparsers) -> None:
@@ -777,6 +774,9 @@ def _cmd_build(args) -> int:
     return 0 if report.ok else 1
 
 
+# -- registry ----------------------------------------------------------------------------------
+
+#: Subcommand register functions, each ``fn(subparsers)``; the parser is built from this list.
 COMMANDS: list[Callable] = [
     _register_regmap,
     _register_verilog,
