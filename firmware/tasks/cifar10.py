@@ -138,11 +138,12 @@ def _finetune_last_layer(rt, x_ft, y_ft, progress: bool) -> str:
 PROGRESSIVE_BOUNDARIES = ("s2b1.in", "s3b1.in")
 
 
-def run_cifar10(chip: Chip, x: np.ndarray, y: np.ndarray, *, net: nn.Network | None = None,
-                x_cal: np.ndarray | None = None, finetune: tuple | None = None, finetune_mode: str = "last",
+def run_cifar10(chip: Chip, x: np.ndarray, y: np.ndarray, *, x_cal: np.ndarray, net: nn.Network | None = None,
+                finetune: tuple | None = None, finetune_mode: str = "last",
                 progress: bool = True, batch_images: int = 50, calibration_vectors: int = 2048,
                 workers: int = 1) -> ClassifierReport:
-    """ResNet-20 on ``chip`` for images x (N, 32, 32, 3) or (N, 3, 32, 32). ``finetune``: (images,
+    """ResNet-20 on ``chip`` for images x (N, 32, 32, 3) or (N, 3, 32, 32), calibrated on the training
+    images ``x_cal`` (never the scored ones). ``finetune``: (images,
     labels) of training images for chip-in-the-loop fine-tuning (None: none); ``finetune_mode``
     "last" refits the dense layer on the chip's features (numpy), "progressive" first fine-tunes
     every layer after each of :data:`PROGRESSIVE_BOUNDARIES` on the chip's measured codes (PyTorch,
