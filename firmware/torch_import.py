@@ -17,7 +17,13 @@ The module is traced with ``torch.fx``; these pieces are understood:
 * residual adds (``+``, ``torch.add``) of two tensors, one of them from a saved earlier tensor or
   from a single conv (a projection shortcut); a ReLU after the add becomes the add's activation.
 
-Anything else raises :class:`ImportError_` naming the node and what is supported. The module's
+A ``Conv2d`` or ``Linear`` without an activation whose output another weight layer reads (a linear
+hidden layer, not the network's output) gets ``{"kind": "linear_q", "bits": act_bits + 1, "clip":
+c}``, ``c`` the ``clip_percentile`` of ``|y|`` on the calibration images: signed codes, which the
+chip takes as signed inputs. The graph lowering is shared with the ONNX importer
+(``firmware/graph_import.py``).
+
+Anything else raises :class:`TorchImportError` naming the node and what is supported. The module's
 input is the network's quantised input: ``input_quant`` (default 4 bits, values code/15 in [0, 1])
 maps uint8 pixels onto what the module was trained to see. Needs PyTorch (the ``train`` extra).
 """
@@ -28,7 +34,7 @@ import operator
 
 import numpy as np
 
-from . import nn, validate
+from . import graph_import, nn, validate
 
 __all__ = ["from_torch", "TorchImportError"]
 
@@ -52,25 +58,23 @@ def from_torch(model, x_cal: np.ndarray, *, input_quant: dict | None = None, act
     set on ``x_cal`` (uint8 calibration images, (N, H, W) or (N, C, H, W))."""
     torch = _torch()
     tnn, F = torch.nn, torch.nn.functional
-    q = dict(input_quant or {"bits": 4, "scale": 255.0 / 15, "step": 1.0 / 15})
+    q = dict(input_quant or graph_import.DEFAULT_INPUT_QUANT)
     model = model.eval()
     gm = torch.fx.symbolic_trace(model)
     mods = dict(gm.named_modules())
-    x = nn.quantize_input(np.asarray(x_cal), q).astype(np.float32) * nn.input_step(q)
-    if x.ndim == 3:
-        x = x[:, None]
-    values = {}                                    # node -> float tensor on the calibration images
+    values = {}                                    # node -> numpy value on the calibration images
 
     class Recorder(torch.fx.Interpreter):
         def run_node(self, n):
             out = super().run_node(n)
-            values[n] = out
+            values[n] = out.numpy() if isinstance(out, torch.Tensor) else out
             return out
 
     with torch.no_grad():
-        Recorder(gm).run(torch.from_numpy(x))
-    nodes = [n for n in gm.graph.nodes]
-    users = {n: len(n.users) for n in nodes}
+        Recorder(gm).run(torch.from_numpy(graph_import.calibration_input(x_cal, q)))
+    nodes = list(gm.graph.nodes)
+    low = graph_import.Lowering({n: len(n.users) for n in nodes}, values,
+                                act_bits=act_bits, clip_percentile=clip_percentile)
 
     def kind(n):
         if n.op == "call_module":
@@ -79,148 +83,71 @@ def from_torch(model, x_cal: np.ndarray, *, input_quant: dict | None = None, act
             return n.target
         return n.op
 
-    def relu_clip(n) -> float | None:
-        """The clip of an activation node, None when it is not one."""
-        k = kind(n)
-        if k is tnn.ReLU6:
-            return 6.0
-        if k is tnn.Hardtanh:
-            m = mods[n.target]
-            if m.min_val != 0:
-                raise TorchImportError(f"{n.name}: Hardtanh({m.min_val}, {m.max_val}) is not a clipped ReLU (min 0)")
-            return float(m.max_val)
-        if k in (tnn.ReLU, F.relu, torch.relu, "relu"):
-            v = values[n.args[0]].numpy()
-            pos = v[v > 0]
-            return float(np.percentile(pos, clip_percentile)) if pos.size else 1.0
-        return None
-
-    layers, names = [], {}                         # node -> the name its tensor is saved or produced under
-    producer = {}                                  # node -> the layer dict whose act a ReLU would set
-    current = None
-    saved = set()
-
     def fail(n, what):
         target = type(mods[n.target]).__name__ if n.op == "call_module" else getattr(n.target, "__name__", n.target)
         raise TorchImportError(f"{n.name} ({target}): {what}; "
                                "supported: Conv2d, Linear, BatchNorm after them, ReLU/ReLU6/Hardtanh(0, c), "
-                               "MaxPool2d, global average pool, Flatten, residual add (firmware/torch_import.py)")
+                               "MaxPool2d, global average pool, Flatten, residual add (firmware/torch_import.py)") from None
 
-    def source(n, arg):
-        """How a layer reads ``arg``: None when it is the current tensor, else its saved name."""
-        if arg is current:
-            return None
-        if arg in saved:
-            return names[arg]
-        fail(n, "reads a tensor that is neither the current one nor saved")
-
-    def follow(n, prev, spec):
-        """Node ``n`` changes ``prev``'s layer in place (a folded batch norm, an activation): it
-        stands where ``prev`` stood, as the current tensor or under ``prev``'s saved name."""
-        nonlocal current
-        producer[n] = spec
-        if prev is current:
-            current = n
-        else:
-            names[n] = names[prev]
-            saved.add(n)
-
-    def emit_save_if_shared(n):
-        if users.get(n, 0) > 1 and n not in saved:
-            names[n] = f"{n.name}.saved"
-            layers.append({"type": "save", "name": names[n]})
-            saved.add(n)
-
-    for n in nodes:
+    def lower(n) -> bool:
+        """Hands fx node ``n`` to the lowering; True at the graph's output."""
         k = kind(n)
         if n.op == "placeholder":
-            current = n
-            emit_save_if_shared(n)
-            continue
-        if n.op == "output":
-            if n.args[0] is not current:
-                fail(n, "the network's output is not the last layer's")
-            break
-        if n.op == "get_attr":
-            fail(n, "parameters used outside a layer")
-        if k in (tnn.Conv2d, tnn.Linear):
+            low.input(n, name=n.name)
+        elif n.op == "output":
+            low.output(n.args[0])
+            return True
+        elif n.op == "get_attr":
+            raise graph_import.Refused("parameters used outside a layer")
+        elif k in (tnn.Conv2d, tnn.Linear):
             m = mods[n.target]
             w = m.weight.detach().double().numpy()
-            b = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(w.shape[0])
-            lname = n.target
-            spec = {"name": lname, "weight": w, "bias": b, "act": None}
+            b = m.bias.detach().double().numpy() if m.bias is not None else None
             if k is tnn.Conv2d:
                 if m.groups != 1 or tuple(m.dilation) != (1, 1) or m.padding_mode != "zeros" or isinstance(m.padding, str):
-                    fail(n, "a Conv2d needs groups 1, dilation 1 and numeric zero padding")
+                    raise graph_import.Refused("a Conv2d needs groups 1, dilation 1 and numeric zero padding")
                 if m.stride[0] != m.stride[1] or m.padding[0] != m.padding[1]:
-                    fail(n, "a Conv2d needs the same stride and padding in both directions")
-                spec.update(type="conv", stride=int(m.stride[0]), padding=int(m.padding[0]))
+                    raise graph_import.Refused("a Conv2d needs the same stride and padding in both directions")
+                low.weight(n, n.args[0], kind="conv", name=n.target, weight=w, bias=b,
+                           stride=int(m.stride[0]), padding=int(m.padding[0]))
             else:
-                spec["type"] = "dense"
-            src = source(n, n.args[0])
-            if src is not None:                    # a side branch: one layer from a saved tensor
-                spec.update(input=src, output=f"{lname}.out")
-                names[n] = spec["output"]
-                saved.add(n)
-            else:
-                current = n
-            layers.append(spec)
-            producer[n] = spec
+                low.weight(n, n.args[0], kind="dense", name=n.target, weight=w, bias=b)
         elif k in (tnn.BatchNorm2d, tnn.BatchNorm1d):
-            prev = n.args[0]
-            spec = producer.get(prev)
-            if spec is None or spec["type"] not in ("conv", "dense") or users[prev] != 1:
-                fail(n, "a batch norm must follow a Conv2d or Linear that nothing else reads")
             m = mods[n.target]
             scale = (m.weight.detach().double() / torch.sqrt(m.running_var.double() + m.eps)).numpy()
-            spec["weight"] = spec["weight"] * scale.reshape((-1,) + (1,) * (spec["weight"].ndim - 1))
-            spec["bias"] = (spec["bias"] - m.running_mean.double().numpy()) * scale + m.bias.detach().double().numpy()
-            follow(n, prev, spec)
-        elif relu_clip(n) is not None:
-            prev = n.args[0]
-            spec = producer.get(prev)
-            if spec is None or spec.get("act") is not None or users[prev] != 1:
-                fail(n, "an activation must follow a layer, an add or a pool that nothing else reads")
-            spec["act"] = {"kind": "relu_q", "bits": int(act_bits), "clip": relu_clip(n)}
-            follow(n, prev, spec)
+            shift = m.bias.detach().double().numpy() - m.running_mean.double().numpy() * scale
+            low.fold(n, n.args[0], scale, shift, name=n.name)
+        elif k is tnn.ReLU6:
+            low.relu(n, n.args[0], 6.0, name=n.name)
+        elif k is tnn.Hardtanh:
+            m = mods[n.target]
+            if m.min_val != 0:
+                raise graph_import.Refused(f"Hardtanh({m.min_val}, {m.max_val}) is not a clipped ReLU (min 0)")
+            low.relu(n, n.args[0], float(m.max_val), name=n.name)
+        elif k in (tnn.ReLU, F.relu, torch.relu, "relu"):
+            low.relu(n, n.args[0], name=n.name)
         elif k in (operator.add, operator.iadd, torch.add, "add"):
-            a, b = n.args[:2]
-            if a is current:
-                other = b
-            elif b is current:
-                other = a
-            else:
-                fail(n, "an add needs the current tensor as one of its two inputs")
-            if other not in saved:
-                fail(n, "an add's other input must be a saved tensor or a one-layer shortcut")
-            spec = {"type": "add", "name": n.name, "from": names[other], "act": None}
-            layers.append(spec)
-            producer[n] = spec
-            current = n
+            low.add(n, *n.args[:2], name=n.name)
         elif k is tnn.MaxPool2d:
             m = mods[n.target]
             if m.padding not in (0, (0, 0)) or m.dilation not in (1, (1, 1)):
-                fail(n, "a MaxPool2d needs padding 0 and dilation 1")
-            layers.append({"type": "maxpool", "kernel": int(np.atleast_1d(m.kernel_size)[0]),
-                           "stride": int(np.atleast_1d(m.stride or m.kernel_size)[0]), "ceil_mode": bool(m.ceil_mode)})
-            current = n
+                raise graph_import.Refused("a MaxPool2d needs padding 0 and dilation 1")
+            low.maxpool(n, n.args[0], kernel=int(np.atleast_1d(m.kernel_size)[0]),
+                        stride=int(np.atleast_1d(m.stride or m.kernel_size)[0]), ceil_mode=bool(m.ceil_mode), name=n.name)
         elif k is tnn.AdaptiveAvgPool2d or (k in (torch.mean, "mean") and tuple(n.args[1:2]) in (((2, 3),), ([2, 3],))):
             if k is tnn.AdaptiveAvgPool2d and mods[n.target].output_size not in (1, (1, 1)):
-                fail(n, "only a global average pool (output size 1) is supported")
-            v = values[n].numpy()
-            pos = v[v > 0]
-            spec = {"type": "avgpool", "name": n.name,
-                    "act": {"kind": "relu_q", "bits": int(act_bits),
-                            "clip": float(np.percentile(pos, clip_percentile)) if pos.size else 1.0}}
-            layers.append(spec)
-            producer[n] = spec
-            current = n
+                raise graph_import.Refused("only a global average pool (output size 1) is supported")
+            low.avgpool(n, n.args[0], name=n.name)
         elif k in (tnn.Flatten, torch.flatten, "flatten"):
-            layers.append({"type": "flatten"})
-            producer[n] = producer.get(n.args[0])
-            current = n
+            low.flatten(n, n.args[0], name=n.name)
         else:
-            fail(n, "not supported")
-        emit_save_if_shared(n)
-    net = nn.Network(q, layers, {"model": name or type(model).__name__, "imported_from": "torch"})
-    return validate.network(net, "from_torch")
+            raise graph_import.Refused("not supported")
+        return False
+
+    for n in nodes:
+        try:
+            if lower(n):
+                break
+        except graph_import.Refused as e:
+            fail(n, str(e))
+    return low.network(q, {"model": name or type(model).__name__, "imported_from": "torch"}, "from_torch")
