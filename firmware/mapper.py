@@ -93,10 +93,12 @@ class MappedLayer:
     out_range: float = 0.0    # largest |pre-activation| to resolve (clip or calibration max)
     n_bias: int = 0           # differential bias pairs per output group, spread over its segments
     host_bias: np.ndarray | None = None   # (O,) the part of the bias the bias rows cannot hold, added on the host
+    in_signed: bool = False   # sign-magnitude input codes (after a linear_q layer)
 
     @property
     def x_max(self) -> int:
-        return (1 << self.in_bits) - 1
+        """The largest input code (the bias rows' drive)."""
+        return nn.InputCodes(self.in_bits, self.in_step, self.in_signed).code_max
 
     def combine(self, parts, n: int) -> np.ndarray:
         """The layer's outputs (n, O) from its segments' partial sums (same order as ``segments``)."""
@@ -254,18 +256,18 @@ def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_s
         W = np.asarray(spec["weight"], np.float64).reshape(len(spec["weight"]), -1)
         b = np.asarray(spec["bias"], np.float64) if spec.get("bias") is not None else np.zeros(W.shape[0])
         O, I = W.shape
-        in_bits, in_step = codes_in[spec["name"]]
+        in_bits, in_step, in_signed = codes_in[spec["name"]]
         w_max = float(np.percentile(np.abs(W), percentile))
         if not w_max > 0:
             w_max = float(np.abs(W).max()) or 1.0
-        x_max = (1 << in_bits) - 1
+        x_max = codes_in[spec["name"]].code_max
         b_code = b / (in_step * x_max)                      # bias in units of weight x max code
         n_bias = int(np.clip(np.ceil(np.abs(b_code).max() / w_max), 1, max_bias_rows)) if np.any(b) else 0
         # each bias pair holds at most w_max; a bias that needs more than max_bias_rows pairs keeps
         # the rest on the host, an exact digital add (as the KWS mapping does)
         row_w = np.clip(b_code / n_bias, -w_max, w_max) if n_bias else np.zeros(O)
         ml = MappedLayer(spec["name"], spec, W, b, w_max, in_bits, in_step, row_w, 0, n_bias=n_bias,
-                         host_bias=(b_code - n_bias * row_w) * in_step * x_max)
+                         host_bias=(b_code - n_bias * row_w) * in_step * x_max, in_signed=in_signed)
         act = spec.get("act")
         ml.out_range = float(act["clip"]) if act is not None else ranges.get(spec["name"], float(np.abs(b).max() + np.abs(W).sum(1).max() * in_step * x_max))
         layers.append(ml)

@@ -28,9 +28,16 @@ A weight layer may read a saved tensor instead of the current one (``"input": na
 its output under a new name instead of passing it on (``"output": name``): a projection
 shortcut is ``{"type": "conv", ..., "input": "b1.in", "output": "b1.skip"}``.
 
-``ACT`` is ``None`` (linear: the logits) or ``{"kind": "relu_q", "bits": n, "clip": c}``:
-a clipped ReLU quantised to ``2**n`` levels.  Its output is an integer *code*
-``q = floor(clip(y, 0, c) / step + 1/2)`` in ``0 .. 2**n - 1`` times ``step = c / (2**n - 1)``.
+``ACT`` is ``None`` (linear and unquantised: only for the logits), a clipped ReLU
+``{"kind": "relu_q", "bits": n, "clip": c}`` or a linear hidden layer
+``{"kind": "linear_q", "bits": n, "clip": c}``.  Either gives an integer *code* times a ``step``:
+
+* ``relu_q``: ``q = floor(clip(y, 0, c) / step + 1/2)`` in ``0 .. 2**n - 1``,
+  ``step = c / (2**n - 1)``; the next layer drives unsigned n-bit inputs.
+* ``linear_q``: ``q = floor(clip(y, -c, c) / step + 1/2)`` in ``-(2**(n-1) - 1) .. 2**(n-1) - 1``,
+  ``step = c / (2**(n-1) - 1)``; the next layer drives the chip's signed (sign-magnitude) n-bit
+  inputs.
+
 The chip produces the code; the ``step`` only scales what the next layer sees.
 
 Input quantiser
@@ -60,7 +67,7 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
@@ -70,7 +77,12 @@ __all__ = [
     "Network",
     "FORMAT",
     "VERSION",
+    "ACT_KINDS",
+    "InputCodes",
+    "act_code_max",
+    "act_signed",
     "act_step",
+    "narrow_codes",
     "input_step",
     "quantize_input",
     "quantize_act",
@@ -117,9 +129,34 @@ class Network:
 # quantisers
 
 
+ACT_KINDS = validate.ACT_KINDS
+
+
+def act_code_max(act: dict) -> int:
+    """The largest code of an activation: ``2**bits - 1`` (relu_q) or ``2**(bits-1) - 1`` (linear_q,
+    whose codes are symmetric about 0)."""
+    kind = act.get("kind")
+    if kind not in ACT_KINDS:
+        raise ValueError(f"unknown activation kind {kind!r}; the kinds are {', '.join(ACT_KINDS)}")
+    bits = int(act["bits"])
+    return (1 << bits) - 1 if kind == "relu_q" else (1 << (bits - 1)) - 1
+
+
+def act_signed(act: dict | None) -> bool:
+    """Whether an activation's codes are signed (the next layer drives signed inputs)."""
+    return act is not None and act.get("kind") == "linear_q"
+
+
 def act_step(act: dict) -> float:
-    """Value of one activation code: ``clip / (2**bits - 1)``."""
-    return float(act["clip"]) / float(2 ** int(act["bits"]) - 1)
+    """Value of one activation code: ``clip / act_code_max(act)``."""
+    return float(act["clip"]) / float(act_code_max(act))
+
+
+def narrow_codes(q: np.ndarray, act: dict) -> np.ndarray:
+    """Activation codes in the narrowest type that holds them (uint8, int8: im2col moves less)."""
+    if int(act["bits"]) > 8:
+        return q
+    return q.astype(np.int8 if act_signed(act) else np.uint8)
 
 
 def quantize_input(x: np.ndarray, quant: dict | None = None, *, bits: int = 3,
@@ -142,13 +179,12 @@ def quantize_input(x: np.ndarray, quant: dict | None = None, *, bits: int = 3,
 
 
 def quantize_act(y: np.ndarray, act: dict) -> np.ndarray:
-    """Pre-activations -> integer codes of a ``relu_q`` activation (int64)."""
-    if act.get("kind") != "relu_q":
-        raise ValueError(f"unknown activation kind {act.get('kind')!r}")
-    qmax = 2 ** int(act["bits"]) - 1
+    """Pre-activations -> integer codes of a ``relu_q`` or ``linear_q`` activation (int64)."""
+    qmax = act_code_max(act)
+    qmin = -qmax if act_signed(act) else 0
     step = act_step(act)
-    a = np.clip(y, 0.0, float(act["clip"]))
-    return np.clip(np.floor(a / step + 0.5), 0, qmax).astype(np.int64)
+    a = np.clip(y, qmin * step, float(act["clip"]))
+    return np.clip(np.floor(a / step + 0.5), qmin, qmax).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +412,7 @@ def walk(net: Network, h: np.ndarray, weight_layer, *, codes: bool = False) -> n
         q = quantize_act(v, act)
         if not codes:
             return q * act_step(act), None
-        return (q.astype(np.uint8) if int(act["bits"]) <= 8 else q), act_step(act)
+        return narrow_codes(q, act), act_step(act)
 
     for layer in net.layers:
         t = layer["type"]
@@ -404,17 +440,29 @@ def walk(net: Network, h: np.ndarray, weight_layer, *, codes: bool = False) -> n
     return h
 
 
+class InputCodes(NamedTuple):
+    """The codes a weight layer takes: ``bits`` wide, ``step`` per code, ``signed`` (sign-magnitude,
+    from a ``linear_q`` layer) or unsigned (the input quantiser, a ``relu_q`` activation)."""
+    bits: int
+    step: float
+    signed: bool = False
+
+    @property
+    def code_max(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+
 def layer_input_codes(net: Network) -> dict:
-    """{weight layer name: (bits, step)} of the codes each weight layer takes: the input
+    """{weight layer name: :class:`InputCodes`} of the codes each weight layer takes: the input
     quantiser's, or the activation that produced its input (a conv, a residual add, a pool).
-    A weight layer whose input is a linear output (no activation) raises ValueError: the chip
-    takes integer codes, so a hidden layer needs an activation."""
-    cur = (int(net.input["bits"]), input_step(net.input))
+    A weight layer whose input is an unquantised output (no activation) raises ValueError: the
+    chip takes integer codes, so a hidden layer needs an activation (``linear_q`` if it is linear)."""
+    cur = InputCodes(int(net.input["bits"]), input_step(net.input))
     stash, out = {}, {}
     for layer in net.layers:
         t = layer["type"]
         act = layer.get("act")
-        produced = (int(act["bits"]), act_step(act)) if act is not None else None
+        produced = InputCodes(int(act["bits"]), act_step(act), act_signed(act)) if act is not None else None
         if t == "save":
             stash[layer["name"]] = cur
         elif t in ("add", "avgpool"):
@@ -422,8 +470,9 @@ def layer_input_codes(net: Network) -> dict:
         elif t in _WEIGHT_TYPES:
             src = stash[layer["input"]] if layer.get("input") else cur
             if src is None:
-                raise ValueError(f"layer {layer['name']!r} takes the output of a linear layer; the chip takes "
-                                 "integer codes: give the layer before it an act, e.g. "
+                raise ValueError(f"layer {layer['name']!r} takes an unquantised output; the chip takes integer "
+                                 "codes: give the layer before it an act, {'kind': 'linear_q', 'bits': 4, "
+                                 "'clip': ...} for a linear hidden layer (signed codes) or "
                                  "{'kind': 'relu_q', 'bits': 3, 'clip': ...}")
             out[layer["name"]] = src
             if layer.get("output"):

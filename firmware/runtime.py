@@ -102,11 +102,6 @@ def optional_pyplot():
         return None
 
 
-def _small(codes: np.ndarray, bits: int) -> np.ndarray:
-    """Unsigned activation codes in the narrowest type that holds them (im2col moves less)."""
-    return codes.astype(np.uint8) if bits <= 8 else codes
-
-
 class Runtime:
     def __init__(self, chip: Chip, mapping: Mapping):
         self.chip = chip
@@ -410,7 +405,7 @@ class Runtime:
         bar = progress_bar(N, desc, progress)
         for i0 in range(0, N, batch_images):
             xb = x_uint8[i0:i0 + batch_images]
-            codes = _small(nn.quantize_input(xb, net.input), int(net.input["bits"]))
+            codes = nn.quantize_input(xb, net.input).astype(np.uint8)      # at most 8 bits
             h = codes[:, None] if codes.ndim == 3 else codes        # integer codes (N, C, H, W)
             stopped = [False]
 
@@ -437,7 +432,7 @@ class Runtime:
                     st.counters[k] = st.counters.get(k, 0) + ((after[k] - before[k]) & 0xFFFFFFFF)
                 y = reshape(y)
                 act = spec.get("act")
-                return _small(nn.quantize_act(y, act), int(act["bits"])) if act is not None else y
+                return nn.narrow_codes(nn.quantize_act(y, act), act) if act is not None else y
 
             logits.append(nn.walk(net, h, on_chip, codes=True))
             bar(len(xb))
@@ -451,7 +446,7 @@ class Runtime:
     def layer_mode(self, ml) -> MvmSettings:
         """How every segment of a mapped layer runs: its input bits, charge-decrement outputs."""
         m = self.mapping
-        return MvmSettings(input_bits=ml.in_bits, conversion=R.Conversion.DECREMENT,
+        return MvmSettings(input_bits=ml.in_bits, input_signed=ml.in_signed, conversion=R.Conversion.DECREMENT,
                        max_steps=m.max_steps, pulse_multiplier=m.pulse_multiplier)
 
     def core_counters(self, cores) -> dict:

@@ -185,6 +185,23 @@ _LAYER_KEYS = {"conv": ("name", "weight", "bias", "stride", "padding", "act"),
                "dense": ("name", "weight", "bias", "act"),
                "save": ("name",), "add": ("name", "from", "act"), "avgpool": ("name", "act")}
 _LAYER_TYPES = ("conv", "dense", "maxpool", "flatten", "save", "add", "avgpool")
+#: activation kinds of the network format (firmware/nn.py): unsigned and signed codes
+ACT_KINDS = ("relu_q", "linear_q")
+
+
+def activation(act, what: str):
+    """A layer's ``act``: None or {"kind": one of ACT_KINDS, "bits": 1..8 (2..8 signed), "clip" > 0}."""
+    if act is None:
+        return act
+    if not isinstance(act, dict) or "kind" not in act:
+        raise InputError(f"{what}: act {_show(act)} is not None or a dict with kind, bits and clip")
+    kind = choice(act["kind"], ACT_KINDS, f"{what}: act kind")
+    for key in ("bits", "clip"):
+        if key not in act:
+            raise InputError(f"{what}: a {kind} act needs 'bits' and 'clip'")
+    integer(act["bits"], f"{what}: act bits", 2 if kind == "linear_q" else 1, 8)
+    number(act["clip"], f"{what}: act clip", 1e-12)
+    return act
 
 
 def network(net, what: str = "network"):
@@ -219,6 +236,8 @@ def network(net, what: str = "network"):
         if missing:
             raise InputError(f"{name} has no {', '.join(repr(k) for k in missing)}; a {layer['type']} layer "
                              f"needs {', '.join(needed)}" + (" (bias may be None)" if "bias" in needed else ""))
+        if "act" in needed:
+            activation(layer["act"], name)
         if "weight" not in needed:
             continue
         w = array(layer["weight"], f"{name} weight", ndim=4 if layer["type"] == "conv" else 2, kinds="iuf")

@@ -122,3 +122,56 @@ def test_bad_rows_are_swapped_for_spare_rows():
     # After the repair no failed cell sits on a row the network uses.
     for core, rows in rt.bad_rows().items():
         assert not rows & used.get(core, set())
+
+
+def _linear_hidden_net(rng, act):
+    """flatten -> dense h (``act``) -> dense r (relu_q) -> dense out: a linear hidden layer."""
+    return nn.Network({"bits": 3, "scale": 255 / 7, "step": 1 / 7}, [
+        {"type": "flatten"},
+        {"type": "dense", "name": "h", "weight": rng.normal(0, 1 / np.sqrt(120), (40, 120)),
+         "bias": rng.normal(0, 0.3, 40), "act": act},
+        {"type": "dense", "name": "r", "weight": rng.normal(0, 1 / np.sqrt(40), (30, 40)),
+         "bias": rng.normal(0, 0.1, 30), "act": {"kind": "relu_q", "bits": 3, "clip": 1.0}},
+        {"type": "dense", "name": "out", "weight": rng.normal(0, 1 / np.sqrt(30), (6, 30)),
+         "bias": np.zeros(6), "act": None}])
+
+
+def test_an_unquantised_hidden_layer_is_refused_by_name():
+    net = _linear_hidden_net(np.random.default_rng(5), None)
+    with pytest.raises(MappingError, match="'r' takes an unquantised output.*linear_q"):
+        map_network(net, ChipConfig())
+
+
+def test_linear_q_codes_are_signed_and_symmetric():
+    act = {"kind": "linear_q", "bits": 4, "clip": 1.4}          # codes -7..7, step 0.2
+    y = np.array([-5.0, -1.4, -0.31, -0.29, -0.09, 0.0, 0.09, 0.11, 0.5, 1.39, 9.0])
+    assert nn.act_step(act) == pytest.approx(0.2)
+    assert nn.quantize_act(y, act).tolist() == [-7, -7, -2, -1, 0, 0, 0, 1, 3, 7, 7]
+    assert nn.narrow_codes(nn.quantize_act(y, act), act).dtype == np.int8
+    with pytest.raises(Exception, match="act bits"):
+        from neurram.firmware import validate
+        validate.network(nn.Network({"bits": 3}, [{"type": "dense", "name": "h", "weight": np.ones((2, 2)),
+                                                   "bias": None, "act": dict(act, bits=1)}]))
+
+
+def test_a_linear_hidden_layer_runs_on_signed_chip_inputs():
+    """A linear hidden layer (linear_q) on full 256 x 256 cores with noise on: the next layer drives
+    the chip's signed (sign-magnitude) inputs, negative codes included, and the chip's logits
+    follow software's."""
+    rng = np.random.default_rng(6)
+    net = _linear_hidden_net(rng, {"kind": "linear_q", "bits": 5, "clip": 2.0})
+    x = rng.integers(0, 256, (80, 10, 12), dtype=np.uint8)
+    chip = open_chip("model", config=ChipConfig(core_grid=(1, 4)))
+    m = map_network(net, chip.config, x_cal=x[:20])
+    r = next(ml for ml in m.layers if ml.name == "r")
+    assert (r.in_bits, r.in_signed, r.x_max) == (5, True, 15)
+    rt = Runtime(chip, m)
+    assert rt.layer_mode(r).input_signed and not rt.layer_mode(m.layers[0]).input_signed
+    rt.program(progress=False)
+    rt.calibrate(x[:20])
+    codes = rt.forward(x, progress=False, capture="r").captured
+    assert codes.min() < 0 < codes.max() and np.abs(codes).max() <= 15
+    res = rt.forward(x, progress=False)
+    sw = nn.forward(net, x)
+    assert np.corrcoef(res.logits.ravel(), sw.ravel())[0, 1] > 0.95
+    assert np.mean(res.predictions == sw.argmax(1)) >= 0.7     # random logits lie close together

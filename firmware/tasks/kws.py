@@ -137,7 +137,7 @@ def map_kws(model: speech.KwsModel, config, *, bad_rows: dict | None = None, max
         gp = np.clip(Wk, 0, w_max) / w_max * G_MAX_uS
         gm = np.clip(-Wk, 0, w_max) / w_max * G_MAX_uS
         ml = MappedLayer(name, {"type": "dense", "name": name}, W, bias if on_chip else np.zeros(O), w_max,
-                         in_bits=3, in_step=1.0,   # x_max 7: the top 4-bit signed code (bias rows)
+                         in_bits=4, in_step=1.0, in_signed=True,   # x_max 7: the top 4-bit signed code
                          bias_row_weight=bias_row_w, bias_rows_total=n_bias,
                          out_range=out_clip)
         ml.segments.append(Segment(name, 0, -1, inputs, n_bias, 0, O, gp, gm))
