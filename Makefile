@@ -18,7 +18,7 @@ $(VENV)/.installed: export PYTHONWARNINGS = ignore:Editable installation
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[fpga]'
+	$(PY) -m pip install -q -e '.[fpga,onnx]'
 	touch $@
 
 demo: $(VENV)/.installed

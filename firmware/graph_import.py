@@ -78,7 +78,7 @@ class Lowering:
 
     def _source(self, t):
         """How a layer reads ``t``: None when it is the current tensor, else its saved name."""
-        if t is self.current:
+        if t == self.current:
             return None
         if t in self.saved:
             return self.names[t]
@@ -88,7 +88,7 @@ class Lowering:
         """``t`` changes ``prev``'s layer in place (a fold, an activation): it stands where ``prev``
         stood, as the current tensor or under ``prev``'s saved name."""
         self.producer[t] = spec
-        if prev is self.current:
+        if prev == self.current:
             self.current = t
         else:
             self.names[t] = self.names[prev]
@@ -102,7 +102,7 @@ class Lowering:
             self.saved.add(t)
 
     def _main_path(self, src, what):
-        if src is not self.current:
+        if src != self.current:
             raise Refused(f"{what} must read the last layer's output")
 
     # -- operations ---------------------------------------------------------------------------
@@ -158,9 +158,9 @@ class Lowering:
 
     def add(self, t, a, b, *, name: str):
         """A residual add: one input is the current tensor, the other a saved one."""
-        if a is self.current:
+        if a == self.current:
             other = b
-        elif b is self.current:
+        elif b == self.current:
             other = a
         else:
             raise Refused("an add needs the current tensor as one of its two inputs")
@@ -199,7 +199,7 @@ class Lowering:
 
     def alias(self, t, src, *, name: str):
         """``t`` is ``src`` unchanged (an Identity, a Dropout at inference)."""
-        if src is self.current:
+        if src == self.current:
             self.current = t
         elif src in self.saved:
             self.names[t] = self.names[src]
@@ -211,7 +211,7 @@ class Lowering:
         self._done(t, name)
 
     def output(self, t):
-        if t is not self.current:
+        if t != self.current:
             raise Refused("the network's output is not the last layer's")
 
     # -- the network --------------------------------------------------------------------------

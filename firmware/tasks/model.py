@@ -1,7 +1,10 @@
 """Your own network on the chip: ``neurram run model --model FILE`` (docs/user-guide.md).
 
 FILE is a network written by ``neurram.firmware.nn.save_network`` (by hand, by a training script
-or by :func:`neurram.firmware.torch_import.from_torch`). The images come from one of the embedded
+or by :func:`neurram.firmware.torch_import.from_torch`), or an ONNX model (``.onnx``, needs the
+``onnx`` extra) imported by :func:`neurram.firmware.onnx_import.from_onnx` with its activation clips
+set on the calibration images below (default input quantiser: 4-bit codes, values in [0, 1]). The
+images come from one of the embedded
 data sets (``--dataset mnist`` or ``cifar10``, test split scored, training images calibrate) or
 from your own ``.npz`` (``--data FILE`` with arrays ``x`` uint8 images and ``y`` labels, and
 optionally ``x_cal`` calibration images; without ``x_cal`` the first 64 images of ``x`` calibrate
@@ -18,7 +21,8 @@ __all__ = ["add_run_arguments", "run_cli", "load_images"]
 
 
 def add_run_arguments(p) -> None:
-    p.add_argument("--model", required=True, help="network file (neurram.firmware.nn.save_network)")
+    p.add_argument("--model", required=True,
+                   help="network file (neurram.firmware.nn.save_network) or an ONNX model (.onnx)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", choices=("mnist", "cifar10"), help="score on this data set's test split")
     src.add_argument("--data", help=".npz with x (uint8 images), y (labels) and optionally x_cal")
@@ -54,8 +58,12 @@ def load_images(args):
 
 
 def run_cli(args, chip: Chip) -> dict:
-    net = nn.load_network(args.model)
+    onnx_model = str(args.model).lower().endswith(".onnx")
+    net = None if onnx_model else nn.load_network(args.model)
     x, y, x_cal = load_images(args)
+    if onnx_model:                                 # imported with its clips set on the calibration images
+        from ..onnx_import import from_onnx
+        net = from_onnx(args.model, x_cal)
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     rtl = args.chip.startswith("rtl")
