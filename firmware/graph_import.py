@@ -101,6 +101,13 @@ class Lowering:
             self.layers.append({"type": "save", "name": self.names[t]})
             self.saved.add(t)
 
+    def _produce(self, t, spec, name):
+        """A layer on the main path whose activation a following ReLU sets."""
+        self.layers.append(spec)
+        self.producer[t] = spec
+        self.current = t
+        self._done(t, name)
+
     def _main_path(self, src, what):
         if src != self.current:
             raise Refused(f"{what} must read the last layer's output")
@@ -166,11 +173,7 @@ class Lowering:
             raise Refused("an add needs the current tensor as one of its two inputs")
         if other not in self.saved:
             raise Refused("an add's other input must be a saved tensor or a one-layer shortcut")
-        spec = {"type": "add", "name": name, "from": self.names[other], "act": None}
-        self.layers.append(spec)
-        self.producer[t] = spec
-        self.current = t
-        self._done(t, name)
+        self._produce(t, {"type": "add", "name": name, "from": self.names[other], "act": None}, name)
 
     def maxpool(self, t, src, *, kernel: int, stride: int | None = None, ceil_mode: bool = False, name: str):
         self._main_path(src, "a max pool")
@@ -182,13 +185,9 @@ class Lowering:
     def avgpool(self, t, src, *, name: str):
         """A global average pool, its output quantised like a ReLU's (clip from ``values[t]``)."""
         self._main_path(src, "a global average pool")
-        spec = {"type": "avgpool", "name": name,
-                "act": {"kind": "relu_q", "bits": self.act_bits,
-                        "clip": _percentile_clip(np.asarray(self.values[t]), self.clip_percentile)}}
-        self.layers.append(spec)
-        self.producer[t] = spec
-        self.current = t
-        self._done(t, name)
+        clip = _percentile_clip(np.asarray(self.values[t]), self.clip_percentile)
+        self._produce(t, {"type": "avgpool", "name": name, "act": {"kind": "relu_q", "bits": self.act_bits, "clip": clip}},
+                      name)
 
     def flatten(self, t, src, *, name: str):
         self._main_path(src, "a flatten")

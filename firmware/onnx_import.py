@@ -132,7 +132,7 @@ def from_onnx(model_or_path, x_cal: np.ndarray, *, input_quant: dict | None = No
         values[x_in.name] = x
     layer_names: set = set()
     for i, node in enumerate(graph.node):
-        label = node.name or (node.output[0] if node.output else f"node{i}")
+        label = _label(node, i)
         try:
             _lower(onnx, node, label, low, values, consts, aliases, layer_names)
         except graph_import.Refused as e:
@@ -148,9 +148,32 @@ def from_onnx(model_or_path, x_cal: np.ndarray, *, input_quant: dict | None = No
     return low.network(q, meta, "from_onnx")
 
 
+def _module_path(node) -> list[str]:
+    """The scopes of a PyTorch export's node name: ``/b2/down/down.0/Conv`` -> [b2, down.0, Conv]."""
+    segs: list[str] = []
+    for seg in (node.name or "").split("/"):
+        if seg and segs and seg.startswith(segs[-1] + "."):
+            segs[-1] = seg
+        elif seg:
+            segs.append(seg)
+    return segs
+
+
+def _label(node, i) -> str:
+    """A node's name in the network: ``/b2/down/down.0/Conv`` (PyTorch's exporter) is ``b2.down.0.Conv``."""
+    return ".".join(_module_path(node)) or (node.output[0] if node.output else f"node{i}")
+
+
 def _layer_name(node, label, weight_name, taken) -> str:
-    """A layer's name: its weight's (``stem.0`` for ``stem.0.weight``), else the node's."""
-    base = weight_name[:-len(".weight")] if weight_name.endswith(".weight") else label.strip("/").replace("/", ".")
+    """A layer's name: its weight's (``stem.0`` for ``stem.0.weight``), else the module of a
+    PyTorch export (``b2.down.0`` for ``/b2/down/down.0/Conv``), else the node's."""
+    path = _module_path(node)
+    if weight_name.endswith(".weight"):
+        base = weight_name[:-len(".weight")]
+    elif len(path) >= 2 and path[-1].split("_")[0] == node.op_type:
+        base = ".".join(path[:-1])
+    else:
+        base = label
     name, k = base, 1
     while name in taken:
         k += 1

@@ -13,7 +13,6 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
-from neurram.config import ChipConfig  # noqa: E402
 from neurram.firmware import nn  # noqa: E402
 from neurram.firmware.mapper import map_network  # noqa: E402
 from neurram.firmware.onnx_import import OnnxImportError, from_onnx  # noqa: E402
@@ -292,30 +291,32 @@ def test_linear_hidden_layer_gets_signed_codes(kind):
     assert np.corrcoef(ours.ravel(), want.ravel())[0, 1] > 0.99
 
 
+def chip_logits(net, x, cal, cores):
+    """``net``'s logits on a noise-free fast-model chip of ``cores`` ("RxC"), calibrated on ``cal``."""
+    chip = open_chip(f"model:cores={cores},noise=off")
+    runtime = Runtime(chip, map_network(net, chip.config, x_cal=cal))
+    runtime.program(progress=False)
+    runtime.calibrate(cal)
+    return runtime.forward(x, progress=False).logits
+
+
 def test_imported_network_runs_on_the_chip(tmp_path):
+    """The projection block, imported from a file, on a 2 x 2 chip: its logits follow software."""
     model, _, shape, _ = residual(True)
     path = tmp_path / "block.onnx"
     onnx.save(model, str(path))
     x = images(30, shape, seed=5)
     net = from_onnx(str(path), x[:16], input_quant=Q)
-    chip = open_chip("model:noise=off", config=ChipConfig(core_grid=(2, 2)))
-    rt = Runtime(chip, map_network(net, chip.config, x_cal=x[:16]))
-    rt.program(progress=False)
-    rt.calibrate(x[:16])
-    res = rt.forward(x, progress=False)
-    assert np.corrcoef(res.logits.ravel(), nn.forward(net, x).ravel())[0, 1] > 0.95
+    assert np.corrcoef(chip_logits(net, x, x[:16], "2x2").ravel(), nn.forward(net, x).ravel())[0, 1] > 0.95
 
 
 def test_linear_hidden_network_runs_on_the_chip():
+    """The linear_q layer's signed codes drive the next layer on the chip as in software."""
     model, _, _, shape, _ = linear_hidden("dense")
     x = images(30, shape, seed=6)
     net = from_onnx(model, x[:16], input_quant=Q)
-    chip = open_chip("model:noise=off", config=ChipConfig(core_grid=(1, 2)))
-    rt = Runtime(chip, map_network(net, chip.config, x_cal=x[:16]))
-    rt.program(progress=False)
-    rt.calibrate(x[:16])
-    res = rt.forward(x, progress=False)
-    assert np.corrcoef(res.logits.ravel(), nn.forward(net, x).ravel())[0, 1] > 0.95
+    assert net.weight_layers()[0]["act"]["kind"] == "linear_q"
+    assert np.corrcoef(chip_logits(net, x, x[:16], "1x2").ravel(), nn.forward(net, x).ravel())[0, 1] > 0.95
 
 
 def test_unsupported_pieces_are_named():
@@ -372,6 +373,7 @@ def test_torch_export_imports_like_from_torch(tmp_path):
     x = images(20, (3, 16, 16), seed=7)
     ours, theirs = from_onnx(str(path), x, input_quant=Q), from_torch(model, x, input_quant=Q)
     assert [l["type"] for l in ours.layers] == [l["type"] for l in theirs.layers]
+    assert [l["name"] for l in ours.weight_layers()] == [l["name"] for l in theirs.weight_layers()]
     for a, b in zip(ours.layers, theirs.layers):
         for key in ("weight", "bias"):
             if key in b:

@@ -80,6 +80,33 @@ def test_imported_network_computes_what_the_module_computes(make, shape):
     assert np.mean(ours.argmax(1) == ref.argmax(1)) >= 0.9
 
 
+def test_linear_hidden_layers_get_signed_codes():
+    """A Linear or Conv2d without activation whose output the next weight layer reads gets linear_q
+    (act_bits + 1 bits, clip the clip_percentile of |y|); the conv before a residual add and the
+    logits stay linear."""
+    torch.manual_seed(1)
+    model = tnn.Sequential(tnn.Conv2d(1, 4, 3, padding=1), tnn.BatchNorm2d(4), tnn.MaxPool2d(2),
+                           tnn.Conv2d(4, 4, 3, padding=1), tnn.ReLU(), tnn.Flatten(),
+                           tnn.Linear(64, 24), tnn.Linear(24, 16), tnn.ReLU(), tnn.Linear(16, 10))
+    model = _randomise_bn(model)
+    x = np.random.default_rng(2).integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    net = from_torch(model, x[:20], input_quant=Q, act_bits=7, clip_percentile=99.5)
+    acts = {l["name"]: l["act"] for l in net.weight_layers()}
+    with torch.no_grad():
+        xq = _quantised(x[:20])[:, None]
+        conv_y = model[1](model[0](xq)).numpy()
+        fc_y = model[6](model[5](model[4](model[3](model[2](model[1](model[0](xq))))))).numpy()
+    for name, y in (("0", conv_y), ("6", fc_y)):
+        assert acts[name]["kind"] == "linear_q" and acts[name]["bits"] == 8
+        assert acts[name]["clip"] == pytest.approx(np.percentile(np.abs(y), 99.5), rel=1e-4)
+    assert acts["3"]["kind"] == acts["7"]["kind"] == "relu_q" and acts["9"] is None
+    assert all(l["act"] is None or l["act"]["kind"] == "relu_q"
+               for l in from_torch(_randomise_bn(TinyResNet()), x[:4, None].repeat(3, 1)).weight_layers())
+    with torch.no_grad():
+        ref = model(_quantised(x[20:])[:, None]).numpy()
+    assert np.corrcoef(nn.forward(net, x[20:]).ravel(), ref.ravel())[0, 1] > 0.99
+
+
 def test_imported_resnet_runs_on_the_chip():
     model = _randomise_bn(TinyResNet())
     x = np.random.default_rng(1).integers(0, 256, (30, 3, 16, 16), dtype=np.uint8)
