@@ -29,7 +29,7 @@ from neurram.spec.mvm import PACKET_UV_MAX
 
 from . import nn, validate
 
-__all__ = ["Segment", "MappedLayer", "Mapping", "map_network", "MappingError", "G_MAX_uS", "fold_batchnorm"]
+__all__ = ["Segment", "MappedLayer", "Mapping", "map_network", "MappingError", "G_MAX_uS"]
 
 G_MAX_uS = 40.0
 
@@ -185,28 +185,6 @@ class Mapping:
         return "\n".join(lines)
 
 
-def fold_batchnorm(net: nn.Network) -> nn.Network:
-    """Fold every ``{"type": "batchnorm", "gamma", "beta", "mean", "var", "eps"}`` layer into the
-    conv or dense layer before it: W' = W·γ/√(var+ε) per output, b' = (b - mean)·γ/√(var+ε) + β.
-    The activation moves from the batch-norm layer (if it has one) to the folded layer."""
-    out = []
-    for layer in net.layers:
-        if layer["type"] != "batchnorm":
-            out.append(dict(layer))
-            continue
-        if not out or out[-1]["type"] not in ("conv", "dense"):
-            raise MappingError("a batchnorm layer must follow a conv or dense layer")
-        prev = out[-1]
-        scale = np.asarray(layer["gamma"], float) / np.sqrt(np.asarray(layer["var"], float) + layer.get("eps", 1e-5))
-        w = np.asarray(prev["weight"], float)
-        b = np.asarray(prev["bias"], float) if prev.get("bias") is not None else np.zeros(w.shape[0])
-        prev["weight"] = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
-        prev["bias"] = (b - np.asarray(layer["mean"], float)) * scale + np.asarray(layer["beta"], float)
-        if layer.get("act") is not None:
-            prev["act"] = layer["act"]
-    return nn.Network(net.input, out, dict(net.meta))
-
-
 def _layer_ranges(net: nn.Network, x_cal: np.ndarray) -> dict:
     """Largest |pre-activation| of every weight layer on calibration images (software model)."""
     ranges = {}
@@ -245,7 +223,10 @@ def map_network(net: nn.Network, info, *, x_cal: np.ndarray | None = None, max_s
         validate.integer(spare_rows, "map_network: spare_rows", 0, info.rows - 4)
     rows, cols = info.rows, info.cols
     n_cores = info.n_cores
-    net = fold_batchnorm(net)
+    try:
+        net = nn.fold_batchnorm(net)
+    except ValueError as e:
+        raise MappingError(str(e)) from None
     ranges = _layer_ranges(net, x_cal) if x_cal is not None else {}
     try:
         codes_in = nn.layer_input_codes(net)

@@ -16,6 +16,9 @@ Layer dicts
     edge still yields an output (7x7 -> 4x4 for kernel 2), like PyTorch.
 ``{"type": "flatten"}``
     (N, C, H, W) -> (N, C*H*W) in C-major order (PyTorch ``flatten(1)``).
+``{"type": "batchnorm", "gamma": (O,), "beta": (O,), "mean": (O,), "var": (O,), "eps": float, "act": ACT}``
+    Inference batch norm right after a conv or dense layer; :func:`fold_batchnorm` folds it into
+    that layer's weights and bias (the mapper and :func:`forward` do so), its ``act`` moving there.
 ``{"type": "save", "name": str}``
     Keeps the current tensor under ``name`` (a residual block's input).
 ``{"type": "add", "name": str, "from": str, "act": ACT}``
@@ -78,6 +81,7 @@ __all__ = [
     "FORMAT",
     "VERSION",
     "ACT_KINDS",
+    "fold_batchnorm",
     "InputCodes",
     "act_code_max",
     "act_signed",
@@ -102,7 +106,7 @@ __all__ = [
 
 FORMAT = "neurram-qnet"
 VERSION = 1
-_ARRAY_KEYS = ("weight", "bias")
+_ARRAY_KEYS = ("weight", "bias", "gamma", "beta", "mean", "var")
 _WEIGHT_TYPES = ("conv", "dense")
 
 
@@ -435,9 +439,36 @@ def walk(net: Network, h: np.ndarray, weight_layer, *, codes: bool = False) -> n
                 stash[layer["output"]] = (out, out_step)
             else:
                 h, step = out, out_step
+        elif t == "batchnorm":
+            raise ValueError("walk takes a network without batch-norm layers: fold them first (nn.fold_batchnorm)")
         else:
             raise ValueError(f"unknown layer type {t!r}")
     return h
+
+
+def fold_batchnorm(net: Network) -> Network:
+    """Fold every ``{"type": "batchnorm", "gamma", "beta", "mean", "var", "eps"}`` layer into the
+    conv or dense layer before it: W' = W·γ/√(var+ε) per output, b' = (b - mean)·γ/√(var+ε) + β.
+    The activation moves from the batch-norm layer (if it has one) to the folded layer. A network
+    without batch-norm layers comes back as it is."""
+    if not any(layer["type"] == "batchnorm" for layer in net.layers):
+        return net
+    out = []
+    for i, layer in enumerate(net.layers):
+        if layer["type"] != "batchnorm":
+            out.append(dict(layer))
+            continue
+        if not out or out[-1]["type"] not in ("conv", "dense"):
+            raise ValueError(f"batchnorm layer {i}: it must follow a conv or dense layer (it folds into that layer)")
+        prev = out[-1]
+        scale = np.asarray(layer["gamma"], float) / np.sqrt(np.asarray(layer["var"], float) + layer.get("eps", 1e-5))
+        w = np.asarray(prev["weight"], float)
+        b = np.asarray(prev["bias"], float) if prev.get("bias") is not None else np.zeros(w.shape[0])
+        prev["weight"] = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+        prev["bias"] = (b - np.asarray(layer["mean"], float)) * scale + np.asarray(layer["beta"], float)
+        if layer.get("act") is not None:
+            prev["act"] = layer["act"]
+    return Network(net.input, out, dict(net.meta))
 
 
 class InputCodes(NamedTuple):
@@ -520,6 +551,7 @@ def forward(net: Network, x_uint8: np.ndarray, weight_noise_k: float = 0.0,
     weights is drawn (from ``rng``) and used for the whole batch.
     """
     x_uint8 = np.asarray(x_uint8)
+    net = fold_batchnorm(net)
     if weight_noise_k and weight_noise_k > 0:
         net = noisy_layers(net, weight_noise_k, rng)
     outs = [_forward_batch(net, x_uint8[i:i + batch_size], dtype)

@@ -183,8 +183,9 @@ def conductances(g, what: str = "conductance targets", g_max_uS: float | None = 
 #: Keys every layer of a network file must have, by type (firmware/nn.py's format).
 _LAYER_KEYS = {"conv": ("name", "weight", "bias", "stride", "padding", "act"),
                "dense": ("name", "weight", "bias", "act"),
-               "save": ("name",), "add": ("name", "from", "act"), "avgpool": ("name", "act")}
-_LAYER_TYPES = ("conv", "dense", "maxpool", "flatten", "save", "add", "avgpool")
+               "save": ("name",), "add": ("name", "from", "act"), "avgpool": ("name", "act"),
+               "batchnorm": ("gamma", "beta", "mean", "var")}
+_LAYER_TYPES = ("conv", "dense", "batchnorm", "maxpool", "flatten", "save", "add", "avgpool")
 #: activation kinds of the network format (firmware/nn.py): unsigned and signed codes
 ACT_KINDS = ("relu_q", "linear_q")
 
@@ -236,8 +237,15 @@ def network(net, what: str = "network"):
         if missing:
             raise InputError(f"{name} has no {', '.join(repr(k) for k in missing)}; a {layer['type']} layer "
                              f"needs {', '.join(needed)}" + (" (bias may be None)" if "bias" in needed else ""))
-        if "act" in needed:
-            activation(layer["act"], name)
+        if "act" in needed or layer["type"] == "batchnorm":
+            activation(layer.get("act"), name)
+        if layer["type"] == "batchnorm":
+            prev = layers[i - 1] if i else {}
+            n_out = len(prev["weight"]) if prev.get("type") in ("conv", "dense") and "weight" in prev else None
+            if n_out is None:
+                raise InputError(f"{name}: a batchnorm layer must follow a conv or dense layer")
+            for key in needed:
+                array(layer[key], f"{name} {key}", shape=(n_out,), kinds="iuf", lo=0 if key == "var" else None)
         if "weight" not in needed:
             continue
         w = array(layer["weight"], f"{name} weight", ndim=4 if layer["type"] == "conv" else 2, kinds="iuf")

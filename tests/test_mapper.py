@@ -7,6 +7,7 @@ from neurram.config import ChipConfig
 from neurram.firmware import nn
 from neurram.firmware.mapper import G_MAX_uS, MappingError, map_network
 from neurram.firmware.runtime import Runtime
+from neurram.firmware.validate import InputError
 from neurram.targets import open_chip
 
 
@@ -79,8 +80,7 @@ def test_runtime_matches_software(target, agree):
     assert np.corrcoef(res.logits.ravel(), sw.ravel())[0, 1] > 0.9
 
 
-def test_batchnorm_folding_preserves_the_layer():
-    from neurram.firmware.mapper import fold_batchnorm
+def test_batchnorm_folding_preserves_the_layer(tmp_path):
     rng = np.random.default_rng(3)
     w, b = rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4)
     g, beta, mean, var = rng.uniform(0.5, 2, 4), rng.normal(size=4), rng.normal(size=4), rng.uniform(0.5, 2, 4)
@@ -88,13 +88,23 @@ def test_batchnorm_folding_preserves_the_layer():
         {"type": "conv", "name": "c", "weight": w, "bias": b, "stride": 1, "padding": 1, "act": None},
         {"type": "batchnorm", "gamma": g, "beta": beta, "mean": mean, "var": var, "eps": 1e-5,
          "act": {"kind": "relu_q", "bits": 3, "clip": 2.0}}])
-    folded = fold_batchnorm(net)
+    folded = nn.fold_batchnorm(net)
     assert [l["type"] for l in folded.layers] == ["conv"] and folded.layers[0]["act"]["clip"] == 2.0
     x = rng.normal(size=(2, 2, 5, 5))
     y_ref = nn.conv2d(x, w, b, 1, 1)
     y_ref = (y_ref - mean[None, :, None, None]) * (g / np.sqrt(var + 1e-5))[None, :, None, None] + beta[None, :, None, None]
     y = nn.conv2d(x, folded.layers[0]["weight"], folded.layers[0]["bias"], 1, 1)
     assert np.allclose(y, y_ref)
+    # a network file may hold the batch norm: it survives a save and load and runs folded
+    path = tmp_path / "bn.npz"
+    nn.save_network(path, net)
+    loaded = nn.load_network(path)
+    assert [l["type"] for l in loaded.layers] == ["conv", "batchnorm"]
+    img = rng.integers(0, 256, (3, 2, 5, 5), dtype=np.uint8)
+    assert np.allclose(nn.forward(loaded, img), nn.forward(folded, img), atol=1e-5)
+    nn.save_network(tmp_path / "b.npz", nn.Network({"bits": 3}, [net.layers[1]]))
+    with pytest.raises(InputError, match="must follow a conv or dense"):
+        nn.load_network(tmp_path / "b.npz")
 
 
 def test_bad_rows_are_swapped_for_spare_rows():
