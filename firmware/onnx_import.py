@@ -85,6 +85,15 @@ def _constant(onnx, node, attrs):
     raise graph_import.Refused(f"a Constant needs value, value_float(s) or value_int(s); it has {', '.join(attrs)}")
 
 
+def _explicit_pads(attrs, what) -> bool:
+    """True for ``auto_pad`` NOTSET (the ``pads`` apply), False for VALID (no padding)."""
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+    if auto_pad not in ("NOTSET", "VALID"):
+        raise graph_import.Refused(f"{what} needs explicit pads (auto_pad NOTSET or VALID, got {auto_pad})")
+    return auto_pad == "NOTSET"
+
+
 def _same(values, what):
     values = [int(v) for v in values]
     if len(set(values)) > 1:
@@ -124,12 +133,11 @@ def from_onnx(model_or_path, x_cal: np.ndarray, *, input_quant: dict | None = No
     if rank == 2:                                  # an MLP taking flat vectors: flatten the images first
         flat = aliases[x_in.name] = x_in.name + ".flat"
         users[flat], users[x_in.name] = users.get(x_in.name, 0), 1
-        low.input(x_in.name, name=x_in.name)
+    low.input(x_in.name, name=x_in.name)
+    values[x_in.name] = x
+    if rank == 2:
         low.flatten(flat, x_in.name, name=flat)
         values[flat] = x.reshape(len(x), -1)
-    else:
-        low.input(x_in.name, name=x_in.name)
-        values[x_in.name] = x
     layer_names: set = set()
     for i, node in enumerate(graph.node):
         label = _label(node, i)
@@ -138,6 +146,9 @@ def from_onnx(model_or_path, x_cal: np.ndarray, *, input_quant: dict | None = No
         except graph_import.Refused as e:
             raise OnnxImportError(f"{label} ({node.op_type}): {e}; supported: {', '.join(SUPPORTED)} "
                                   "(firmware/onnx_import.py)") from None
+        except ValueError as e:                    # shapes that do not fit: the evaluator's numpy says which
+            raise OnnxImportError(f"{label} ({node.op_type}): does not compute on the calibration images of shape "
+                                  f"{x.shape} ({e}); give images the model takes") from None
     if len(graph.output) != 1:
         raise OnnxImportError(f"from_onnx: the graph has {len(graph.output)} outputs; a chip network has one")
     try:
@@ -218,11 +229,7 @@ def _lower(onnx, node, label, low, values, consts, aliases, layer_names):
         w, b = const(1), const(2)
         if int(attrs.get("group", 1)) != 1 or any(int(d) != 1 for d in attrs.get("dilations", [])):
             raise graph_import.Refused("a Conv needs group 1 and dilation 1")
-        auto_pad = attrs.get("auto_pad", b"NOTSET")
-        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
-        if auto_pad not in ("NOTSET", "VALID"):
-            raise graph_import.Refused(f"a Conv needs explicit pads (auto_pad {auto_pad})")
-        pad = _same(attrs.get("pads", [0]) if auto_pad == "NOTSET" else [0], "a Conv's padding")
+        pad = _same(attrs.get("pads", [0]) if _explicit_pads(attrs, "a Conv") else [0], "a Conv's padding")
         stride = _same(attrs.get("strides", [1]), "a Conv's stride")
         if w.ndim != 4:
             raise graph_import.Refused(f"a Conv needs a 2-D kernel (weight shape {w.shape})")
@@ -239,7 +246,9 @@ def _lower(onnx, node, label, low, values, consts, aliases, layer_names):
                 raise graph_import.Refused("a Gemm with transA 1 transposes the batch; export without it")
             w = (wt if int(attrs.get("transB", 0)) else wt.T) * float(attrs.get("alpha", 1.0))
             c = const(2)
-            b = None if c is None else np.broadcast_to(float(attrs.get("beta", 1.0)) * c, (1, w.shape[0])).reshape(-1)
+            if c is not None and c.size not in (1, w.shape[0]):
+                raise graph_import.Refused(f"a Gemm's C must hold one bias per output ({w.shape[0]}), got shape {c.shape}")
+            b = None if c is None else np.broadcast_to(float(attrs.get("beta", 1.0)) * c.reshape(-1), (w.shape[0],))
         else:
             if wt.ndim != 2:
                 raise graph_import.Refused(f"a MatMul needs a 2-D constant weight, got shape {wt.shape}")
@@ -287,12 +296,10 @@ def _lower(onnx, node, label, low, values, consts, aliases, layer_names):
     elif op == "MaxPool":
         src, v = tensor(0)
         kernel = _same(attrs.get("kernel_shape", []), "a MaxPool's kernel")
-        stride = _same(attrs.get("strides", [kernel]), "a MaxPool's stride")
+        stride = _same(attrs.get("strides", [1]), "a MaxPool's stride")      # ONNX's default: 1
         if any(int(p) for p in attrs.get("pads", [])) or any(int(d) != 1 for d in attrs.get("dilations", [])):
             raise graph_import.Refused("a MaxPool needs pads 0 and dilation 1")
-        auto_pad = attrs.get("auto_pad", b"NOTSET")
-        if (auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)) not in ("NOTSET", "VALID"):
-            raise graph_import.Refused("a MaxPool needs auto_pad NOTSET or VALID")
+        _explicit_pads(attrs, "a MaxPool")
         ceil = bool(attrs.get("ceil_mode", 0))
         values[out] = nn.maxpool2d(v, kernel, stride, ceil)
         low.maxpool(out, src, kernel=kernel, stride=stride, ceil_mode=ceil, name=label)

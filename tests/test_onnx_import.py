@@ -263,7 +263,7 @@ def linear_hidden(kind):
             return relu(hidden(x) @ g.w[w2].T) @ g.w[w3].T
         return g.model(h), ref, hidden, (8, 8), "fc1"
     k1, k2, fc = g.weight("c1.weight", (8, 1, 3, 3)), g.weight("c2.weight", (8, 8, 3, 3)), g.weight("fc.weight", (10, 128))
-    h = g.node("MaxPool", [g.node("Conv", ["x", k1], "c1", pads=[1, 1, 1, 1])], "pool", kernel_shape=[2, 2])
+    h = g.node("MaxPool", [g.node("Conv", ["x", k1], "c1", pads=[1, 1, 1, 1])], "pool", kernel_shape=[2, 2], strides=[2, 2])
     h = g.node("Relu", [g.node("Conv", [h, k2], "c2", pads=[1, 1, 1, 1])], "relu2")
     h = g.node("Gemm", [g.node("Flatten", [h], "flat"), fc], "fc", transB=1)
 
@@ -334,8 +334,23 @@ def test_unsupported_pieces_are_named():
     h = g.node("Conv", ["x", g.weight("c.weight", (4, 1, 3, 3))], "c", pads=[0, 0, 1, 1])
     with pytest.raises(OnnxImportError, match=r"^c \(Conv\): a Conv's padding must be the same"):
         from_onnx(g.model(h), images(4, (8, 8)))
+    model, _, _, _ = residual(False)                 # a 3-channel model given 1-channel images
+    with pytest.raises(OnnxImportError, match=r"^stem \(Conv\): does not compute on the calibration images of shape"):
+        from_onnx(model, images(4, (16, 16)))
     with pytest.raises(OnnxImportError, match="not a readable ONNX model"):
         from_onnx("/nonexistent/model.onnx", images(4, (8, 8)))
+
+
+def test_maxpool_stride_defaults_to_one():
+    """ONNX's MaxPool without strides slides by 1 (not by its kernel, as PyTorch's would)."""
+    g = Graph(12)
+    fc = g.weight("fc.weight", (10, 49))
+    h = g.node("Gemm", [g.node("Flatten", [g.node("MaxPool", ["x"], "pool", kernel_shape=[2, 2])], "flat"), fc], "fc", transB=1)
+    x = images(30, (8, 8), seed=12)
+    net = from_onnx(g.model(h), x, input_quant=Q, act_bits=8)
+    assert [(l["kernel"], l["stride"]) for l in net.layers if l["type"] == "maxpool"] == [(2, 1)]
+    want = sliding_window_view(seen(x), (2, 2), axis=(2, 3)).max(axis=(-1, -2)).reshape(30, -1) @ g.w[fc].T
+    assert np.allclose(nn.forward(net, x), want)
 
 
 def test_missing_onnx_names_the_extra(monkeypatch):
