@@ -130,17 +130,19 @@ class CoreBuffers(wiring.Component):
                      out_wr.addr.eq(Cat(outs.sel, self.vec)), out_wr.data.eq(outs.data), out_wr.en.eq(outs.en)]
         planes = {Space.BL_REG: (bl_act, bl_neg), Space.SL_REG: (sl_act, sl_neg),
                   Space.NEURON_MASK: (mask,), Space.POLARITY: (polarity,)}
-        m.submodules.wv_mem = wv_mem = Memory(shape=32, depth=c.wv_rows * C_, init=[])
-        wv_wr = wv_mem.write_port()
-        wv_rd = wv_mem.read_port()                         # the engine
-        wv_host = wv_mem.read_port()                       # host reads
-        wv = self.wv
-        m.d.comb += [wv_rd.addr.eq(wv.r_addr), wv.r_data.eq(wv_rd.data), wv_host.addr.eq(self.bus.offset)]
-        with m.If(wv.active):
-            m.d.comb += [wv_wr.addr.eq(wv.w_addr), wv_wr.data.eq(wv.w_data), wv_wr.en.eq(wv.w_en)]
-        with m.Else():
-            m.d.comb += [wv_wr.addr.eq(self.bus.offset), wv_wr.data.eq(self.bus.w_data),
-                         wv_wr.en.eq(self.bus.w_en & (self.bus.space == Space.WV_CELLS))]
+        wv_host = None
+        if c.wv_engine:                                    # without the engine: no WV_CELLS (reads 0)
+            m.submodules.wv_mem = wv_mem = Memory(shape=32, depth=c.wv_rows * C_, init=[])
+            wv_wr = wv_mem.write_port()
+            wv_rd = wv_mem.read_port()                     # the engine
+            wv_host = wv_mem.read_port()                   # host reads
+            wv = self.wv
+            m.d.comb += [wv_rd.addr.eq(wv.r_addr), wv.r_data.eq(wv_rd.data), wv_host.addr.eq(self.bus.offset)]
+            with m.If(wv.active):
+                m.d.comb += [wv_wr.addr.eq(wv.w_addr), wv_wr.data.eq(wv.w_data), wv_wr.en.eq(wv.w_en)]
+            with m.Else():
+                m.d.comb += [wv_wr.addr.eq(self.bus.offset), wv_wr.data.eq(self.bus.w_data),
+                             wv_wr.en.eq(self.bus.w_en & (self.bus.space == Space.WV_CELLS))]
 
         self._host_access(m, planes, in_wr, in_host, out_host, wv_host)
         with m.If(wb.en):
@@ -207,7 +209,8 @@ class CoreBuffers(wiring.Component):
                 m.d.comb += bus.r_data.eq(in_host.data.word_select(r_lane, 32) if wplv > 1 else in_host.data)
             with m.Case(Space.OUTPUT):
                 m.d.comb += bus.r_data.eq(out_host.data.word_select(r_lane, 32) if wplv > 1 else out_host.data)
-            with m.Case(Space.WV_CELLS):
-                m.d.comb += bus.r_data.eq(wv_host.data)
+            if wv_host is not None:
+                with m.Case(Space.WV_CELLS):
+                    m.d.comb += bus.r_data.eq(wv_host.data)
             with m.Default():
                 m.d.comb += bus.r_data.eq(r_word)

@@ -135,10 +135,11 @@ class _ChipLogic(wiring.Component):
         settings = Signal(CoreSettings)                    # MVM settings, broadcast
         m.d.comb += _settings_from_registers(settings, regs)
         wv_settings = Signal(WvSettings)                   # write-verify settings, broadcast
-        m.d.comb += _wv_settings_from_registers(wv_settings, regs)
         m.d.comb += control.read_ok.eq(regs.cell_timing.read_mV != 0)
-        m.d.comb += control.wv_ok.eq(wv_start_ok(wv_settings, cfg, wv_settings.row, wv_settings.read_mV,
-                                                 wv_settings.width_ns))
+        if cfg.wv_engine:                                  # without the engine, wv_start is refused
+            m.d.comb += _wv_settings_from_registers(wv_settings, regs)
+            m.d.comb += control.wv_ok.eq(wv_start_ok(wv_settings, cfg, wv_settings.row, wv_settings.read_mV,
+                                                     wv_settings.width_ns))
 
         ctrl, cmd = regs.ctrl, control.command
         m.d.comb += [
@@ -185,7 +186,6 @@ class _ChipLogic(wiring.Component):
             io.clear_counters.eq(control.clear_counters),
             io.v_pos_mV.eq(regs.core_bias[i].v_pos_mV), io.v_neg_mV.eq(regs.core_bias[i].v_neg_mV),
             io.packet_uV.eq(regs.core_neuron[i].packet_uV),
-            io.noise_uV.eq(regs.stochastic.noise_uV), io.lfsr_seed.eq(regs.lfsr_seed.seed),
             io.core_index.eq(i), io.wv_start.eq(control.wv_start[i]), io.wv.eq(wv_settings),
             cell.program.eq(control.cell_program[i]), cell.read.eq(control.cell_read[i]),
             cell.row.eq(regs.cell_addr.row), cell.col.eq(regs.cell_addr.col),
@@ -193,6 +193,8 @@ class _ChipLogic(wiring.Component):
             cell.gate_mV.eq(regs.cell_pulse.gate_mV), cell.width_ns.eq(regs.cell_timing.width_ns),
             cell.read_mV.eq(regs.cell_timing.read_mV),
         ]
+        if cfg.stochastic_neurons:
+            m.d.comb += [io.noise_uV.eq(regs.stochastic.noise_uV), io.lfsr_seed.eq(regs.lfsr_seed.seed)]
         if self.hierarchical:
             m.submodules[f"core_{i}"] = Instance(CORE_MODULE, i_clk=clk, i_rst=self.rst_q,
                                                  **instance_ports(signature, io))
@@ -206,9 +208,9 @@ class _ChipLogic(wiring.Component):
 
         st = regs.core_status[i]
         m.d.comb += [st.busy.eq(io.busy), st.batch_index.eq(io.batch_index)]
-        for reg, field in (("count_mvm", "mvm"), ("count_pulse", "pulse"), ("count_compare", "compare"),
-                           ("count_step", "step"), ("count_program", "program"), ("count_read", "read"),
-                           ("count_busy", "busy")):
+        counters = (("count_mvm", "mvm"), ("count_pulse", "pulse"), ("count_compare", "compare"),
+                    ("count_step", "step"), ("count_program", "program"), ("count_read", "read"), ("count_busy", "busy"))
+        for reg, field in counters if cfg.event_counters else ():     # without counters: no COUNT_*
             m.d.comb += getattr(regs, reg)[i].count.eq(getattr(io.counters, field))
         return io
 

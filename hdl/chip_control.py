@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from neurram.spec.mvm import SETTINGS_FIELDS, start_ok
 
-from .registers import CoreSettings
+from .registers import CoreSettings, Direction
 
 __all__ = ["Command", "ChipStatus", "BatchControl"]
 
@@ -78,7 +78,15 @@ class BatchControl(wiring.Component):
         s = self.settings
         values = SimpleNamespace(**{name: Value.cast(getattr(s, name)) for name, _ in SETTINGS_FIELDS})
         ok = Signal()
-        m.d.comb += ok.eq(start_ok(values, self.config, s.batch_count, (self.selected & self.enabled).any()))
+        # A reduced chip (ChipConfig) also refuses the modes it was built without.
+        c = self.config
+        lacks = [~s.stochastic if not c.stochastic_neurons else None,
+                 (s.direction != Direction.BACKWARD) if not c.backward else None,
+                 (s.direction != Direction.RECURRENT) if not c.recurrent else None,
+                 (s.max_steps <= c.max_steps_limit) if c.max_steps_limit < 127 and "decrement" in c.conversions else None]
+        extra = [t for t in lacks if t is not None]
+        spec_ok = start_ok(values, c, s.batch_count, (self.selected & self.enabled).any())
+        m.d.comb += ok.eq(spec_ok & Cat(*extra).all() if extra else spec_ok)
         return ok
 
     def elaborate(self, platform):

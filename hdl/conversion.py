@@ -65,9 +65,14 @@ class ConversionController(wiring.Component):
         cfg, mask, arr = self.settings, self.mask, self.array
         ONES = C((1 << L) - 1, L)
 
+        c = self.config
+        has_dec, has_sar = "decrement" in c.conversions, "sar" in c.conversions
+        # Planes of state a built conversion can set (the others read 0 and are not built).
+        n_mag = max(c.max_steps_limit.bit_length() if has_dec else 0, c.output_bits_max if has_sar else 0)
         neg = Signal(L)                                    # initial comparator sign: 1 = negative
         settled = Signal(L, name="done")                   # neurons whose conversion is over
-        mag = [Signal(L, name=f"mag{k}") for k in range(8)]  # bit-sliced step counters / SAR code
+        mag = [Signal(L, name=f"mag{k}") if k < n_mag else C(0, L) for k in range(8)]  # bit-sliced step counters / SAR code
+        mag_regs = mag[:n_mag]
         cmp_q = Signal(L, reset_less=True)                 # comparator outputs, registered
         steps = Signal(7)
         sar_bit = Signal(3)
@@ -77,7 +82,7 @@ class ConversionController(wiring.Component):
                      self.latch.cmp.eq(cmp_q), self.noise_step.eq(self.latch.en & cfg.stochastic)]
 
         with m.If(self.clear):
-            m.d.sync += [settled.eq(0), neg.eq(0), steps.eq(0), out_k.eq(0)] + [mk.eq(0) for mk in mag]
+            m.d.sync += [settled.eq(0), neg.eq(0), steps.eq(0), out_k.eq(0)] + [mk.eq(0) for mk in mag_regs]
 
         # ---- output planes, one per cycle ---------------------------------------------------------
         outs = self.outputs
@@ -95,67 +100,73 @@ class ConversionController(wiring.Component):
                 m.d.comb += self.latch.en.eq(1)
                 # Untracked neurons are done from the start and read 0.
                 m.d.sync += [neg.eq(~cmp_q & mask), settled.eq(~mask)]
-                with m.If(cfg.conversion == Conversion.SAR):
-                    for k in range(8):
-                        with m.If(cfg.output_bits == k + 1):
-                            m.d.sync += mag[k].eq(cmp_q & mask)
-                    m.d.sync += sar_bit.eq(cfg.output_bits - 2)
+                if has_sar:
+                    with m.If(cfg.conversion == Conversion.SAR):
+                        for k in range(n_mag):
+                            with m.If(cfg.output_bits == k + 1):
+                                m.d.sync += mag[k].eq(cmp_q & mask)
+                        m.d.sync += sar_bit.eq(cfg.output_bits - 2)
+                # Conversions the chip lacks never start (CTRL.start refuses them).
                 with m.Switch(cfg.conversion):
-                    with m.Case(Conversion.DECREMENT):
-                        m.next = "STEP_CHECK"
-                    with m.Case(Conversion.SAR):
-                        with m.If(cfg.output_bits <= 1):
-                            m.d.comb += self.done.eq(1)
-                            m.next = "COMPARE"
-                        with m.Else():
-                            m.next = "SAR_STEP"
+                    if has_dec:
+                        with m.Case(Conversion.DECREMENT):
+                            m.next = "STEP_CHECK"
+                    if has_sar:
+                        with m.Case(Conversion.SAR):
+                            with m.If(cfg.output_bits <= 1):
+                                m.d.comb += self.done.eq(1)
+                                m.next = "COMPARE"
+                            with m.Else():
+                                m.next = "SAR_STEP"
                     with m.Default():
                         m.d.comb += self.done.eq(1)
                         m.next = "COMPARE"
 
-            with m.State("STEP_CHECK"):
-                with m.If((settled == ONES) | (steps >= cfg.max_steps)):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "COMPARE"
-                with m.Else():
-                    m.next = "STEP"
+            if has_dec:
+                with m.State("STEP_CHECK"):
+                    with m.If((settled == ONES) | (steps >= cfg.max_steps)):
+                        m.d.comb += self.done.eq(1)
+                        m.next = "COMPARE"
+                    with m.Else():
+                        m.next = "STEP"
 
-            with m.State("STEP"):
-                m.d.comb += [arr.strobe.eq(1), arr.op.eq(AnalogOp.STEP), arr.step_enable.eq(~settled)]
-                m.d.sync += steps.eq(steps + 1)
-                m.next = "STEP_LATCH"
+                with m.State("STEP"):
+                    m.d.comb += [arr.strobe.eq(1), arr.op.eq(AnalogOp.STEP), arr.step_enable.eq(~settled)]
+                    m.d.sync += steps.eq(steps + 1)
+                    m.next = "STEP_LATCH"
 
-            with m.State("STEP_LATCH"):
-                m.d.comb += self.latch.en.eq(1)
-                flipped = Signal(L)
-                m.d.comb += flipped.eq(~settled & ~(cmp_q ^ neg))
-                m.d.sync += settled.eq(settled | flipped)
-                carry = Signal(L, name="carry_in")
-                m.d.comb += carry.eq(~settled)             # every neuron still active counts this step
-                for k in range(7):
-                    nxt = Signal(L, name=f"carry{k}")
-                    m.d.comb += nxt.eq(carry & mag[k])
-                    m.d.sync += mag[k].eq(mag[k] ^ carry)
-                    carry = nxt
-                m.next = "STEP_CHECK"
+                with m.State("STEP_LATCH"):
+                    m.d.comb += self.latch.en.eq(1)
+                    flipped = Signal(L)
+                    m.d.comb += flipped.eq(~settled & ~(cmp_q ^ neg))
+                    m.d.sync += settled.eq(settled | flipped)
+                    carry = Signal(L, name="carry_in")
+                    m.d.comb += carry.eq(~settled)             # every neuron still active counts this step
+                    for k in range(min(7, n_mag)):
+                        nxt = Signal(L, name=f"carry{k}")
+                        m.d.comb += nxt.eq(carry & mag[k])
+                        m.d.sync += mag[k].eq(mag[k] ^ carry)
+                        carry = nxt
+                    m.next = "STEP_CHECK"
 
-            with m.State("SAR_STEP"):
-                m.d.comb += [arr.strobe.eq(1), arr.op.eq(AnalogOp.STEP), arr.step_enable.eq(mask),
-                             arr.step_shift.eq(sar_bit)]
-                m.next = "SAR_LATCH"
+            if has_sar:
+                with m.State("SAR_STEP"):
+                    m.d.comb += [arr.strobe.eq(1), arr.op.eq(AnalogOp.STEP), arr.step_enable.eq(mask),
+                                 arr.step_shift.eq(sar_bit)]
+                    m.next = "SAR_LATCH"
 
-            with m.State("SAR_LATCH"):
-                m.d.comb += self.latch.en.eq(1)
-                with m.Switch(sar_bit):
-                    for k in range(7):
-                        with m.Case(k):
-                            m.d.sync += mag[k].eq(cmp_q & mask)
-                m.d.sync += sar_bit.eq(sar_bit - 1)
-                with m.If(sar_bit == 0):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "COMPARE"
-                with m.Else():
-                    m.next = "SAR_STEP"
+                with m.State("SAR_LATCH"):
+                    m.d.comb += self.latch.en.eq(1)
+                    with m.Switch(sar_bit):
+                        for k in range(min(7, n_mag)):
+                            with m.Case(k):
+                                m.d.sync += mag[k].eq(cmp_q & mask)
+                    m.d.sync += sar_bit.eq(sar_bit - 1)
+                    with m.If(sar_bit == 0):
+                        m.d.comb += self.done.eq(1)
+                        m.next = "COMPARE"
+                    with m.Else():
+                        m.next = "SAR_STEP"
         return m
 
     def _output_plane(self, m, neg, mag, out_k):

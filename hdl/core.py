@@ -29,7 +29,7 @@ generated Verilog small and the Verilator simulation fast.
 """
 
 
-from amaranth import ClockDomain, ClockSignal, DomainRenamer, EnableInserter, Module, Mux, ResetSignal, Signal
+from amaranth import C, ClockDomain, ClockSignal, DomainRenamer, EnableInserter, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -95,29 +95,40 @@ class CoreController(wiring.Component):
         m.submodules.buffers = buf = CoreBuffers(c)
         m.submodules.sequencer = seq = InputSequencer(c)
         m.submodules.conversion = conv = ConversionController(c)
-        m.submodules.noise = noise = NoiseSource(c.lines)
+        # Optional parts (ChipConfig): absent ones are not built.
+        noise = NoiseSource(c.lines) if c.stochastic_neurons else None
+        if noise is not None:
+            m.submodules.noise = noise
         m.submodules.cell = cell = CellAccess(c)
-        m.submodules.counters = counters = EventCounters()
-        m.submodules.wv_engine = engine = WriteVerifyEngine(c)
-
+        counters = EventCounters() if c.event_counters else None   # without: self.counters reads 0
+        if counters is not None:
+            m.submodules.counters = counters
+        engine = WriteVerifyEngine(c) if c.wv_engine else None
+        if engine is not None:
+            m.submodules.wv_engine = engine
         cfg = Signal(CoreSettings)                         # settings latched at start
         vec = Signal(13)                                   # vector of the batch in progress
         rstep = Signal(8)                                  # recurrent step of the current vector
         abort_pending = Signal()
         forward = Signal()
-        m.d.comb += forward.eq(cfg.direction != Direction.BACKWARD)
+        m.d.comb += forward.eq(cfg.direction != Direction.BACKWARD if c.backward else 1)
 
         # ---- the parts ----------------------------------------------------------------------------
         wiring.connect(m, wiring.flipped(self.bus), buf.bus)
         # The single-cell port: the chip's commands, or the write-verify engine while it runs.
+        engine_busy = engine.busy if engine is not None else C(0, 1)
         for path, member, value in cell.cell.signature.flatten(cell.cell):
             name = path[0]
             if member.flow == In:
-                m.d.comb += value.eq(Mux(engine.busy, getattr(engine.cell, name), getattr(self.cell, name)))
+                m.d.comb += value.eq(Mux(engine.busy, getattr(engine.cell, name), getattr(self.cell, name))
+                                     if engine is not None else getattr(self.cell, name))
             else:
-                m.d.comb += [getattr(self.cell, name).eq(value), getattr(engine.cell, name).eq(value)]
-        wiring.connect(m, engine.buffer, buf.wv)
-        m.d.comb += [engine.settings.eq(self.wv), engine.start.eq(self.wv_start), engine.cell_busy.eq(cell.busy)]
+                m.d.comb += getattr(self.cell, name).eq(value)
+                if engine is not None:
+                    m.d.comb += getattr(engine.cell, name).eq(value)
+        if engine is not None:
+            wiring.connect(m, engine.buffer, buf.wv)
+            m.d.comb += [engine.settings.eq(self.wv), engine.start.eq(self.wv_start), engine.cell_busy.eq(cell.busy)]
         wiring.connect(m, seq.inputs, buf.inputs)
         wiring.connect(m, seq.drive, buf.drive)
         wiring.connect(m, seq.planes_out, buf.write_back)
@@ -128,10 +139,13 @@ class CoreController(wiring.Component):
             seq.settings.eq(cfg), seq.mask.eq(buf.mask), seq.polarity.eq(buf.polarity),
             seq.neurons.eq(conv.neurons),
             conv.settings.eq(cfg), conv.mask.eq(buf.mask), conv.clear.eq(seq.init),
-            noise.seed.eq(self.lfsr_seed), noise.core_index.eq(self.core_index), noise.step.eq(conv.noise_step),
-            counters.clear.eq(self.clear_counters), self.counters.eq(counters.counters),
             self.batch_index.eq(vec),
         ]
+        if counters is not None:
+            m.d.comb += [counters.clear.eq(self.clear_counters), self.counters.eq(counters.counters)]
+        if noise is not None:
+            m.d.comb += [noise.seed.eq(self.lfsr_seed), noise.core_index.eq(self.core_index),
+                         noise.step.eq(conv.noise_step)]
 
         # ---- the analog port ----------------------------------------------------------------------
         arr = self.array
@@ -139,9 +153,12 @@ class CoreController(wiring.Component):
         m.d.comb += [
             arr.direction.eq(~forward),
             arr.v_pos_mV.eq(self.v_pos_mV), arr.v_neg_mV.eq(self.v_neg_mV), arr.packet_uV.eq(self.packet_uV),
-            arr.noise.eq(noise.noise), arr.noise_en.eq(cfg.stochastic), arr.noise_uV.eq(self.noise_uV),
-            counters.strobe.eq(arr.strobe), counters.op.eq(arr.op), counters.n_pulses.eq(arr.n_pulses),
+            arr.noise_uV.eq(self.noise_uV),
         ]
+        if counters is not None:
+            m.d.comb += [counters.strobe.eq(arr.strobe), counters.op.eq(arr.op), counters.n_pulses.eq(arr.n_pulses)]
+        if noise is not None:
+            m.d.comb += [arr.noise.eq(noise.noise), arr.noise_en.eq(cfg.stochastic)]
         assert rest == {"direction", "v_pos_mV", "v_neg_mV", "packet_uV", "noise", "noise_en", "noise_uV"}, rest
 
         # ---- the batch --------------------------------------------------------------------------
@@ -152,20 +169,26 @@ class CoreController(wiring.Component):
             with m.State("IDLE"):
                 # A cell command or write-verify in progress holds a start off; a start wins over
                 # a new command.
-                m.d.comb += [cell.enable.eq(~self.start), engine.enable.eq(~self.start & ~cell.busy)]
-                with m.If(self.start & ~cell.busy & ~engine.busy):
+                m.d.comb += cell.enable.eq(~self.start)
+                if engine is not None:
+                    m.d.comb += engine.enable.eq(~self.start & ~cell.busy)
+                with m.If(self.start & ~cell.busy & ~engine_busy):
                     m.d.sync += [cfg.eq(self.settings), vec.eq(0), abort_pending.eq(0), rstep.eq(0)]
-                    m.d.comb += noise.load.eq(1)
-                    with m.If(self.settings.stochastic):
-                        m.next = "WARMUP"
-                    with m.Else():
+                    if noise is not None:
+                        m.d.comb += noise.load.eq(1)
+                        with m.If(self.settings.stochastic):
+                            m.next = "WARMUP"
+                        with m.Else():
+                            m.next = "INPUT"
+                    else:
                         m.next = "INPUT"
 
-            with m.State("WARMUP"):
-                # Mix the seed through the automaton before the first draw.
-                m.d.comb += noise.warm.eq(1)
-                with m.If(noise.warm_last):
-                    m.next = "INPUT"
+            if noise is not None:
+                with m.State("WARMUP"):
+                    # Mix the seed through the automaton before the first draw.
+                    m.d.comb += noise.warm.eq(1)
+                    with m.If(noise.warm_last):
+                        m.next = "INPUT"
 
             with m.State("INPUT"):
                 m.d.comb += seq.run.eq(1)
@@ -181,10 +204,13 @@ class CoreController(wiring.Component):
                 # One output bit-plane per cycle.
                 m.d.comb += conv.write.eq(1)
                 with m.If(conv.last_plane):
-                    m.d.comb += counters.mvm.eq(1)
-                    with m.If((cfg.direction == Direction.RECURRENT) & (rstep + 1 < cfg.recurrent_steps)):
+                    if counters is not None:
+                        m.d.comb += counters.mvm.eq(1)
+                    recur = (cfg.direction == Direction.RECURRENT) & (rstep + 1 < cfg.recurrent_steps) if c.recurrent else 0
+                    with m.If(recur):
                         m.d.sync += rstep.eq(rstep + 1)
-                        m.next = "REC_WB"
+                        if c.recurrent:
+                            m.next = "REC_WB"
                     with m.Else():
                         m.d.sync += [vec.eq(vec + 1), rstep.eq(0)]
                         with m.If(abort_pending | self.abort_batch | (vec + 1 >= cfg.batch_count)):
@@ -192,14 +218,16 @@ class CoreController(wiring.Component):
                         with m.Else():
                             m.next = "INPUT"
 
-            with m.State("REC_WB"):
-                # Recurrent: the outputs become this vector's inputs for the next step.
-                m.d.comb += seq.write_back.eq(1)
-                with m.If(seq.write_back_last):
-                    m.next = "INPUT"
+            if c.recurrent:
+                with m.State("REC_WB"):
+                    # Recurrent: the outputs become this vector's inputs for the next step.
+                    m.d.comb += seq.write_back.eq(1)
+                    with m.If(seq.write_back_last):
+                        m.next = "INPUT"
 
-        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | cell.busy | engine.busy),
-                     counters.busy.eq(~fsm.ongoing("IDLE"))]
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | cell.busy | engine_busy)
+        if counters is not None:
+            m.d.comb += counters.busy.eq(~fsm.ongoing("IDLE"))
         return m
 
 

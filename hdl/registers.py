@@ -95,7 +95,8 @@ class RegisterFile(wiring.Component):
     * WS: ``Out(layout)`` holding the written bits for exactly the cycle after the write, else 0;
       reads return 0.
 
-    Per-core registers are ``data.ArrayLayout(layout, config.n_cores)``; addresses of cores
+    Registers of features the configuration lacks (``regmap.absent_registers``) are not built:
+    they have no port and read 0. Per-core registers are ``data.ArrayLayout(layout, config.n_cores)``; addresses of cores
     beyond ``n_cores`` read 0. CORE_ENABLE and CORE_SELECT are ``data.ArrayLayout(layout, 2)``
     (32 cores per word); bits of cores beyond ``n_cores`` read 0 and cannot be set. Reads of
     unmapped addresses return 0.
@@ -115,9 +116,10 @@ class RegisterFile(wiring.Component):
                 members[r.name.lower()] = Out(data.ArrayLayout(shape, k), init=[_reset(r.name)] * k)
         super().__init__(members)
 
-    @staticmethod
-    def _registers():
-        return [r for r in regmap.REGISTERS.values() if r.name not in regmap.ID_REGISTERS]
+    def _registers(self):
+        # A reduced chip has no registers for the features it lacks (they read 0).
+        absent = regmap.absent_registers(self.config)
+        return [r for r in regmap.REGISTERS.values() if r.name not in regmap.ID_REGISTERS and r.name not in absent]
 
     def elaborate(self, platform):
         m = Module()

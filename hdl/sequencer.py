@@ -132,7 +132,8 @@ class InputSequencer(wiring.Component):
                             m.d.sync += bit.eq(bit + 1)
                             m.next = "LOAD"
 
-        self._write_back(m)
+        if c.recurrent:                                    # no write-back without recurrent MVMs
+            self._write_back(m)
         return m
 
     def _write_back(self, m):

@@ -62,8 +62,21 @@ class ChipConfig:
     batch_depth: int = 16
     #: Conversion modes the neurons implement.
     conversions: tuple[str, ...] = CONVERSIONS
-    #: LFSR-driven stochastic neurons (RBM Gibbs sampling).
+    #: LFSR-driven stochastic neurons (RBM Gibbs sampling). Off: no random source in the cores,
+    #: no STOCHASTIC/LFSR_SEED registers, and a stochastic batch is refused (config_error).
     stochastic_neurons: bool = True
+    #: Backward MVMs (inputs on the source lines). Off: a backward batch is refused.
+    backward: bool = True
+    #: Recurrent MVMs (outputs written back as inputs on chip). Off: no write-back logic, and a
+    #: recurrent batch is refused.
+    recurrent: bool = True
+    #: The on-chip write-verify engine (CTRL.wv_start, WV_* registers, WV_CELLS buffer). Off: no
+    #: engine, registers or buffer in the cores; the host programs by write-verify over the
+    #: single-cell registers (``Chip.program`` chooses it by itself from FEATURES.wv_engine).
+    wv_engine: bool = True
+    #: Each core's event counters (COUNT_* registers). Off: no counters; the registers read 0
+    #: (the host's energy accounting then sees no events).
+    event_counters: bool = True
     #: Gate each core's clock while it has nothing to do (ASIC style; FPGA builds use clock
     #: enables instead). Behaviour is identical either way.
     clock_gating: bool = True
@@ -183,4 +196,8 @@ class ChipConfig:
         cr, cc = self.core_grid
         return (f"{self.n_cores} cores ({cr} x {cc}) of {self.rows} x {self.cols} cells, "
                 f"inputs 1-{self.input_bits_max} bit, outputs up to {self.output_bits_max} bit, "
-                f"conversions {'/'.join(self.conversions)}, batch depth {self.batch_depth}")
+                f"conversions {'/'.join(self.conversions)}, batch depth {self.batch_depth}"
+                + "".join(f", no {what}" for what, on in (("backward", self.backward), ("recurrent", self.recurrent),
+                                                          ("stochastic neurons", self.stochastic_neurons),
+                                                          ("write-verify engine", self.wv_engine),
+                                                          ("event counters", self.event_counters)) if not on))

