@@ -48,7 +48,7 @@ from neurram.spec.writeverify import G_LSB_uS, uS_to_code
 
 from ..analog import AnalogOp, analog_array_signature
 
-__all__ = ["EmulatedArray", "CODE_BITS", "COUPLING_FRAC_BITS", "GAIN_nV_per_mV", "V_SAT_nV",
+__all__ = ["EmulatedArray", "SerialMultiplier", "CODE_BITS", "COUPLING_FRAC_BITS", "GAIN_nV_per_mV", "V_SAT_nV",
            "program_code", "initial_code", "ProgramTables"]
 
 #: Bits of a stored conductance code (10 nS LSB; the width of CELL_RESULT.g_10nS).
@@ -139,6 +139,35 @@ def _bits(n: int) -> int:
     return max(1, int(n).bit_length())
 
 
+class SerialMultiplier(wiring.Component):
+    """``p = a · b`` (``a`` signed, ``b`` unsigned), one bit of ``b`` per cycle: ``start`` latches
+    the operands, ``busy`` is high for the next ``b_bits`` cycles, then ``p`` holds the product
+    until the next ``start``. An adder as wide as ``a`` instead of a multiplier: the emulation's
+    program response and line-sum scaling share one (the iCE40UP5K has 8 DSPs)."""
+
+    def __init__(self, a_bits: int, b_bits: int):
+        self.a_bits, self.b_bits = a_bits, b_bits
+        super().__init__({"a": In(signed(a_bits)), "b": In(unsigned(b_bits)), "start": In(1),
+                          "busy": Out(1), "p": Out(signed(a_bits + b_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        A, B = self.a_bits, self.b_bits
+        a = Signal(signed(A))
+        b = Signal(B)
+        hi = Signal(signed(A + 1))                              # the partial sum, shifted right
+        lo = Signal(B)                                          # the product's low bits, as shifted out
+        n = Signal(range(B + 1))
+        m.d.comb += [self.p.eq(Cat(lo, hi).as_signed()), self.busy.eq(n != 0)]
+        with m.If(self.start):
+            m.d.sync += [a.eq(self.a), b.eq(self.b), hi.eq(0), lo.eq(0), n.eq(B)]
+        with m.Elif(n != 0):
+            s = Signal(signed(A + 1))
+            m.d.comb += s.eq(hi + Mux(b[0], a, 0))
+            m.d.sync += [hi.eq(s >> 1), lo.eq(Cat(lo[1:], s[0])), b.eq(b >> 1), n.eq(n - 1)]
+        return m
+
+
 class EmulatedArray(wiring.Component):
     """The array of one core, emulated digitally (module docstring).
 
@@ -167,8 +196,10 @@ class EmulatedArray(wiring.Component):
         S_BITS = CODE_BITS + _bits(L)                           # a line's code sum
         n_max = 2 * c.pulse_multiplier_max * ((1 << c.input_bits_max) - 1)
         A_BITS = _bits(n_max * ((1 << 10) - 1)) + 1             # a_i: mV·pulses, signed
-        ACC_BITS = A_BITS + K_BITS + _bits(L) + 1
-        packet_max_nV = ((1 << 14) - 1) * 1000 << 7
+        # |Σ_i a_i k_ij| < 2^(A_BITS-1) · 2^(F+1): the couplings of a line sum to 2^F (+ n/2 rounding)
+        ACC_BITS = A_BITS + K_BITS
+        # the largest packet: 14-bit µV, shifted up to 7 bits by SAR steps (no shift without SAR)
+        packet_max_nV = ((1 << 14) - 1) * 1000 << (7 if "sar" in c.conversions else 0)
         Q_BITS = _bits(V_SAT_nV + c.max_steps_limit * packet_max_nV) + 2
         I_BITS = _bits(L)
 
@@ -210,7 +241,6 @@ class EmulatedArray(wiring.Component):
         cell_addr = Signal(range(R * C))
         pol_reset = Signal()
         width_ns = Signal(16)
-        rate_r = Signal(48)
         diff_r = Signal(CODE_BITS)
         dg_r = Signal(CODE_BITS)
         rate_q = Signal(F_FRAC_BITS + 5 + 1)                   # below the table's end when used
@@ -218,18 +248,15 @@ class EmulatedArray(wiring.Component):
         gate_ov_r = Signal(13)
         gate_mV_r = Signal(13)
         pulse_mV_r = Signal(12)
-        ov2_r = Signal(26)
         gcc_r = Signal(CODE_BITS)
-        gcc_prod = Signal(26 + _bits(TABLES.gcc_scale) + 1)
         f_r = Signal(F_FRAC_BITS + 1)
         # line sums
         o = Signal(I_BITS)                                      # output line
         i = Signal(I_BITS)                                      # input line
         s_sum = Signal(S_BITS)
-        div_rem = Signal(CODE_BITS + F + 1 + S_BITS)
+        div_rem = Signal(S_BITS + 2)                           # long division's remainder, < 2 · 2S
         div_q = Signal(K_BITS)
         div_b = Signal(range(K_BITS + 1))
-        div_trial = Signal(S_BITS + F + 1)
         sum_valid = Signal()
         n_pos = Signal(26)                                      # this burst's mV·pulses
         n_neg = Signal(26)
@@ -240,7 +267,10 @@ class EmulatedArray(wiring.Component):
         a_q = Signal(signed(A_BITS))
         prod = Signal(signed(A_BITS + K_BITS + 1))
         acc = Signal(signed(ACC_BITS))
-        scaled = Signal(signed(ACC_BITS + _bits(GAIN_nV_per_mV)))
+        # One serial multiplier for the program response and the line sums' gain.
+        m.submodules.mul = mul = SerialMultiplier(max(ACC_BITS, 32 + 1),
+                                                  max(16, _bits(TABLES.gcc_scale), F_FRAC_BITS + 1))
+        scaled = mul.p                                          # acc · gain, after SCALE
         delta = Signal(signed(ACC_BITS + _bits(GAIN_nV_per_mV) - F + 1))
 
         n_in = Mux(backward, C, R)
@@ -257,7 +287,8 @@ class EmulatedArray(wiring.Component):
         # Program response lookups, from the pulse latched at the strobe.
         is_set = p.pulse_polarity == PulsePolarity.SET.value
         gate_ov = Signal(13)
-        m.d.comb += gate_ov.eq(Mux(gate_mV_r > t.vt_mV, gate_mV_r - t.vt_mV, 0))
+        gate_d = Signal(len(gate_mV_r) + 1)                    # gate - V_t, its borrow: gate below V_t
+        m.d.comb += [gate_d.eq(gate_mV_r - t.vt_mV), gate_ov.eq(Mux(gate_d[-1], 0, gate_d[:-1]))]
         v_eff = Mux(~pol_reset, pulse_mV_r, Mux(pulse_mV_r < gate_ov, pulse_mV_r, gate_ov))
         assert TABLE_STEP_mV == 8
 
@@ -273,6 +304,7 @@ class EmulatedArray(wiring.Component):
                         AnalogOp.READ, AnalogOp.PROGRAM):
                 m.d.comb += slow.eq(1)
 
+        m.d.comb += switch_rd.addr.eq(rate_q >> (F_FRAC_BITS - 5))   # g(rate): the rate's step
         m.d.sync += answered.eq(0)
         with m.FSM(name="emu") as fsm:
             with m.State("IDLE"):
@@ -345,38 +377,57 @@ class EmulatedArray(wiring.Component):
                 m.d.sync += gate_ov_r.eq(gate_ov)
                 m.next = "PROG_LOOKUP"
 
+            # Each product on the serial multiplier: start it, then wait until it is not busy.
             with m.State("PROG_LOOKUP"):
-                m.d.sync += [rate_r.eq(rate_rd.data * width_ns), ov2_r.eq(gate_ov_r * gate_ov_r)]
-                m.d.comb += g_rd.addr.eq(cell_addr)
+                m.d.comb += [mul.start.eq(1), mul.a.eq(rate_rd.data), mul.b.eq(width_ns), g_rd.addr.eq(cell_addr)]
                 m.next = "PROG_RATE"
 
             with m.State("PROG_RATE"):
-                # the compliance's product; the rate in F_FRAC_BITS fixed point, g(rate) looked up
-                r = rate_r >> (RATE_FRAC_BITS - F_FRAC_BITS)
-                index = r >> (F_FRAC_BITS - 5)
-                m.d.sync += [gcc_prod.eq(ov2_r * t.gcc_scale + (1 << 31)),
-                             rate_q.eq(r), saturated.eq(index >= SWITCH_ENTRIES)]
-                m.d.comb += [switch_rd.addr.eq(index), g_rd.addr.eq(cell_addr)]
-                m.next = "PROG_CLIP"
+                # the rate in F_FRAC_BITS fixed point; g(rate) looked up; the gate overdrive squared
+                m.d.comb += g_rd.addr.eq(cell_addr)
+                with m.If(~mul.busy):
+                    # rate · width < 2^48; the table index r >> 11 is past its end when bits 36.. are set
+                    assert SWITCH_ENTRIES == 1 << (36 - (RATE_FRAC_BITS - F_FRAC_BITS) - (F_FRAC_BITS - 5))
+                    m.d.sync += [rate_q.eq(mul.p[RATE_FRAC_BITS - F_FRAC_BITS:]), saturated.eq(mul.p[36:48].any())]
+                    m.d.comb += [mul.start.eq(1), mul.a.eq(gate_ov_r), mul.b.eq(gate_ov_r)]
+                    m.next = "PROG_OV2"
+
+            with m.State("PROG_OV2"):
+                m.d.comb += g_rd.addr.eq(cell_addr)
+                with m.If(~mul.busy):
+                    m.d.comb += [mul.start.eq(1), mul.a.eq(mul.p), mul.b.eq(t.gcc_scale)]
+                    m.next = "PROG_GCC"
+
+            with m.State("PROG_GCC"):
+                # the compliance, clipped; then f = rate · g(rate)
+                m.d.comb += g_rd.addr.eq(cell_addr)
+                with m.If(~mul.busy):
+                    gcc = (mul.p[31:49] + 1) >> 1               # (ov² · scale + 2^31) >> 32; ov² · scale < 2^49
+                    m.d.sync += gcc_r.eq(Mux(gcc > t.ceiling_code, t.ceiling_code, gcc))
+                    m.d.comb += [mul.start.eq(1), mul.a.eq(rate_q), mul.b.eq(switch_rd.data)]
+                    m.next = "PROG_CLIP"
 
             with m.State("PROG_CLIP"):
-                gcc = gcc_prod >> 32
-                m.d.sync += [gcc_r.eq(Mux(gcc > t.ceiling_code, t.ceiling_code, gcc)),
-                             f_r.eq(Mux(saturated, 1 << F_FRAC_BITS, (rate_q * switch_rd.data) >> F_FRAC_BITS))]
+                g = g_rd.data
                 m.d.comb += g_rd.addr.eq(cell_addr)
-                m.next = "PROG_SCALE"
+                with m.If(~mul.busy):
+                    # SET: max(gcc - g, 0); RESET: max(g - floor, 0), from one subtraction's borrow
+                    d = Signal(CODE_BITS + 1)
+                    m.d.comb += d.eq(Mux(pol_reset, g, gcc_r) - Mux(pol_reset, t.floor_code, g))
+                    m.d.sync += [f_r.eq(Mux(saturated, 1 << F_FRAC_BITS, mul.p[F_FRAC_BITS:])),
+                                 diff_r.eq(Mux(d[CODE_BITS], 0, d[:CODE_BITS]))]
+                    m.next = "PROG_SCALE"
 
             with m.State("PROG_SCALE"):
-                g = g_rd.data
-                m.d.sync += diff_r.eq(Mux(pol_reset, Mux(g > t.floor_code, g - t.floor_code, 0),
-                                          Mux(gcc_r > g, gcc_r - g, 0)))
-                m.d.comb += g_rd.addr.eq(cell_addr)
+                m.d.comb += [mul.start.eq(1), mul.a.eq(f_r), mul.b.eq(diff_r), g_rd.addr.eq(cell_addr)]
                 m.next = "PROG_STEP"
 
             with m.State("PROG_STEP"):
-                m.d.sync += dg_r.eq((f_r * diff_r + (1 << (F_FRAC_BITS - 1))) >> F_FRAC_BITS)
                 m.d.comb += g_rd.addr.eq(cell_addr)
-                m.next = "PROG_WRITE"
+                with m.If(~mul.busy):
+                    # (f · diff + 2^15) >> 16, f · diff < 2^33
+                    m.d.sync += dg_r.eq((mul.p[F_FRAC_BITS - 1:33] + 1) >> 1)
+                    m.next = "PROG_WRITE"
 
             with m.State("PROG_WRITE"):
                 g = g_rd.data
@@ -405,16 +456,19 @@ class EmulatedArray(wiring.Component):
 
             with m.State("KDIV_LOAD"):
                 # round half up: floor((2^(F+1) G + S) / 2S); never a tie (S < 2^(F+1))
-                m.d.sync += [div_rem.eq((g_rd.data << (F + 1)) + s_sum), div_q.eq(0), div_b.eq(K_BITS),
-                             div_trial.eq(s_sum << (F + 1))]
+                # the dividend's top: (2^(F+1) G + S) >> (F+1) = G (S < 2^(F+1)), below the divisor 2S
+                m.d.sync += [div_rem.eq(g_rd.data), div_q.eq(0), div_b.eq(K_BITS)]
                 m.next = "KDIV"
 
             with m.State("KDIV"):
                 # restoring division, one quotient bit per cycle (the quotient is below 2^(F+1))
-                fits = div_rem >= div_trial
-                with m.If(fits):
-                    m.d.sync += div_rem.eq(div_rem - div_trial)
-                m.d.sync += [div_q.eq(Cat(fits, div_q)), div_trial.eq(div_trial >> 1), div_b.eq(div_b - 1)]
+                # long division by 2S: bring down the dividend's next bit (bit div_b - 1 of S); one
+                # subtraction, whose borrow says whether the divisor fits
+                shifted = Signal(len(div_rem))
+                dsub = Signal(len(div_rem) + 1)
+                m.d.comb += [shifted.eq(Cat((s_sum >> (div_b - 1).as_unsigned())[0], div_rem)), dsub.eq(shifted - (s_sum << 1))]
+                fits = ~dsub[-1]
+                m.d.sync += [div_rem.eq(Mux(fits, dsub, shifted)), div_q.eq(Cat(fits, div_q)), div_b.eq(div_b - 1)]
                 with m.If(div_b == 1):
                     m.next = "KDIV_WRITE"
 
@@ -445,9 +499,13 @@ class EmulatedArray(wiring.Component):
                     m.next = "SCALE"
 
             with m.State("SCALE"):
-                m.d.sync += scaled.eq(acc * GAIN_nV_per_mV)
+                m.d.comb += [mul.start.eq(1), mul.a.eq(acc), mul.b.eq(GAIN_nV_per_mV)]
+                m.next = "SCALE_WAIT"
+
+            with m.State("SCALE_WAIT"):
                 m.d.comb += q_rd.addr.eq(o)
-                m.next = "ROUND"
+                with m.If(~mul.busy):
+                    m.next = "ROUND"
 
             with m.State("ROUND"):
                 # rint (half to even) of scaled / 2^F
