@@ -353,7 +353,15 @@ def charge_per_unit(ml: MappedLayer, s: Segment, mapping: Mapping, neuron_gain: 
 
 
 def _packet(ml, s, mapping, neuron_gain) -> int:
-    """Packet (µV) putting the layer's output range near max_steps (with 10 % headroom)."""
-    units = ml.out_range / ml.in_step                          # largest |Σ code·w|
+    """Packet (µV) putting the segment's largest output near max_steps (with 10 % headroom).
+
+    A column's largest |Σ code·w| is the layer's output range, or what the column can reach at
+    all: every input at the top code with its weight's sign, plus the bias rows. A weak column (a
+    small batch-norm scale) has a small conductance sum, so voltage-mode sensing gives it a large
+    charge per unit; bounded by the layer's range alone it would set a packet so large that every
+    other column of the segment resolves only a step or two."""
+    w = ml.weight[np.ix_(s.out, s.inputs)]
+    reach = ml.x_max * (np.abs(w).sum(axis=1) + s.bias_rows * np.abs(ml.bias_row_weight[s.out]))
+    units = np.minimum(ml.out_range / ml.in_step, reach)       # largest |Σ code·w| per column
     q_max = float(np.max(units * charge_per_unit(ml, s, mapping, neuron_gain)))
     return int(np.clip(np.ceil(q_max / (0.9 * mapping.max_steps) / 1000.0), 1, PACKET_UV_MAX))
