@@ -44,16 +44,22 @@ class BusExecutor(wiring.Component):
         k = Signal(16)                         # word index
         nwords = Signal(16)                    # words the frame moves
         rdata = Signal(32)
+        # k and nwords as they will be after this cycle, and "k is the last word" registered
+        # from them: the same value as comparing the registers, a cycle of logic earlier.
+        k_next = Signal(16)
+        nwords_next = Signal(16)
+        last = Signal()
         m.d.comb += [
             bus.addr.eq(self.request.addr + k), bus.w_data.eq(buf.data),
-            words.data.eq(rdata), words.last.eq(k == nwords - 1),
+            words.data.eq(rdata), words.last.eq(last),
+            nwords_next.eq(Mux(self.validated, self.n_words, nwords)),
         ]
-        with m.If(self.validated):
-            m.d.sync += [nwords.eq(self.n_words), k.eq(0)]
-        with m.If(words.rewind):
-            m.d.sync += k.eq(0)
+        m.d.sync += [k.eq(k_next), nwords.eq(nwords_next), last.eq(k_next == nwords_next - 1)]
+        m.d.comb += k_next.eq(k)
+        with m.If(self.validated | words.rewind):
+            m.d.comb += k_next.eq(0)
         with m.If(words.advance):
-            m.d.sync += k.eq(k + 1)
+            m.d.comb += k_next.eq(k + 1)
 
         with m.FSM(name="execute") as fsm:
             with m.State("IDLE"):
@@ -66,8 +72,8 @@ class BusExecutor(wiring.Component):
             with m.State("WRITE_FETCH"):
                 m.next = "WRITE"          # buffer address k = 0: word 0 is on its data next cycle
             with m.State("WRITE"):
-                m.d.sync += k.eq(k + 1)
-                with m.If(k == nwords - 1):
+                m.d.comb += k_next.eq(k + 1)
+                with m.If(last):
                     m.next = "IDLE"
 
             # Reads: one bus read at a time.
@@ -82,6 +88,6 @@ class BusExecutor(wiring.Component):
         writing, reading, waiting = (fsm.ongoing(s) for s in ("WRITE", "READ", "READ_WAIT"))
         m.d.comb += [
             bus.w_en.eq(writing), bus.r_en.eq(reading), buf.addr.eq(Mux(writing, k + 1, k)),
-            self.done.eq(writing & (k == nwords - 1)), words.ready.eq(waiting & bus.r_valid),
+            self.done.eq(writing & last), words.ready.eq(waiting & bus.r_valid),
         ]
         return m

@@ -8,7 +8,7 @@ one cycle after its last byte. It declares TRUNCATED a frame whose bytes stop fo
 the STATUS counters.
 """
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
@@ -22,8 +22,9 @@ __all__ = ["FrameValidator", "FrameReceiver"]
 
 
 class FrameValidator(wiring.Component):
-    """Judges a received request (combinational): its ``verdict`` (a STATUS code) and the number
-    of bus words it moves (``n_words``)."""
+    """Judges a received request: its ``verdict`` (a STATUS code) and the number of bus words it
+    moves (``n_words``). ``n_words`` and ``is_write`` follow the request at once; ``verdict`` one
+    cycle later (the end of the addressed range is registered)."""
 
     def __init__(self, config, max_words: int):
         self.config = config
@@ -54,7 +55,7 @@ class FrameValidator(wiring.Component):
         core = addr[regmap.CORE_SHIFT:regmap.CORE_SHIFT + 6]
         offset = addr[:regmap.OFFSET_BITS]
         end = Signal(24)
-        m.d.comb += end.eq(offset + n_words)
+        m.d.sync += end.eq(offset + n_words)
         in_range = Signal()
         core_ok = (core < cfg.n_cores) | ((core == regmap.BROADCAST_CORE) & self.is_write)
         with m.Switch(space):
@@ -142,9 +143,16 @@ class FrameReceiver(wiring.Component):
         byte_in = rx.payload
         took = rx.valid & rx.ready
         word_in = Cat(sh[8:], byte_in)         # the word completed by this byte
+        # The validator's judgement, registered (its address-range path gets two cycles): a
+        # request's fields are final at least two cycles before VALIDATE (its two CRC bytes
+        # follow them), so in VALIDATE the registers hold this frame's judgement, as a
+        # combinational validator would; the CRC check, decided last, takes precedence there.
+        judged_verdict, judged_n_words, judged_is_write = Signal(8), Signal(16), Signal()
+        m.d.sync += [judged_verdict.eq(validator.verdict), judged_n_words.eq(validator.n_words),
+                     judged_is_write.eq(validator.is_write)]
         m.d.comb += [
             self.status.eq(status),
-            validator.request.eq(self.request), validator.crc_ok.eq(crc_ok), self.n_words.eq(validator.n_words),
+            validator.request.eq(self.request), validator.crc_ok.eq(1), self.n_words.eq(judged_n_words),
             self.buffer.addr.eq((cnt >> 2) - 1), self.buffer.data.eq(word_in),
         ]
 
@@ -215,12 +223,12 @@ class FrameReceiver(wiring.Component):
                     fault(Status.TRUNCATED)
 
             with m.State("VALIDATE"):
-                verdict = validator.verdict
+                verdict = Mux(crc_ok, judged_verdict, Status.BAD_CRC)
                 m.d.comb += self.validated.eq(1)
                 m.d.sync += status.eq(verdict)
                 with m.If(verdict == Status.OK):
                     m.d.sync += frames_ok.eq(frames_ok + 1)
-                    m.d.comb += [self.execute.eq(validator.is_write), self.reply.eq(~validator.is_write)]
+                    m.d.comb += [self.execute.eq(judged_is_write), self.reply.eq(~judged_is_write)]
                     m.next = "ANSWER"
                 with m.Else():
                     fault(verdict)
