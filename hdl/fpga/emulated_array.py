@@ -312,24 +312,26 @@ class EmulatedArray(wiring.Component):
         with m.FSM(name="emu") as fsm:
             with m.State("IDLE"):
                 m.d.comb += g_rd.addr.eq(cell(p.cell_row, p.cell_col))
-                m.d.sync += cell_addr.eq(cell(p.cell_row, p.cell_col))
+                # Every operation's operands are taken in every idle cycle: the last is the strobe's
+                # (fewer conditions in front of these registers than taking them on the strobe).
+                neg_out = Mux(backward, p.bl_neg, p.sl_neg)    # the neurons' latched signs
+                pk = (p.packet_uV * 1000) << p.step_shift
+                m.d.sync += [
+                    cell_addr.eq(cell(p.cell_row, p.cell_col)), i.eq(0),
+                    n_pos.eq(p.n_pulses * p.v_pos_mV), n_neg.eq(p.n_pulses * p.v_neg_mV),
+                    is_step.eq(p.op == AnalogOp.STEP), step_en.eq(p.step_enable),
+                    step_pos.eq(~neg_out), packet_nV.eq(Mux(pk == 0, 1, pk)),
+                    o.eq(0), s_sum.eq(0), acc.eq(0), mac_v1.eq(0), sum_valid.eq(0),
+                    pol_reset.eq(~is_set), width_ns.eq(p.width_ns), gate_mV_r.eq(p.gate_mV), pulse_mV_r.eq(p.pulse_mV),
+                ]
                 with m.Switch(strobe_op):
                     with m.Case(AnalogOp.INITIALISE):
-                        m.d.sync += [backward.eq(p.direction), pending.eq(0), i.eq(0)]
+                        m.d.sync += [backward.eq(p.direction), pending.eq(0)]
                         m.next = "CLEAR"
                     with m.Case(AnalogOp.INTEGRATE):
-                        m.d.sync += [pending.eq(1), i.eq(0),
-                                     n_pos.eq(p.n_pulses * p.v_pos_mV), n_neg.eq(p.n_pulses * p.v_neg_mV)]
+                        m.d.sync += pending.eq(1)
                         m.next = "INTEGRATE_READ"
                     with m.Case(AnalogOp.COMPARE, AnalogOp.STEP):
-                        # the latched sign of each neuron: the output-side register's entry
-                        neg_out = Mux(backward, p.bl_neg, p.sl_neg)
-                        pk = (p.packet_uV * 1000) << p.step_shift
-                        m.d.sync += [
-                            is_step.eq(strobe_op == AnalogOp.STEP), step_en.eq(p.step_enable),
-                            step_pos.eq(~neg_out), packet_nV.eq(Mux(pk == 0, 1, pk)),
-                            o.eq(0), i.eq(0), s_sum.eq(0), acc.eq(0), mac_v1.eq(0), mac_v2.eq(0), sum_valid.eq(0),
-                        ]
                         with m.If(~pending):
                             m.next = "APPLY_READ"
                         with m.Elif(k_ok & (k_backward == backward)):
@@ -339,8 +341,6 @@ class EmulatedArray(wiring.Component):
                     with m.Case(AnalogOp.READ):
                         m.next = "READ"
                     with m.Case(AnalogOp.PROGRAM):
-                        m.d.sync += [pol_reset.eq(~is_set), width_ns.eq(p.width_ns), gate_mV_r.eq(p.gate_mV),
-                                     pulse_mV_r.eq(p.pulse_mV)]
                         m.next = "PROG_ADDRESS"
 
             # ---- a new MVM: integrators discharged, no pulses yet -----------------------------------
