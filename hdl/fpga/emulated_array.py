@@ -21,7 +21,8 @@ not grow with the array. It raises ``hold`` while it works (from the strobe cycl
 :class:`~neurram.hdl.core.CimCore` stops the core's clock enable while ``hold`` is high, so the
 controller sees every result at its next enabled clock edge, as the boundary promises. Per
 operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
-2·L, an MVM's line sums (n_in + 7) per output line, READ 1, PROGRAM 8. The couplings ``k`` are
+2·L, an MVM's line sums (n_in + 7) per output line plus a serial product (about 24), READ 1,
+PROGRAM about 125 (five serial products). The couplings ``k`` are
 kept in a second memory and recomputed (one division per cell, about 30 cycles) only after a cell
 was programmed or when the MVM direction changes.
 
