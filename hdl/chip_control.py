@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from neurram.spec.mvm import SETTINGS_FIELDS, start_ok
 
-from .registers import CoreSettings, Direction
+from .registers import CoreSettings
 
 __all__ = ["Command", "ChipStatus", "BatchControl"]
 
@@ -74,19 +74,12 @@ class BatchControl(wiring.Component):
     def config_ok(self, m) -> Signal:
         """High when the settings are a configuration the chip can run on the selected cores."""
         # The rule is the specification's (neurram.spec.mvm.start_ok), evaluated on the settings'
-        # raw values; the fast model evaluates the same function on integers.
+        # raw values; the fast model evaluates the same function on integers. A reduced chip
+        # (ChipConfig build options) refuses the modes it was built without, by the same rule.
         s = self.settings
         values = SimpleNamespace(**{name: Value.cast(getattr(s, name)) for name, _ in SETTINGS_FIELDS})
         ok = Signal()
-        # A reduced chip (ChipConfig) also refuses the modes it was built without.
-        c = self.config
-        lacks = [~s.stochastic if not c.stochastic_neurons else None,
-                 (s.direction != Direction.BACKWARD) if not c.backward else None,
-                 (s.direction != Direction.RECURRENT) if not c.recurrent else None,
-                 (s.max_steps <= c.max_steps_limit) if c.max_steps_limit < 127 and "decrement" in c.conversions else None]
-        extra = [t for t in lacks if t is not None]
-        spec_ok = start_ok(values, c, s.batch_count, (self.selected & self.enabled).any())
-        m.d.comb += ok.eq(spec_ok & Cat(*extra).all() if extra else spec_ok)
+        m.d.comb += ok.eq(start_ok(values, self.config, s.batch_count, (self.selected & self.enabled).any()))
         return ok
 
     def elaborate(self, platform):

@@ -111,6 +111,8 @@ class FastChip:
         self._regs = {}
         #: The identification registers' words (constants of the configuration).
         self._ident_words = R.identification(self.config)
+        #: Registers of the features a reduced chip was built without (ChipConfig build options).
+        self._absent = R.absent_registers(self.config)
         self.reset()
         #: Non-volatile state (sim/state.py): the file this chip keeps its programmed state in,
         #: and the seconds its cells relaxed on opening it (wall-clock time since it was written).
@@ -211,7 +213,11 @@ class FastChip:
             self._buffer_write(space, core, offset, np.asarray([data], np.uint32))
 
     def _find_reg(self, offset: int):
+        """(register, index) at a register offset; (None, 0) where the chip has none, including the
+        registers of features it was built without (they read 0 and ignore writes, as on the RTL)."""
         for reg in R.REGISTERS.values():
+            if reg.name in self._absent:
+                continue
             n = self.config.n_cores if reg.index == "core" else reg.count
             if reg.count == 1:
                 if offset == reg.offset:

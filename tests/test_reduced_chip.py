@@ -81,17 +81,18 @@ def test_reduced_rtl_reads_back_its_build_runs_mvms_and_refuses_what_it_lacks():
         x = rng.integers(lo, (1 << (mode.input_bits - mode.input_signed)), (2, N))
         np.testing.assert_array_equal(emu.mvm(0, x, mode), ref.mvm(0, x, mode), err_msg=str(mode))
     x = np.zeros((1, N), np.int64)
-    for mode in (MvmSettings(input_bits=2, conversion=Conversion.SAR, output_bits=4, max_steps=15),
-                 MvmSettings(input_bits=2, direction=Direction.BACKWARD, max_steps=15),
-                 MvmSettings(input_bits=2, direction=Direction.RECURRENT, recurrent_steps=2, max_steps=15),
-                 MvmSettings(input_bits=2, stochastic=True, max_steps=15)):
-        with pytest.raises(ChipError):
-            emu.run_batch(0, x, mode)
-    with pytest.raises(ChipError, match="engine=False"):
-        emu.program(0, np.full((N, N), 10.0), engine=True)
-    emu.write_reg("WV_LIMITS", 0x12345)
-    assert emu.read_reg("WV_LIMITS") == 0 and emu.read_reg("LFSR_SEED") == 0
-    assert emu.counters(0) == dict.fromkeys(emu.counters(0), 0)        # no event counters: all read 0
+    for chip in (emu, ref):          # the RTL and the fast model refuse the same (neurram.spec.mvm.start_ok)
+        for mode in (MvmSettings(input_bits=2, conversion=Conversion.SAR, output_bits=4, max_steps=15),
+                     MvmSettings(input_bits=2, direction=Direction.BACKWARD, max_steps=15),
+                     MvmSettings(input_bits=2, direction=Direction.RECURRENT, recurrent_steps=2, max_steps=15),
+                     MvmSettings(input_bits=2, stochastic=True, max_steps=15)):
+            with pytest.raises(ChipError):
+                chip.run_batch(0, x, mode)
+        with pytest.raises(ChipError, match="engine=False"):
+            chip.program(0, np.full((N, N), 10.0), engine=True)
+        chip.write_reg("WV_LIMITS", 0x12345)
+        assert chip.read_reg("WV_LIMITS") == 0 and chip.read_reg("LFSR_SEED") == 0
+        assert chip.counters(0) == dict.fromkeys(chip.counters(0), 0)        # no event counters: all read 0
 
 
 def test_reduced_rtl_programs_cells_by_host_write_verify():

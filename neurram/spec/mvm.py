@@ -100,9 +100,17 @@ def start_ok(s, config, batch_count, cores_ready):
     direction_ok = (s.direction <= max(Direction)) & ((s.direction != Direction.RECURRENT) | (s.recurrent_steps >= 1))
     # Field codes that name no mode are refused, not run.
     codes_ok = (s.input_source <= max(InputSource)) & (s.activation <= max(Activation))
-    return (conversion_ok & bits_ok & output_ok & direction_ok & codes_ok
-            & (batch_count >= 1) & (batch_count <= config.batch_depth)
-            & (s.pulse_multiplier >= 1) & (s.max_steps >= 1) & cores_ready)
+    ok = (conversion_ok & bits_ok & output_ok & direction_ok & codes_ok
+          & (batch_count >= 1) & (batch_count <= config.batch_depth)
+          & (s.pulse_multiplier >= 1) & (s.max_steps >= 1) & cores_ready)
+    # A reduced chip (ChipConfig build options) refuses the modes it was built without.
+    lacking = [refused for refused, built in (
+        (s.stochastic == 0, config.stochastic_neurons),
+        (s.direction != Direction.BACKWARD, config.backward),
+        (s.direction != Direction.RECURRENT, config.recurrent),
+        (s.max_steps <= config.max_steps_limit, config.max_steps_limit >= 127 or "decrement" not in config.conversions),
+    ) if not built]
+    return reduce(lambda a, b: a & b, lacking, ok)
 
 
 def encode_output(s, negative: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:

@@ -453,6 +453,8 @@ def wv_start_ok(f, config, row, read_mV, width_ns):
     and budget positive, every ramp's top at or above its start). ``f`` has the fields of
     :data:`WV_REGISTERS` as attributes, plain integers or Amaranth values (then the result is a
     1-bit value), as :func:`neurram.spec.mvm.start_ok`."""
+    if not config.wv_engine:                   # a chip built without the engine (ChipConfig)
+        return False
     return ((f.rows >= 1) & (f.rows <= config.wv_rows) & (row + f.rows <= config.rows)
             & (f.step_mV >= 1) & (f.max_rounds >= 1) & (f.max_top_pulses >= 1) & (f.confirm_reads >= 1)
             & (f.set_start_mV >= 1) & (f.set_stop_mV >= f.set_start_mV)
