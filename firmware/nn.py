@@ -142,8 +142,7 @@ def act_code_max(act: dict) -> int:
     kind = act.get("kind")
     if kind not in ACT_KINDS:
         raise ValueError(f"unknown activation kind {kind!r}; the kinds are {', '.join(ACT_KINDS)}")
-    bits = int(act["bits"])
-    return (1 << bits) - 1 if kind == "relu_q" else (1 << (bits - 1)) - 1
+    return InputCodes(int(act["bits"]), 0.0, kind == "linear_q").code_max
 
 
 def act_signed(act: dict | None) -> bool:
