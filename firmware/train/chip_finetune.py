@@ -113,10 +113,14 @@ def _accuracy(model, h, y, batch=500) -> float:
     return float((pred.numpy() == y).mean())
 
 
-def progressive_finetune(rt, x: np.ndarray, y: np.ndarray, boundaries, *, epochs: int = 2, lr: float = 5e-4,
+def progressive_finetune(rt, x: np.ndarray, y: np.ndarray, boundaries, *, epochs: int = 2, lr: float = 2e-3,
                          noise_k: float = 0.10, batch: int = 128, seed: int = 0, progress: bool = True) -> list:
     """Fine-tune ``rt``'s network step by step on the chip's measured codes (module docstring);
-    returns one log line per step (accuracy of the tail on the measured codes before and after)."""
+    returns one log line per step (accuracy of the tail on the measured codes before and after).
+
+    ``lr`` is relative to each layer's largest weight (Adam moves every weight by about its
+    learning rate per step, whatever its size; batch-norm-folded layers differ 20-fold in scale):
+    a layer's learning rate is ``lr * max|W|``."""
     torch.manual_seed(seed)
     y = np.asarray(y)
     log = []
@@ -129,7 +133,8 @@ def progressive_finetune(rt, x: np.ndarray, y: np.ndarray, boundaries, *, epochs
         h = torch.tensor(res.captured.astype(np.float32) * np.float32(step))
         tail = TorchTail(net, start, noise_k)
         before = _accuracy(tail, h, y)
-        opt = torch.optim.Adam(tail.parameters(), lr=lr)
+        opt = torch.optim.Adam([{"params": [tail.w[k], tail.b[k]], "lr": lr * float(tail.w[k].detach().abs().max())}
+                                for k in tail.w])
         yt = torch.tensor(y)
         for _ in range(epochs):
             tail.train()
