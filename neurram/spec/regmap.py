@@ -51,7 +51,7 @@ BROADCAST_CORE = 63
 #: Value of CHIP_ID: ASCII "NRM1".
 CHIP_ID_MAGIC = 0x4E524D31
 #: Chip version reported in VERSION (major, minor, patch).
-VERSION = (0, 1, 0)
+VERSION = (0, 2, 0)
 #: Per-core register block: register k of core c is at CORE_BASE + CORE_STRIDE·c + k.
 CORE_BASE = 0x100
 CORE_STRIDE = 0x10
