@@ -12,7 +12,7 @@ Every task module defines two functions, and the command line is built from :dat
 TASKS: dict[str, tuple[str, str]] = {
     "mnist": ("mnist", "the paper's 7-layer MNIST CNN (3-bit inputs and activations)"),
     "cifar10": ("cifar10", "ResNet-20 on CIFAR-10 on all 48 cores (4-bit inputs, 3-bit activations; docs/cifar10.md)"),
-    "model": ("model", "your own network file (nn.save_network, or from_torch) on MNIST, CIFAR-10 or your .npz"),
+    "model": ("model", "your own network (an nn.save_network file, or an .onnx model) on MNIST, CIFAR-10 or your .npz"),
     "kws": ("kws", "the paper's keyword-spotting LSTM on Speech Commands (4-bit inputs, 6-bit MVM outputs)"),
     "rbm": ("rbm", "image recovery: a 794 x 120 RBM, Gibbs sampling with stochastic neurons (docs/rbm.md)"),
 }
