@@ -6,10 +6,11 @@ average pool, dense 64->10: 22 weight layers.  Input x/255 clipped to [0, 0.95] 
 4 bits (16 levels, no mean subtraction); 3-bit activations (clipped ReLU with a trainable clip,
 fake-quantised, also after each residual add and after the average pool, whose output the chip
 takes as input codes of the dense layer).  Batch norm during training, folded into the weights
-and biases on export.  Every training forward pass adds Gaussian noise sigma = k * max|W| to each
-conv and dense weight (k = 0.20 by default, as for the chip), ramped up over the first epoch; after
-every step each layer's weights are clipped to +-2 standard deviations, so that max|W| (and the
-noise) stays near the bulk of the weights.
+and biases on export.  Every training forward pass adds Gaussian noise sigma = k * max|W'| to each
+layer's weights and biases as the chip holds them, batch norm folded (W' = W * gamma / sqrt(var +
+eps); k = 0.20 by default, as for the chip), ramped up over the first epoch; after every step each
+layer's folded weights are clipped to +-2 standard deviations, so that max|W'| (and the noise)
+stays near the bulk of the weights.
 SGD with Nesterov momentum, one-cycle learning rate, random crops (4 px padding) and flips.
 
 Data: ``cifar10_train_jpegq75_bytes.npz`` (the 50,000 training images as JPEG quality-75 files,
@@ -73,16 +74,6 @@ class QReLU(tnn.Module):
         return {"kind": "relu_q", "bits": ACT_BITS, "clip": float(self.clip.detach().abs() + 1e-4)}
 
 
-class NoisyConv(tnn.Conv2d):
-    noise_k = 0.0
-
-    def forward(self, x):
-        w = self.weight
-        if self.training and self.noise_k > 0:
-            w = w + torch.randn_like(w) * (self.noise_k * w.detach().abs().max())
-        return F.conv2d(x, w, self.bias, self.stride, self.padding)
-
-
 class NoisyLinear(tnn.Linear):
     noise_k = 0.0
 
@@ -96,13 +87,44 @@ class NoisyLinear(tnn.Linear):
 
 
 class ConvBN(tnn.Module):
+    """A convolution and its batch norm: one layer of the chip once folded (W' = W * s, b' = (b - mean)
+    * s + beta, s = gamma / sqrt(var + eps)).
+
+    The chip holds W', so its weight error is sigma = k * max|W'| on every folded weight and bias,
+    the same for all output channels; that is also how the noise table applies noise
+    (``firmware/nn.py`` ``noisy_layers``). Training adds exactly that: the output change a folded
+    weight noise N(0, sigma^2) would make, conv(x, N) + N_bias, after the batch norm. (Noise on the
+    unfolded W with k * max|W| would differ by each channel's scale s: too little on channels whose
+    s is small, which the chip's uniform error then swamps.)"""
+
+    noise_k = 0.0
+
     def __init__(self, cin, cout, k, stride, bias=False):
         super().__init__()
-        self.conv = NoisyConv(cin, cout, k, stride, k // 2, bias=bias)
+        self.conv = tnn.Conv2d(cin, cout, k, stride, k // 2, bias=bias)
         self.bn = tnn.BatchNorm2d(cout)
 
+    def scale(self) -> torch.Tensor:
+        """s per output channel (detached), from the running statistics the export folds with."""
+        bn = self.bn
+        return (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+
     def forward(self, x):
-        return self.bn(self.conv(x))
+        y = self.bn(self.conv(x))
+        if self.training and self.noise_k > 0:
+            w = self.conv.weight
+            sigma = self.noise_k * (w.detach() * self.scale()[:, None, None, None]).abs().max()
+            y = y + F.conv2d(x, torch.randn_like(w) * sigma, None, self.conv.stride, self.conv.padding)
+            y = y + (torch.randn(w.shape[0]) * sigma)[None, :, None, None]
+        return y
+
+    @torch.no_grad()
+    def clip_folded(self, n_std: float):
+        """Clip the folded weights W * s to +-n_std of their standard deviation (through W)."""
+        s = self.scale()[:, None, None, None]
+        c = n_std * float((self.conv.weight * s).std())
+        lim = c / s.abs().clamp_min(1e-12)
+        self.conv.weight.copy_(torch.maximum(torch.minimum(self.conv.weight, lim), -lim))
 
     def folded(self):
         """(weight, bias) with the batch norm folded in (numpy, float64)."""
@@ -144,16 +166,18 @@ class ResNet20(tnn.Module):
 
     @torch.no_grad()
     def clip_weights(self, n_std: float):
-        """Clip every conv and dense weight to +-n_std standard deviations of its layer: that keeps
-        max|W| near the bulk of the weights, so the noise k * max|W| costs far less signal."""
+        """Clip every layer's weights, as the chip holds them (batch norm folded), to +-n_std
+        standard deviations: that keeps max|W'| near the bulk of the weights, so the noise
+        k * max|W'| costs far less signal."""
         for m in self.modules():
-            if isinstance(m, (NoisyConv, NoisyLinear)):
-                c = n_std * float(m.weight.std())
-                m.weight.clamp_(-c, c)
+            if isinstance(m, ConvBN):
+                m.clip_folded(n_std)
+        c = n_std * float(self.fc.weight.std())
+        self.fc.weight.clamp_(-c, c)
 
     def set_noise(self, k: float):
         for m in self.modules():
-            if isinstance(m, (NoisyConv, NoisyLinear)):
+            if isinstance(m, (ConvBN, NoisyLinear)):
                 m.noise_k = float(k)
 
     def forward(self, x_uint8):
