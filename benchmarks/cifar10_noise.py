@@ -67,7 +67,8 @@ def main(argv=None) -> int:
         row = noise_row(net, x, y, seeds=args.seeds)
         rows[k_train] = ours = [m for m, _ in row]
         paper = PAPER.get(round(k_train, 2))
-        cells = [f"{m:.2f} ± {e:.2f}" + (f" ({p:.2f})" if paper else "") for (m, e), p in zip(row, paper or ours)]
+        cells = [f"{m:.2f} ± {e:.2f}" + (f" ({p:.2f})" if p is not None else "")
+                 for (m, e), p in zip(row, paper or [None] * len(row))]
         print(f"{k_train:g} | " + " | ".join(cells) + f"   ({time.perf_counter() - t0:.0f} s)")
         if paper:
             drops = [f"{ours[0] - o:.2f} ({paper[0] - p:.2f}): {'within' if abs((ours[0] - o) - (paper[0] - p)) <= 1.5 else 'OUTSIDE'} 1.5"

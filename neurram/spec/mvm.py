@@ -104,7 +104,7 @@ def start_ok(s, config, batch_count, cores_ready):
           & (batch_count >= 1) & (batch_count <= config.batch_depth)
           & (s.pulse_multiplier >= 1) & (s.max_steps >= 1) & cores_ready)
     # A reduced chip (ChipConfig build options) refuses the modes it was built without.
-    lacking = [refused for refused, built in (
+    lacking = [allowed for allowed, built in (
         (s.stochastic == 0, config.stochastic_neurons),
         (s.direction != Direction.BACKWARD, config.backward),
         (s.direction != Direction.RECURRENT, config.recurrent),
