@@ -752,6 +752,8 @@ def _register_build(subparsers) -> None:
     p.add_argument("--out", default="build/fpga", help="build folder (default build/fpga/BOARD)")
     p.add_argument("--config", metavar="JSON",
                    help="a ChipConfig as a JSON file instead of the board's default configuration")
+    p.add_argument("--clock-MHz", type=float, dest="clock_MHz",
+                   help="the chip's clock from the board's PLL (ECP5 boards; default: the board's target)")
     p.set_defaults(func=_cmd_build)
 
 
@@ -769,7 +771,7 @@ def _cmd_build(args) -> int:
     if args.config:
         with open(args.config) as f:
             config = ChipConfig.from_dict(json.load(f))
-    report = build(args.board, config, baud=args.baud, build_dir=args.out)
+    report = build(args.board, config, baud=args.baud, build_dir=args.out, clock_MHz=args.clock_MHz)
     print(report.summary())
     return 0 if report.ok else 1
 

@@ -12,6 +12,7 @@ one builds by default.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -28,6 +29,7 @@ from neurram.config import ChipConfig
 from ..chip import NeurramChip
 from .boards import BOARDS, Board
 from .emulated_array import EmulatedArray
+from .pll import Ecp5Pll, ecp5_pll_dividers
 from .uart import UartRx, UartTx, baud_divisor
 
 __all__ = ["FpgaChip", "BoardTop", "Board", "BOARDS", "fpga_config", "build", "BuildReport", "TOOLCHAIN_ENV",
@@ -94,22 +96,36 @@ class FpgaChip(wiring.Component):
 
 
 class BoardTop(Elaboratable):
-    """An :class:`FpgaChip` on an amaranth-boards platform: board clock, USB-serial ``uart`` 0,
-    LED 0 lit after a framing error."""
+    """An :class:`FpgaChip` on an amaranth-boards platform: USB-serial ``uart`` 0, LED 0 lit after
+    a framing error. The chip runs on the board's clock, or with ``pll_from_MHz`` (the board
+    oscillator's frequency) on an ECP5 PLL's output at ``config.clock_hz``."""
 
-    def __init__(self, config: ChipConfig, baud: int):
+    def __init__(self, config: ChipConfig, baud: int, pll_from_MHz: float | None = None):
         self.config = config
         self.baud = baud
+        self.pll_from_MHz = pll_from_MHz
 
     def elaborate(self, platform):
         m = Module()
-        # The platform's clock domain has no reset on some boards: the chip's domain gets one,
-        # held for a few cycles after configuration.
+        # The chip's domain gets its own reset, held for a few cycles after configuration (the
+        # platform's domain has none on some boards) and until the PLL has locked.
         m.domains.chip = ClockDomain("chip")
-        por = Signal(4, init=15, reset_less=True)
-        with m.If(por != 0):
-            m.d.sync += por.eq(por - 1)
-        m.d.comb += [ClockSignal("chip").eq(ClockSignal("sync")), ResetSignal("chip").eq(por != 0)]
+        m.domains.por = ClockDomain("por", reset_less=True)
+        locked = Signal(init=1)
+        if self.pll_from_MHz is None:
+            m.d.comb += ClockSignal("chip").eq(ClockSignal("sync"))
+        else:
+            m.submodules.pll = pll = Ecp5Pll(self.pll_from_MHz, self.config.clock_hz / 1e6)
+            m.d.comb += [pll.clk_in.eq(ClockSignal("sync")), ClockSignal("chip").eq(pll.clk_out),
+                         locked.eq(pll.locked)]
+            # nextpnr derives the output's timing constraint from the PLL's dividers.
+        m.d.comb += ClockSignal("por").eq(ClockSignal("chip"))
+        por = Signal(4, init=15)
+        with m.If(~locked):
+            m.d.por += por.eq(15)
+        with m.Elif(por != 0):
+            m.d.por += por.eq(por - 1)
+        m.d.comb += ResetSignal("chip").eq(por != 0)
         m.submodules.chip = chip = DomainRenamer("chip")(FpgaChip(self.config, self.baud))
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
@@ -130,7 +146,7 @@ class BuildReport:
     target_MHz: float
     utilisation: dict                  # resource -> (used, available)
     load_command: str
-    error: str | None = None           # why there is no bitstream
+    error: str | None = None           # why the build failed (any bitstream written must not be loaded)
 
     @property
     def ok(self) -> bool:
@@ -147,7 +163,7 @@ class BuildReport:
             ok = "meets" if self.fmax_MHz >= self.target_MHz else "is below"
             lines.append(f"max frequency {self.fmax_MHz:.2f} MHz ({ok} the {self.target_MHz:g} MHz target)")
         if self.error is not None:
-            lines.append(f"no bitstream: {self.error}")
+            lines.append(f"no usable bitstream: {self.error}")
         else:
             lines.append(f"load it with: {self.load_command}")
         return "\n".join(lines)
@@ -159,11 +175,12 @@ def _platform(board: Board):
 
 
 def parse_nextpnr_report(log: str) -> tuple[float | None, dict]:
-    """(max frequency in MHz of the design's clock, {resource: (used, available)}) from a
-    nextpnr log."""
-    fmax = None
-    for match in re.finditer(r"Max frequency for clock\s+'[^']*':\s*([\d.]+)\s*MHz", log):
-        fmax = float(match.group(1))               # the last report is after routing
+    """(max frequency in MHz of the design's slowest clock, {resource: (used, available)}) from
+    a nextpnr log: its last report (after routing) of each clock."""
+    fmax_of = {}
+    for match in re.finditer(r"Max frequency for clock\s+'([^']*)':\s*([\d.]+)\s*MHz", log):
+        fmax_of[match.group(1)] = float(match.group(2))
+    fmax = min(fmax_of.values()) if fmax_of else None
     util = {}
     part = log.rsplit("Device utilisation:", 1)
     if len(part) == 2:
@@ -191,13 +208,20 @@ def toolchain_missing(board_name: str) -> list[str]:
 
 
 def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
-          build_dir: str = "build/fpga") -> BuildReport:
+          build_dir: str = "build/fpga", clock_MHz: float | None = None) -> BuildReport:
     """Synthesise, place and route the chip for a board with the YoWASP tools; write the
-    bitstream under ``build_dir/<board>``."""
+    bitstream under ``build_dir/<board>``. ``clock_MHz`` replaces the board's chip clock (boards
+    with a PLL only)."""
     board = BOARDS[board_name]
+    if clock_MHz is not None and board.clock_MHz is None:
+        raise ValueError(f"the {board_name} build has no PLL: its chip runs at the board's oscillator "
+                         "(leave out --clock-MHz)")
     platform = _platform(board)
-    clock_hz = platform.default_clk_frequency
+    osc_hz = platform.default_clk_frequency
+    clock_MHz = clock_MHz or board.clock_MHz
+    clock_hz = osc_hz if clock_MHz is None else ecp5_pll_dividers(osc_hz / 1e6, clock_MHz).f_out_MHz * 1e6
     cfg = fpga_config(config or board.config, clock_hz)
+    top = BoardTop(cfg, baud, pll_from_MHz=None if clock_MHz is None else osc_hz / 1e6)
     _use_yowasp()
     # amaranth-boards checks for the programmer even when nothing is programmed.
     os.environ.setdefault("OPENFPGALOADER", "true")
@@ -205,7 +229,7 @@ def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
     t0 = time.monotonic()
     error = None
     try:
-        platform.build(BoardTop(cfg, baud), name="neurram", build_dir=out_dir, do_program=False,
+        platform.build(top, name="neurram", build_dir=out_dir, do_program=False,
                        **board.build_options)
     except subprocess.CalledProcessError:
         error = "the toolchain failed (see {})".format(os.path.join(out_dir, "neurram.tim"))
@@ -221,6 +245,9 @@ def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
         error = "the design does not fit the {}: {} over".format(board.device, ", ".join(over))
     elif error is not None and "no BELs remaining" in log:
         error = f"the design does not fit the {board.device} (placement ran out of cells)"
+    elif error is None and clock_MHz is not None and fmax is not None and fmax < clock_hz / 1e6:
+        error = (f"timing not met: the chip's clock is {clock_hz / 1e6:g} MHz, the design reaches "
+                 f"{fmax:.1f} MHz (rebuild with --clock-MHz {math.floor(fmax)})")
     bitstream = os.path.join(out_dir, f"neurram.{board.bitstream_ext}")
     return BuildReport(board_name, cfg, bitstream, seconds, fmax, board.target_MHz, util,
                        board.load.format(bitstream=bitstream), error)
