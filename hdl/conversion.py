@@ -189,13 +189,17 @@ class ConversionController(wiring.Component):
             gt, eq = gt_k, eq_k
         clip_sel = Signal(L)
         m.d.comb += clip_sel.eq(Mux(cfg.activation == Activation.CLIPPED_RELU, gt, 0))
-        out_plane = Signal(L)
+        # Select plane out_k first, then adjust it (one multiplexer per neuron, not eight
+        # adjusted planes): SAR as is; decrement and sign the clipped magnitude bit (the clip's
+        # bit where clipped), or the sign in plane 7, after ReLU.
+        mag_k = Signal(L)
         with m.Switch(out_k):
             for k in range(8):
                 with m.Case(k):
-                    if k < 7:
-                        dec_bit = (Mux(cfg.clip[k], clip_sel, 0) | (mag[k] & ~clip_sel)) & ~zero_neg
-                        m.d.comb += out_plane.eq(Mux(is_sar, mag[k], dec_bit))
-                    else:
-                        m.d.comb += out_plane.eq(Mux(is_sar, mag[7], neg & ~zero_neg))
+                    m.d.comb += mag_k.eq(mag[k])
+        clip_k = Signal()
+        m.d.comb += clip_k.eq(Mux(out_k == 7, 0, cfg.clip.bit_select(out_k, 1)))
+        dec_bit = Mux(out_k == 7, neg, Mux(clip_k, clip_sel, 0) | (mag_k & ~clip_sel)) & ~zero_neg
+        out_plane = Signal(L)
+        m.d.comb += out_plane.eq(Mux(is_sar, mag_k, dec_bit))
         return out_plane

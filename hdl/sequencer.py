@@ -155,15 +155,16 @@ class InputSequencer(wiring.Component):
         rec_plane = Signal(L)
         is_sign = Signal()
         m.d.comb += is_sign.eq(cfg.conversion == Conversion.SIGN)
+        # Select magnitude plane wb_k first, then adjust it (one multiplexer per line): the sign
+        # plane on top; a sign output is magnitude 1; outputs beyond the input range saturate.
+        mag_k = Signal(L)
         with m.Switch(wb_k):
-            for k in range(P):
+            for k in range(min(7, P - 1)):
                 with m.Case(k):
-                    if k == P - 1:
-                        m.d.comb += rec_plane.eq(Mux(cfg.input_signed, neg, 0))
-                    else:
-                        mag_k = mag[k] if k < 7 else C(0, L)
-                        value = Mux(is_sign, ONES if k == 0 else C(0, L), mag_k | acc_sat)
-                        m.d.comb += rec_plane.eq(Mux(nb > k, value & keep, 0))
+                    m.d.comb += mag_k.eq(mag[k])
+        value = Mux(is_sign, Mux(wb_k == 0, ONES, 0), mag_k | acc_sat)
+        m.d.comb += rec_plane.eq(Mux(wb_k == P - 1, Mux(cfg.input_signed, neg, 0),
+                                     Mux(nb > wb_k, value & keep, 0)))
 
         out = self.planes_out
         m.d.comb += [out.sel.eq(wb_k), out.data.eq(rec_plane), out.en.eq(self.write_back),
