@@ -266,6 +266,12 @@ class EmulatedArray(wiring.Component):
         is_step = Signal()
         step_en = Signal(L)
         step_pos = Signal(L)
+        # The line walks read the drive and step vectors, and write the comparators, through shift
+        # registers (line i at bit 0 after i shifts; comparator i shifted in at the top): every
+        # bit connects to its neighbour, where a multiplexer or decoder indexed by i would gather
+        # all L lines in one place (routing congestion at 256 lines).
+        drive_act = Signal(L)
+        drive_neg = Signal(L)
         packet_nV = Signal(range(packet_max_nV + 1))
         # programming
         cell_addr = Signal(range(R * C))
@@ -358,6 +364,7 @@ class EmulatedArray(wiring.Component):
                     i.eq(0),
                     n_pos.eq(p.n_pulses * p.v_pos_mV), n_neg.eq(p.n_pulses * p.v_neg_mV),
                     is_step.eq(p.op == AnalogOp.STEP), step_en.eq(p.step_enable),
+                    drive_act.eq(Mux(backward, p.sl_act, p.bl_act)), drive_neg.eq(Mux(backward, p.sl_neg, p.bl_neg)),
                     step_pos.eq(~neg_out), packet_nV.eq(Mux(pk == 0, 1, pk)),
                     o.eq(0), s_sum.eq(0), acc.eq(0), mac_v1.eq(0), sum_valid.eq(0),
                     pol_reset.eq(~is_set), width_ns.eq(p.width_ns), gate_mV_r.eq(p.gate_mV), pulse_mV_r.eq(p.pulse_mV),
@@ -398,10 +405,9 @@ class EmulatedArray(wiring.Component):
             # (the held controller keeps the drive registers as they were at the strobe)
             with m.State("INTEGRATE_READ"):
                 # line i's drive, registered while its a_i is read
-                act = Mux(backward, p.sl_act.bit_select(i, 1), p.bl_act.bit_select(i, 1))
-                neg = Mux(backward, p.sl_neg.bit_select(i, 1), p.bl_neg.bit_select(i, 1))
                 m.d.comb += a_rd.addr.eq(i)
-                m.d.sync += [line_act.eq(act), line_amount.eq(Mux(neg, -n_neg, n_pos))]
+                m.d.sync += [line_act.eq(drive_act[0]), line_amount.eq(Mux(drive_neg[0], -n_neg, n_pos)),
+                             drive_act.eq(drive_act >> 1), drive_neg.eq(drive_neg >> 1)]
                 m.next = "INTEGRATE_WRITE"
 
             with m.State("INTEGRATE_WRITE"):
@@ -608,16 +614,17 @@ class EmulatedArray(wiring.Component):
             with m.State("APPLY_READ"):
                 # a step moves each enabled neuron one packet toward zero (registered while its
                 # charge is read); then it compares
-                en = is_step & step_en.bit_select(i, 1)
+                en = is_step & step_en[0]
                 m.d.comb += q_rd.addr.eq(i)
-                m.d.sync += line_amount.eq(Mux(en, Mux(step_pos.bit_select(i, 1), -packet_nV, packet_nV), 0))
+                m.d.sync += [line_amount.eq(Mux(en, Mux(step_pos[0], -packet_nV, packet_nV), 0)),
+                             step_en.eq(step_en >> 1), step_pos.eq(step_pos >> 1)]
                 m.next = "APPLY_WRITE"
 
             with m.State("APPLY_WRITE"):
                 qn = Signal(signed(Q_BITS + 1))
                 m.d.comb += qn.eq(q_rd.data + line_amount)
                 m.d.comb += [q_wr.addr.eq(i), q_wr.data.eq(qn), q_wr.en.eq(1)]
-                m.d.sync += [cmp_r.bit_select(i, 1).eq(qn > 0), i.eq(i + 1)]
+                m.d.sync += [cmp_r.eq(Cat(cmp_r[1:], qn > 0)), i.eq(i + 1)]
                 with m.If(i == L - 1):
                     m.d.sync += [i.eq(0), answered.eq(1)]
                     m.next = "IDLE"
