@@ -312,6 +312,27 @@ def test_ecp5_pll_dividers():
         ecp5_pll_dividers(25, 24)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("amaranth_boards") is None,
+                    reason="needs amaranth-boards: pip install -e .[fpga]")
+@pytest.mark.parametrize("board", ["ulx3s-25f", "icebreaker"])
+def test_board_top_elaborates_for_its_platform(board):
+    """The board top through the platform's elaboration into the toolchain's input (no tools
+    run): the ECP5 builds instantiate the PLL at the board's 50 MHz target and its baud divisor
+    follows that clock; the iCEBreaker's runs at the oscillator."""
+    from neurram.hdl.fpga.boards import BOARDS
+    from neurram.hdl.fpga.top import BoardTop, _platform
+    b = BOARDS[board]
+    platform = _platform(b)
+    clock_hz = b.clock_MHz * 1e6 if b.clock_MHz else platform.default_clk_frequency
+    top = BoardTop(fpga_config(b.config, clock_hz), 115200,
+                   pll_from_MHz=platform.default_clk_frequency / 1e6 if b.clock_MHz else None)
+    plan = platform.build(top, name="neurram", do_build=False, **b.build_options)
+    rtlil = plan.files["neurram.il"]
+    assert ("EHXPLLL" in rtlil) == (b.clock_MHz is not None)
+    if b.clock_MHz:
+        assert "CLKFB_DIV" in rtlil and b.clock_MHz == 50.0
+
+
 def test_board_clock_from_the_pll():
     """ECP5 boards clock the chip from the PLL at their target; the iCEBreaker build refuses a clock."""
     from neurram.hdl.fpga.boards import BOARDS

@@ -110,7 +110,7 @@ class BoardTop(Elaboratable):
         # The chip's domain gets its own reset, held for a few cycles after configuration (the
         # platform's domain has none on some boards) and until the PLL has locked.
         m.domains.chip = ClockDomain("chip")
-        m.domains.por = ClockDomain("por", reset_less=True)
+        m.domains.chip_por = ClockDomain("chip_por", reset_less=True, local=True)
         locked = Signal(init=1)
         if self.pll_from_MHz is None:
             m.d.comb += ClockSignal("chip").eq(ClockSignal("sync"))
@@ -119,12 +119,12 @@ class BoardTop(Elaboratable):
             m.d.comb += [pll.clk_in.eq(ClockSignal("sync")), ClockSignal("chip").eq(pll.clk_out),
                          locked.eq(pll.locked)]
             # nextpnr derives the output's timing constraint from the PLL's dividers.
-        m.d.comb += ClockSignal("por").eq(ClockSignal("chip"))
+        m.d.comb += ClockSignal("chip_por").eq(ClockSignal("chip"))
         por = Signal(4, init=15)
         with m.If(~locked):
-            m.d.por += por.eq(15)
+            m.d.chip_por += por.eq(15)
         with m.Elif(por != 0):
-            m.d.por += por.eq(por - 1)
+            m.d.chip_por += por.eq(por - 1)
         m.d.comb += ResetSignal("chip").eq(por != 0)
         m.submodules.chip = chip = DomainRenamer("chip")(FpgaChip(self.config, self.baud))
         uart = platform.request("uart", 0, dir="-")
