@@ -37,45 +37,39 @@ class PllDividers:
         return self.f_out_MHz * self.clkop_div
 
 
-def ecp5_pll_dividers(f_in_MHz: float, f_out_MHz: float) -> PllDividers:
-    """The dividers whose output is nearest ``f_out_MHz`` (exact when one is), the VCO nearest the
-    middle of its range; ``ValueError`` when no setting comes within 1 %."""
-    if not OUT_MHZ[0] <= f_out_MHz <= OUT_MHZ[1]:
-        raise ValueError(f"the ECP5 PLL outputs {OUT_MHZ[0]}-{OUT_MHZ[1]} MHz, not {f_out_MHz:g}")
-    best = None
-    for clki_div in range(1, 129):
-        if not PFD_MHZ[0] <= f_in_MHz / clki_div <= PFD_MHZ[1]:
-            continue
-        for clkfb_div in range(1, 81):
-            d = PllDividers(clki_div, clkfb_div, 1, f_in_MHz)
-            f = d.f_out_MHz
-            mid = (VCO_MHZ[0] + VCO_MHZ[1]) / 2
-            clkop_div = max(1, min(128, round(mid / f)))
-            if not VCO_MHZ[0] <= f * clkop_div <= VCO_MHZ[1]:
-                continue
-            key = (abs(f - f_out_MHz), abs(f * clkop_div - mid), clki_div)
-            if best is None or key < best[0]:
-                best = (key, PllDividers(clki_div, clkfb_div, clkop_div, f_in_MHz))
-    if best is None or best[0][0] > 0.01 * f_out_MHz:
-        near = f" (nearest: {best[1].f_out_MHz:.4g} MHz)" if best is not None else ""
-        raise ValueError(f"no ECP5 PLL setting makes {f_out_MHz:g} MHz from {f_in_MHz:g} MHz{near}")
-    return best[1]
-
-
-def ecp5_pll_clock_at_most(f_in_MHz: float, f_max_MHz: float) -> float | None:
-    """The highest clock the PLL makes from ``f_in_MHz`` that is not above ``f_max_MHz`` (None
-    if none is)."""
-    best = None
+def _settings(f_in_MHz: float):
+    """Every divider setting the PLL can run from ``f_in_MHz``: each input and feedback divider
+    pair whose phase detector and output are in range, with the output divider that puts the VCO
+    nearest the middle of its range (settings whose VCO cannot be in range are left out)."""
+    mid = (VCO_MHZ[0] + VCO_MHZ[1]) / 2
     for clki_div in range(1, 129):
         if not PFD_MHZ[0] <= f_in_MHz / clki_div <= PFD_MHZ[1]:
             continue
         for clkfb_div in range(1, 81):
             f = f_in_MHz * clkfb_div / clki_div
-            if not OUT_MHZ[0] <= f <= min(f_max_MHz, OUT_MHZ[1]):
-                continue
-            if any(VCO_MHZ[0] <= f * k <= VCO_MHZ[1] for k in range(1, 129)) and (best is None or f > best):
-                best = f
+            clkop_div = max(1, min(128, round(mid / f)))
+            if OUT_MHZ[0] <= f <= OUT_MHZ[1] and VCO_MHZ[0] <= f * clkop_div <= VCO_MHZ[1]:
+                yield PllDividers(clki_div, clkfb_div, clkop_div, f_in_MHz)
+
+
+def ecp5_pll_dividers(f_in_MHz: float, f_out_MHz: float) -> PllDividers:
+    """The dividers whose output is nearest ``f_out_MHz`` (exact when one is), the VCO nearest the
+    middle of its range; ``ValueError`` when no setting comes within 1 %."""
+    if not OUT_MHZ[0] <= f_out_MHz <= OUT_MHZ[1]:
+        raise ValueError(f"the ECP5 PLL outputs {OUT_MHZ[0]}-{OUT_MHZ[1]} MHz, not {f_out_MHz:g}")
+    mid = (VCO_MHZ[0] + VCO_MHZ[1]) / 2
+    best = min(_settings(f_in_MHz), default=None,
+               key=lambda d: (abs(d.f_out_MHz - f_out_MHz), abs(d.f_vco_MHz - mid), d.clki_div))
+    if best is None or abs(best.f_out_MHz - f_out_MHz) > 0.01 * f_out_MHz:
+        near = f" (nearest: {best.f_out_MHz:.4g} MHz)" if best is not None else ""
+        raise ValueError(f"no ECP5 PLL setting makes {f_out_MHz:g} MHz from {f_in_MHz:g} MHz{near}")
     return best
+
+
+def ecp5_pll_clock_at_most(f_in_MHz: float, f_max_MHz: float) -> float | None:
+    """The highest clock the PLL makes from ``f_in_MHz`` that is not above ``f_max_MHz`` (None
+    if none is)."""
+    return max((d.f_out_MHz for d in _settings(f_in_MHz) if d.f_out_MHz <= f_max_MHz), default=None)
 
 
 class Ecp5Pll(wiring.Component):
