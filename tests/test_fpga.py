@@ -348,12 +348,10 @@ def test_board_top_elaborates_for_its_platform(board):
     run): the ECP5 builds instantiate the PLL at the board's 50 MHz target and its baud divisor
     follows that clock; the iCEBreaker's runs at the oscillator."""
     from neurram.hdl.fpga.boards import BOARDS
-    from neurram.hdl.fpga.top import BoardTop, _platform
+    from neurram.hdl.fpga.top import board_top
     b = BOARDS[board]
-    platform = _platform(b)
-    clock_hz = b.clock_MHz * 1e6 if b.clock_MHz else platform.default_clk_frequency
-    top = BoardTop(fpga_config(b.config, clock_hz), 115200,
-                   pll_from_MHz=platform.default_clk_frequency / 1e6 if b.clock_MHz else None)
+    platform, top = board_top(board)
+    assert top.config.clock_hz == (b.clock_MHz * 1e6 if b.clock_MHz else platform.default_clk_frequency)
     plan = platform.build(top, name="neurram", do_build=False, **b.build_options)
     rtlil = plan.files["neurram.il"]
     assert ("EHXPLLL" in rtlil) == (b.clock_MHz is not None)

@@ -31,7 +31,7 @@ from .emulated_array import EmulatedArray
 from .pll import Ecp5Pll, ecp5_pll_clock_at_most, ecp5_pll_dividers
 from .uart import UartRx, UartTx, baud_divisor
 
-__all__ = ["FpgaChip", "BoardTop", "Board", "BOARDS", "fpga_config", "build", "BuildReport", "TOOLCHAIN_ENV",
+__all__ = ["FpgaChip", "BoardTop", "Board", "BOARDS", "fpga_config", "board_top", "build", "BuildReport", "TOOLCHAIN_ENV",
            "toolchain_missing", "parse_nextpnr_report"]
 
 #: The YoWASP tools (pip-installed: the ``fpga`` extra) as amaranth's build scripts call them.
@@ -206,11 +206,11 @@ def toolchain_missing(board_name: str) -> list[str]:
     return [name.replace("_", "-") for name in needed if importlib.util.find_spec(name) is None]
 
 
-def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
-          build_dir: str = "build/fpga", clock_MHz: float | None = None) -> BuildReport:
-    """Synthesise, place and route the chip for a board with the YoWASP tools; write the
-    bitstream under ``build_dir/<board>``. ``clock_MHz`` replaces the board's chip clock (boards
-    with a PLL only)."""
+def board_top(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
+              clock_MHz: float | None = None) -> tuple:
+    """(the board's amaranth-boards platform, the :class:`BoardTop` a build puts on it): the
+    board's configuration (or ``config``) at the board's chip clock (or ``clock_MHz``, boards with
+    a PLL only)."""
     board = BOARDS[board_name]
     if clock_MHz is not None and board.clock_MHz is None:
         raise ValueError(f"the {board_name} build has no PLL: its chip runs at the board's oscillator "
@@ -220,7 +220,17 @@ def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
     clock_MHz = clock_MHz or board.clock_MHz
     clock_hz = osc_hz if clock_MHz is None else ecp5_pll_dividers(osc_hz / 1e6, clock_MHz).f_out_MHz * 1e6
     cfg = fpga_config(config or board.config, clock_hz)
-    top = BoardTop(cfg, baud, pll_from_MHz=None if clock_MHz is None else osc_hz / 1e6)
+    return platform, BoardTop(cfg, baud, pll_from_MHz=None if clock_MHz is None else osc_hz / 1e6)
+
+
+def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
+          build_dir: str = "build/fpga", clock_MHz: float | None = None) -> BuildReport:
+    """Synthesise, place and route the chip for a board with the YoWASP tools; write the
+    bitstream under ``build_dir/<board>``. ``clock_MHz`` replaces the board's chip clock (boards
+    with a PLL only)."""
+    board = BOARDS[board_name]
+    platform, top = board_top(board_name, config, baud, clock_MHz)
+    cfg, osc_hz, clock_hz = top.config, platform.default_clk_frequency, top.config.clock_hz
     _use_yowasp()
     # amaranth-boards checks for the programmer even when nothing is programmed.
     os.environ.setdefault("OPENFPGALOADER", "true")
@@ -244,7 +254,7 @@ def build(board_name: str, config: ChipConfig | None = None, baud: int = 115200,
         error = "the design does not fit the {}: {} over".format(board.device, ", ".join(over))
     elif error is not None and "no BELs remaining" in log:
         error = f"the design does not fit the {board.device} (placement ran out of cells)"
-    elif error is None and clock_MHz is not None and fmax is not None and fmax < clock_hz / 1e6:
+    elif error is None and top.pll_from_MHz is not None and fmax is not None and fmax < clock_hz / 1e6:
         slower = ecp5_pll_clock_at_most(osc_hz / 1e6, fmax)
         error = (f"timing not met: the chip's clock is {clock_hz / 1e6:g} MHz, the design reaches "
                  f"{fmax:.1f} MHz" + (f" (rebuild with --clock-MHz {slower:.4g})" if slower else ""))
