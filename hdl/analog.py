@@ -8,7 +8,8 @@ same model directly; an FPGA build substitutes a digital emulation.
 
 Protocol: every operation starts with a one-cycle ``strobe`` together with ``op`` (never NONE)
 and its arguments; the controller never strobes in two consecutive cycles, so a model can wait for
-rising edges of ``strobe``. Results (``cmp``, ``read_g``) must be valid at the next clock edge.
+rising edges of ``strobe``. Results (``cmp``, ``read_g``) must be valid at the next clock edge, where
+the core registers them (``CimCore``).
 
 ====================  ==============================================================================
 op                    meaning

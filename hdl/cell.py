@@ -54,8 +54,7 @@ class CellAccess(wiring.Component):
         cell, arr = self.cell, self.array
         for name, port in CELL_TO_ARRAY.items():
             m.d.comb += getattr(arr, port).eq(getattr(cell, name))
-        read_q = Signal(16, reset_less=True)               # the array's read result, registered
-        m.d.sync += read_q.eq(arr.read_g)
+        read_q = arr.read_g                                # the array's read result, registered at the boundary (CimCore)
         ns_elapsed = Signal(17)
         ns_per_cycle = round(1e9 / self.config.clock_hz)
 

@@ -73,11 +73,10 @@ class ConversionController(wiring.Component):
         settled = Signal(L, name="done")                   # neurons whose conversion is over
         mag = [Signal(L, name=f"mag{k}") if k < n_mag else C(0, L) for k in range(8)]  # bit-sliced step counters / SAR code
         mag_regs = mag[:n_mag]
-        cmp_q = Signal(L, reset_less=True)                 # comparator outputs, registered
+        cmp_q = arr.cmp                                    # comparator outputs, registered at the boundary (CimCore)
         steps = Signal(7)
         sar_bit = Signal(3)
         out_k = Signal(OUTPUT_PLANE_BITS)
-        m.d.sync += cmp_q.eq(arr.cmp)
         m.d.comb += [self.neurons.neg.eq(neg), *[self.neurons.mag[k].eq(mag[k]) for k in range(8)],
                      self.latch.cmp.eq(cmp_q), self.noise_step.eq(self.latch.en & cfg.stochastic)]
 

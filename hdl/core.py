@@ -240,9 +240,11 @@ class CimCore(wiring.Component):
     keeps a core's clock running for that extra cycle.
 
     ``array_factory`` builds the array: any component with a ``port`` of
-    ``In(analog_array_signature(config))`` (the FPGA build passes a digital emulation). An array
+    ``In(analog_array_signature(config))`` (the FPGA build passes a digital emulation). The
+    array's results reach the controller through registers clocked every core cycle. An array
     whose signature also has ``hold: Out(1)`` stops the controller (its clock enable) while
-    ``hold`` is high: its results then count as valid at the next enabled clock edge.
+    ``hold`` is high; it raises ``hold`` in the cycle after a strobe and lowers it one cycle after
+    its results are there (then they are in the boundary's registers).
     """
 
     def __init__(self, config, core_index: int = 0, array_factory=None):
@@ -283,9 +285,15 @@ class CimCore(wiring.Component):
         else:
             m.d.core += inputs
         m.submodules.array = array
+        # The array's results (comparators, cell reads) enter the controller through registers
+        # that every core cycle clocks, also while an array holds the controller: a holding
+        # array then needs no path from the controller's strobe to its hold (the strobe cycle's
+        # edge is not held back; the controller waits in the next cycle, results registered).
         for name, member in analog_array_signature(self.config).members.items():
             if member.flow == Out:
                 m.d.comb += getattr(array.port, name).eq(getattr(ctrl.array, name))
             else:
-                m.d.comb += getattr(ctrl.array, name).eq(getattr(array.port, name))
+                result = Signal.like(getattr(array.port, name), name=f"array_{name}_q", reset_less=True)
+                m.d.core += result.eq(getattr(array.port, name))
+                m.d.comb += getattr(ctrl.array, name).eq(result)
         return m

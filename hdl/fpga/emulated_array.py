@@ -17,9 +17,10 @@ answers every operation the way the analog model (``neurram.models``) does with 
 
 Timing. The analog array answers within a clock cycle; the emulation needs many: it keeps its
 per-line state in memories (a_i, q_j) and works one line or one cell per cycle, so its logic does
-not grow with the array. It raises ``hold`` while it works (from the strobe cycle on):
-:class:`~neurram.hdl.core.CimCore` stops the core's clock enable while ``hold`` is high, so the
-controller sees every result at its next enabled clock edge, as the boundary promises. Per
+not grow with the array. It takes the operands at the strobe cycle's edge and raises ``hold``
+from the next cycle until one cycle after its results are written: :class:`~neurram.hdl.core.CimCore`
+stops the core's clock enable while ``hold`` is high (but not the registers that take the array's
+results), so the controller finds every result registered when it moves on, as with the analog array. Per
 operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
 2·L, an MVM's line sums (n_in + 7) per output line plus a serial product (about 24), READ 1,
 PROGRAM about 125 (five serial products). The couplings ``k`` are either cached in a second
@@ -50,6 +51,7 @@ from neurram.spec.enums import PulsePolarity
 from neurram.spec.writeverify import G_LSB_uS, uS_to_code
 
 from ..analog import AnalogOp, analog_array_signature
+from .globals import global_net
 
 __all__ = ["EmulatedArray", "SerialMultiplier", "CODE_BITS", "COUPLING_FRAC_BITS", "GAIN_nV_per_mV", "V_SAT_nV",
            "program_code", "initial_code", "ProgramTables"]
@@ -158,10 +160,10 @@ class SerialMultiplier(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         A, B = self.a_bits, self.b_bits
-        a = Signal(signed(A))
-        b = Signal(B)
-        hi = Signal(signed(A + 1))                              # the partial sum, shifted right
-        lo = Signal(B)                                          # the product's low bits, as shifted out
+        a = Signal(signed(A), reset_less=True)
+        b = Signal(B, reset_less=True)
+        hi = Signal(signed(A + 1), reset_less=True)             # the partial sum, shifted right
+        lo = Signal(B, reset_less=True)                         # the product's low bits, as shifted out
         n = Signal(range(B + 1))
         m.d.comb += [self.p.eq(Cat(lo, hi).as_signed()), self.busy.eq(n != 0)]
         with m.If(self.start):
@@ -256,63 +258,65 @@ class EmulatedArray(wiring.Component):
         rate_rd = rate_rom.read_port()
 
         # ---- state -----------------------------------------------------------------------------
+        # Datapath registers have no reset (each is written before it is read): only the state
+        # machine, flags and counters load the reset net, a few hundred flip-flops, not thousands.
         backward = Signal()                                     # direction of the MVM in progress
-        cmp_r = Signal(L)
-        read_g_r = Signal(CODE_BITS)
+        cmp_r = Signal(L, reset_less=True)
+        read_g_r = Signal(CODE_BITS, reset_less=True)
         pending = Signal()                                      # integrated pulses not yet summed
         k_ok = Signal()                                         # couplings valid for k_backward
         k_backward = Signal()
         # the compare/step being answered
         is_step = Signal()
-        step_en = Signal(L)
-        step_pos = Signal(L)
+        step_en = Signal(L, reset_less=True)
+        step_pos = Signal(L, reset_less=True)
         # The line walks read the drive and step vectors, and write the comparators, through shift
         # registers (line i at bit 0 after i shifts; comparator i shifted in at the top): every
         # bit connects to its neighbour, where a multiplexer or decoder indexed by i would gather
         # all L lines in one place (routing congestion at 256 lines).
-        drive_act = Signal(L)
-        drive_neg = Signal(L)
-        packet_nV = Signal(range(packet_max_nV + 1))
+        drive_act = Signal(L, reset_less=True)
+        drive_neg = Signal(L, reset_less=True)
+        packet_nV = Signal(range(packet_max_nV + 1), reset_less=True)
         # programming
-        cell_addr = Signal(range(R * C))
-        cell_row = Signal(range(R))
-        cell_col = Signal(range(C))
-        pol_reset = Signal()
-        width_ns = Signal(16)
-        diff_r = Signal(CODE_BITS)
-        dg_r = Signal(CODE_BITS)
-        rate_q = Signal(F_FRAC_BITS + 5 + 1)                   # below the table's end when used
-        saturated = Signal()
-        gate_ov_r = Signal(13)
-        gate_mV_r = Signal(13)
-        pulse_mV_r = Signal(12)
-        gcc_r = Signal(CODE_BITS)
-        f_r = Signal(F_FRAC_BITS + 1)
+        cell_addr = Signal(range(R * C), reset_less=True)
+        cell_row = Signal(range(R), reset_less=True)
+        cell_col = Signal(range(C), reset_less=True)
+        pol_reset = Signal(reset_less=True)
+        width_ns = Signal(16, reset_less=True)
+        diff_r = Signal(CODE_BITS, reset_less=True)
+        dg_r = Signal(CODE_BITS, reset_less=True)
+        rate_q = Signal(F_FRAC_BITS + 5 + 1, reset_less=True)   # below the table's end when used
+        saturated = Signal(reset_less=True)
+        gate_ov_r = Signal(13, reset_less=True)
+        gate_mV_r = Signal(13, reset_less=True)
+        pulse_mV_r = Signal(12, reset_less=True)
+        gcc_r = Signal(CODE_BITS, reset_less=True)
+        f_r = Signal(F_FRAC_BITS + 1, reset_less=True)
         # line sums
         o = Signal(I_BITS)                                      # output line
         i = Signal(I_BITS)                                      # input line
-        s_sum = Signal(S_BITS)
-        div_rem = Signal(S_BITS + 2)                           # long division's remainder, < 2 · 2S
-        div_q = Signal(K_BITS)
+        s_sum = Signal(S_BITS, reset_less=True)
+        div_rem = Signal(S_BITS + 2, reset_less=True)           # long division's remainder, < 2 · 2S
+        div_q = Signal(K_BITS, reset_less=True)
         div_b = Signal(range(K_BITS + 1))
         sum_valid = Signal()
-        n_pos = Signal(26)                                      # this burst's mV·pulses
-        n_neg = Signal(26)
-        line_act = Signal()                                     # line i driven (INTEGRATE)
+        n_pos = Signal(26, reset_less=True)                     # this burst's mV·pulses
+        n_neg = Signal(26, reset_less=True)
+        line_act = Signal()                                     # line i driven (INTEGRATE, reset_less=True)
         # what line i's a_i (INTEGRATE: ±mV·pulses) or q_i (COMPARE/STEP: ±packet) changes by
-        line_amount = Signal(signed(max(27, _bits(packet_max_nV) + 1)))
+        line_amount = Signal(signed(max(27, _bits(packet_max_nV) + 1)), reset_less=True)
         mac_v1 = Signal()
         mac_v2 = Signal()
         mac_v3 = Signal()
-        k_q = Signal(K_BITS)
-        a_q = Signal(signed(A_BITS))
-        prod = Signal(signed(A_BITS + K_BITS + 1))
-        acc = Signal(signed(ACC_BITS))
+        k_q = Signal(K_BITS, reset_less=True)
+        a_q = Signal(signed(A_BITS), reset_less=True)
+        prod = Signal(signed(A_BITS + K_BITS + 1), reset_less=True)
+        acc = Signal(signed(ACC_BITS), reset_less=True)
         # One serial multiplier for the program response and the line sums' gain.
         m.submodules.mul = mul = SerialMultiplier(max(ACC_BITS, 32 + 1),
                                                   max(16, _bits(TABLES.gcc_scale), F_FRAC_BITS + 1))
         scaled = mul.p                                          # acc · gain, after SCALE
-        delta = Signal(signed(ACC_BITS + _bits(GAIN_nV_per_mV) - F + 1))
+        delta = Signal(signed(ACC_BITS + _bits(GAIN_nV_per_mV) - F + 1), reset_less=True)
 
         n_in = Mux(backward, C, R)
         n_out = Mux(backward, R, C)
@@ -338,20 +342,15 @@ class EmulatedArray(wiring.Component):
         v_eff = Mux(~pol_reset, pulse_mV_r, Mux(pulse_mV_r < gate_ov, pulse_mV_r, gate_ov))
         assert TABLE_STEP_mV == 8
 
-        # An operation with a result is answered before the controller's next enabled edge: hold
-        # from its strobe cycle on. The held controller keeps strobing; the cycle after the answer
-        # (``answered``) releases it and that strobe is not a new operation.
-        answered = Signal()
+        # The strobe cycle's edge takes every operand (IDLE, below) and is not held back: ``busy``
+        # (a flip-flop, so no path leads from the controller's strobe logic to the clock enable of
+        # its thousands of flip-flops) holds the controller from the next cycle on, until ANSWER,
+        # one cycle after the results are written: then the core's boundary registers hold them.
+        busy = Signal()
         strobe_op = Signal(AnalogOp)
-        m.d.comb += strobe_op.eq(Mux(p.strobe & ~answered, p.op, AnalogOp.NONE))
-        # Every operation takes the emulation more than a cycle, so any new strobe holds (not
-        # decoding the op keeps the strobe -> hold -> clock-enable path short: it is the
-        # 256-line build's critical path).
-        slow = Signal()
-        m.d.comb += slow.eq(p.strobe & ~answered)
+        m.d.comb += strobe_op.eq(Mux(p.strobe, p.op, AnalogOp.NONE))
 
         m.d.comb += switch_rd.addr.eq(rate_q >> (F_FRAC_BITS - 5))   # g(rate): the rate's step
-        m.d.sync += answered.eq(0)
         with m.FSM(name="emu") as fsm:
             with m.State("IDLE"):
                 m.d.comb += g_rd.addr.eq(cell(p.cell_row, p.cell_col))
@@ -359,6 +358,7 @@ class EmulatedArray(wiring.Component):
                 # (fewer conditions in front of these registers than taking them on the strobe).
                 neg_out = Mux(backward, p.bl_neg, p.sl_neg)    # the neurons' latched signs
                 pk = (p.packet_uV * 1000) << p.step_shift
+                m.d.sync += busy.eq(p.strobe)                 # every operation takes more than a cycle
                 m.d.sync += [
                     cell_addr.eq(cell(p.cell_row, p.cell_col)), cell_row.eq(p.cell_row), cell_col.eq(p.cell_col),
                     i.eq(0),
@@ -392,14 +392,20 @@ class EmulatedArray(wiring.Component):
                     with m.Case(AnalogOp.PROGRAM):
                         m.next = "PROG_ADDRESS"
 
+            with m.State("ANSWER"):
+                # the results were written at the last edge; the boundary's registers take them at
+                # the next, and the controller moves on after it
+                m.d.sync += busy.eq(0)
+                m.next = "IDLE"
+
             # ---- a new MVM: integrators discharged, no pulses yet -----------------------------------
             with m.State("CLEAR"):
                 m.d.comb += [a_wr.addr.eq(i), a_wr.data.eq(0), a_wr.en.eq(1),
                              q_wr.addr.eq(i), q_wr.data.eq(0), q_wr.en.eq(1)]
                 m.d.sync += i.eq(i + 1)
                 with m.If(i == L - 1):
-                    m.d.sync += [i.eq(0), answered.eq(1)]
-                    m.next = "IDLE"
+                    m.d.sync += i.eq(0)
+                    m.next = "ANSWER"
 
             # ---- a burst of pulses: a_i += n·v_pos (+1) or -n·v_neg (-1), line by line ---------
             # (the held controller keeps the drive registers as they were at the strobe)
@@ -414,15 +420,15 @@ class EmulatedArray(wiring.Component):
                 m.d.comb += [a_wr.addr.eq(i), a_wr.en.eq(line_act), a_wr.data.eq(a_rd.data + line_amount)]
                 m.d.sync += i.eq(i + 1)
                 with m.If(i == n_in - 1):
-                    m.d.sync += [i.eq(0), answered.eq(1)]
-                    m.next = "IDLE"
+                    m.d.sync += i.eq(0)
+                    m.next = "ANSWER"
                 with m.Else():
                     m.next = "INTEGRATE_READ"
 
             # ---- cell commands ---------------------------------------------------------------------
             with m.State("READ"):
-                m.d.sync += [read_g_r.eq(g_rd.data), answered.eq(1)]
-                m.next = "IDLE"
+                m.d.sync += read_g_r.eq(g_rd.data)
+                m.next = "ANSWER"
 
             with m.State("PROG_ADDRESS"):
                 m.d.comb += [rate_rd.addr.eq(Mux(pol_reset, len(t.rate_set), 0) + ((v_eff + 4) >> 3)),
@@ -486,14 +492,14 @@ class EmulatedArray(wiring.Component):
                 g = g_rd.data
                 m.d.comb += [g_wr.addr.eq(cell_addr), g_wr.en.eq(1),
                              g_wr.data.eq(Mux(pol_reset, g - dg_r, g + dg_r))]
-                m.d.sync += [k_ok.eq(0), answered.eq(1)]
+                m.d.sync += k_ok.eq(0)
                 if streamed:
                     # the cell's row and column sums move with it
                     m.d.comb += [col_wr.addr.eq(cell_col), col_wr.en.eq(1),
                                  col_wr.data.eq(Mux(pol_reset, col_rd.data - dg_r, col_rd.data + dg_r)),
                                  row_wr.addr.eq(cell_row), row_wr.en.eq(1),
                                  row_wr.data.eq(Mux(pol_reset, row_rd.data - dg_r, row_rd.data + dg_r))]
-                m.next = "IDLE"
+                m.next = "ANSWER"
 
             if not streamed:
                 # ---- couplings: k_ij = rint(2^F G_ij / S_j), one output line at a time --------------
@@ -626,8 +632,8 @@ class EmulatedArray(wiring.Component):
                 m.d.comb += [q_wr.addr.eq(i), q_wr.data.eq(qn), q_wr.en.eq(1)]
                 m.d.sync += [cmp_r.eq(Cat(cmp_r[1:], qn > 0)), i.eq(i + 1)]
                 with m.If(i == L - 1):
-                    m.d.sync += [i.eq(0), answered.eq(1)]
-                    m.next = "IDLE"
+                    m.d.sync += i.eq(0)
+                    m.next = "ANSWER"
                 with m.Else():
                     m.next = "APPLY_READ"
 
@@ -635,7 +641,7 @@ class EmulatedArray(wiring.Component):
         # are registered (block RAM outputs are slow), [divided,] multiplied, then accumulated
         m.d.sync += mac_v2.eq(mac_v1)
         if streamed:
-            g_q = Signal(CODE_BITS)
+            g_q = Signal(CODE_BITS, reset_less=True)
             with m.If(mac_v1):
                 m.d.sync += [g_q.eq(g_rd.data), a_q.eq(a_rd.data)]
             k_valid, k_in, a_in = self._divider_pipeline(m, g_q, a_q, mac_v2, s_sum, K_BITS)
@@ -649,7 +655,8 @@ class EmulatedArray(wiring.Component):
         with m.If(mac_v3):
             m.d.sync += acc.eq(acc + prod)
 
-        m.d.comb += self.hold.eq(~fsm.ongoing("IDLE") | slow)
+        # the hold stops the clock enable of the whole controller: on a global network where there is one
+        m.d.comb += self.hold.eq(global_net(m, platform, busy, "hold"))
         return m
 
     @staticmethod
@@ -668,9 +675,9 @@ class EmulatedArray(wiring.Component):
             bit = s_sum[b] if b < len(s_sum) else 0
             m.d.comb += [shifted.eq(Cat(bit, rem)), dsub.eq(shifted - (s_sum << 1))]
             fits = ~dsub[-1]
-            rem_n = Signal(len(rem), name=f"div_rem_{t + 1}")
-            q_n = Signal(t + 1, name=f"div_q_{t + 1}")
-            a_n = Signal.like(a, name=f"div_a_{t + 1}")
+            rem_n = Signal(len(rem), name=f"div_rem_{t + 1}", reset_less=True)
+            q_n = Signal(t + 1, name=f"div_q_{t + 1}", reset_less=True)
+            a_n = Signal.like(a, name=f"div_a_{t + 1}", reset_less=True)
             valid_n = Signal(name=f"div_valid_{t + 1}")
             m.d.sync += [rem_n.eq(Mux(fits, dsub, shifted)), q_n.eq(Cat(fits, q)), a_n.eq(a), valid_n.eq(valid)]
             rem, q, a, valid = rem_n, q_n, a_n, valid_n
