@@ -13,7 +13,7 @@ batch's ``conversion``:
 Only the neurons in NEURON_MASK are tracked: the others are done from the start and read 0. Every
 comparison latches the tracked neurons' comparators into the output-side ternary register.
 Per-neuron state is bit-sliced: one ``lines``-bit vector per bit (``neg``, ``settled``, eight
-``mag`` planes), so every update is a handful of wide logic operations.
+``mag`` planes, ``over`` for clipped ReLU), so every update is a handful of wide logic operations.
 """
 
 from amaranth import C, Module, Mux, Signal, unsigned
@@ -69,9 +69,11 @@ class ConversionController(wiring.Component):
         has_dec, has_sar = "decrement" in c.conversions, "sar" in c.conversions
         # Planes of state a built conversion can set (the others read 0 and are not built).
         n_mag = max(c.max_steps_limit.bit_length() if has_dec else 0, c.output_bits_max if has_sar else 0)
-        neg = Signal(L)                                    # initial comparator sign: 1 = negative
-        settled = Signal(L, name="done")                   # neurons whose conversion is over
-        mag = [Signal(L, name=f"mag{k}") if k < n_mag else C(0, L) for k in range(8)]  # bit-sliced step counters / SAR code
+        # The neuron state planes have no reset: ``clear`` (every MVM's INITIALISE) sets them first.
+        neg = Signal(L, reset_less=True)                   # initial comparator sign: 1 = negative
+        settled = Signal(L, name="done", reset_less=True)  # neurons whose conversion is over
+        mag = [Signal(L, name=f"mag{k}", reset_less=True) if k < n_mag else C(0, L)
+               for k in range(8)]                          # bit-sliced step counters / SAR code
         mag_regs = mag[:n_mag]
         cmp_q = arr.cmp                                    # comparator outputs, registered at the boundary (CimCore)
         steps = Signal(7)
@@ -80,30 +82,68 @@ class ConversionController(wiring.Component):
         m.d.comb += [self.neurons.neg.eq(neg), *[self.neurons.mag[k].eq(mag[k]) for k in range(8)],
                      self.latch.cmp.eq(cmp_q), self.noise_step.eq(self.latch.en & cfg.stochastic)]
 
-        with m.If(self.clear):
-            m.d.sync += [settled.eq(0), neg.eq(0), steps.eq(0), out_k.eq(0)] + [mk.eq(0) for mk in mag_regs]
+        # The wide updates of the neuron planes act on registered controls, not on decodes of the
+        # state machine: a plane's flip-flops are a few hundred loads of a flip-flop. ``clear``
+        # acts a cycle late (the conversion starts long after INITIALISE); ``at_*`` is high exactly
+        # while the state machine is in that state (the conversion only leaves COMPARE while
+        # ``run`` is high, and ``run`` stays high until ``done``).
+        clear_q = Signal()
+        at_latch_sign, at_step_latch, at_sar_latch = Signal(), Signal(), Signal()
+        # Clipped ReLU: neurons whose step count passed ``clip`` (every active neuron's count is
+        # the step number, so one comparison of the step counter serves all of them).
+        over = Signal(L, reset_less=True)
+        m.d.sync += clear_q.eq(self.clear)
+        with m.If(clear_q):
+            m.d.sync += [settled.eq(0), neg.eq(0), steps.eq(0), out_k.eq(0), over.eq(0)] + [mk.eq(0) for mk in mag_regs]
+
+        with m.If(at_latch_sign):
+            # Untracked neurons are done from the start and read 0.
+            m.d.sync += [neg.eq(~cmp_q & mask), settled.eq(~mask)]
+            if has_sar:
+                with m.If(cfg.conversion == Conversion.SAR):
+                    for k in range(n_mag):
+                        with m.If(cfg.output_bits == k + 1):
+                            m.d.sync += mag[k].eq(cmp_q & mask)
+        if has_dec:
+            with m.If(at_step_latch):
+                active = Signal(L)
+                m.d.comb += active.eq(~settled)                # every neuron still active counts this step
+                m.d.sync += settled.eq(settled | (active & ~(cmp_q ^ neg)))
+                # the counters count up: plane k flips where every lower plane is 1
+                for k in range(min(7, n_mag)):
+                    below = active
+                    for j in range(k):
+                        below = below & mag[j]
+                    m.d.sync += mag[k].eq(mag[k] ^ below)
+                with m.If(steps > cfg.clip):
+                    m.d.sync += over.eq(over | active)
+        if has_sar:
+            with m.If(at_sar_latch):
+                with m.Switch(sar_bit):
+                    for k in range(min(7, n_mag)):
+                        with m.Case(k):
+                            m.d.sync += mag[k].eq(cmp_q & mask)
 
         # ---- output planes, one per cycle ---------------------------------------------------------
         outs = self.outputs
-        m.d.comb += [outs.en.eq(self.write), outs.sel.eq(out_k), outs.data.eq(self._output_plane(m, neg, mag, out_k)),
-                     self.last_plane.eq(out_k == 7)]
+        out_next = Signal(OUTPUT_PLANE_BITS)
+        m.d.comb += out_next.eq(Mux(self.write, out_k + 1, Mux(clear_q, 0, out_k)))
+        data, last = self._output_plane(m, neg, mag, over, out_k, out_next)
+        m.d.comb += [outs.en.eq(self.write), outs.sel.eq(out_k), outs.data.eq(data), self.last_plane.eq(last)]
         with m.If(self.write):
             m.d.sync += out_k.eq(out_k + 1)
 
         with m.If(self.run), m.FSM(name="convert"):
             with m.State("COMPARE"):
                 m.d.comb += [arr.strobe.eq(1), arr.op.eq(AnalogOp.COMPARE)]
+                m.d.sync += at_latch_sign.eq(1)
                 m.next = "LATCH_SIGN"
 
             with m.State("LATCH_SIGN"):
                 m.d.comb += self.latch.en.eq(1)
-                # Untracked neurons are done from the start and read 0.
-                m.d.sync += [neg.eq(~cmp_q & mask), settled.eq(~mask)]
+                m.d.sync += at_latch_sign.eq(0)
                 if has_sar:
                     with m.If(cfg.conversion == Conversion.SAR):
-                        for k in range(n_mag):
-                            with m.If(cfg.output_bits == k + 1):
-                                m.d.sync += mag[k].eq(cmp_q & mask)
                         m.d.sync += sar_bit.eq(cfg.output_bits - 2)
                 # Conversions the chip lacks never start (CTRL.start refuses them).
                 with m.Switch(cfg.conversion):
@@ -131,36 +171,24 @@ class ConversionController(wiring.Component):
 
                 with m.State("STEP"):
                     m.d.comb += [arr.strobe.eq(1), arr.op.eq(AnalogOp.STEP), arr.step_enable.eq(~settled)]
-                    m.d.sync += steps.eq(steps + 1)
+                    m.d.sync += [steps.eq(steps + 1), at_step_latch.eq(1)]
                     m.next = "STEP_LATCH"
 
                 with m.State("STEP_LATCH"):
                     m.d.comb += self.latch.en.eq(1)
-                    flipped = Signal(L)
-                    m.d.comb += flipped.eq(~settled & ~(cmp_q ^ neg))
-                    m.d.sync += settled.eq(settled | flipped)
-                    carry = Signal(L, name="carry_in")
-                    m.d.comb += carry.eq(~settled)             # every neuron still active counts this step
-                    for k in range(min(7, n_mag)):
-                        nxt = Signal(L, name=f"carry{k}")
-                        m.d.comb += nxt.eq(carry & mag[k])
-                        m.d.sync += mag[k].eq(mag[k] ^ carry)
-                        carry = nxt
+                    m.d.sync += at_step_latch.eq(0)
                     m.next = "STEP_CHECK"
 
             if has_sar:
                 with m.State("SAR_STEP"):
                     m.d.comb += [arr.strobe.eq(1), arr.op.eq(AnalogOp.STEP), arr.step_enable.eq(mask),
                                  arr.step_shift.eq(sar_bit)]
+                    m.d.sync += at_sar_latch.eq(1)
                     m.next = "SAR_LATCH"
 
                 with m.State("SAR_LATCH"):
                     m.d.comb += self.latch.en.eq(1)
-                    with m.Switch(sar_bit):
-                        for k in range(min(7, n_mag)):
-                            with m.Case(k):
-                                m.d.sync += mag[k].eq(cmp_q & mask)
-                    m.d.sync += sar_bit.eq(sar_bit - 1)
+                    m.d.sync += [sar_bit.eq(sar_bit - 1), at_sar_latch.eq(0)]
                     with m.If(sar_bit == 0):
                         m.d.comb += self.done.eq(1)
                         m.next = "COMPARE"
@@ -168,26 +196,23 @@ class ConversionController(wiring.Component):
                         m.next = "SAR_STEP"
         return m
 
-    def _output_plane(self, m, neg, mag, out_k):
-        """Plane ``out_k`` of the output bytes: the SAR code as is; decrement and sign outputs
-        as magnitude (after ReLU and clipped ReLU) with the sign in plane 7."""
+    def _output_plane(self, m, neg, mag, over, out_k, out_next):
+        """Plane ``out_k`` of the output bytes, and whether it is the last: the SAR code as is;
+        decrement and sign outputs as magnitude (after ReLU and clipped ReLU) with the sign in
+        plane 7."""
         L = self.config.lines
         cfg = self.settings
-        ONES = C((1 << L) - 1, L)
-        is_sar = Signal()
-        m.d.comb += is_sar.eq(cfg.conversion == Conversion.SAR)
+        # The plane's conditions, registered from the next plane number and the settings (which
+        # change only while the core is idle), so that the per-neuron logic starts at flip-flops.
+        is_sar, relu, clipped, sign_plane, clip_k = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [is_sar.eq(cfg.conversion == Conversion.SAR), relu.eq(cfg.activation != Activation.NONE),
+                     clipped.eq(cfg.activation == Activation.CLIPPED_RELU), sign_plane.eq(out_next == 7),
+                     clip_k.eq(Mux(out_next == 7, 0, cfg.clip.bit_select(out_next, 1)))]
         zero_neg = Signal(L)       # ReLU: negative outputs read 0
-        m.d.comb += zero_neg.eq(Mux(cfg.activation != Activation.NONE, neg, 0))
-        # Clipped ReLU (decrement): steps above cfg.clip read cfg.clip. Bit-sliced steps > clip.
-        gt = C(0, L)
-        eq = ONES
-        for k in reversed(range(7)):
-            ck = Mux(cfg.clip[k], ONES, C(0, L))
-            gt_k, eq_k = Signal(L, name=f"clip_gt{k}"), Signal(L, name=f"clip_eq{k}")
-            m.d.comb += [gt_k.eq(gt | (eq & mag[k] & ~ck)), eq_k.eq(eq & ~(mag[k] ^ ck))]
-            gt, eq = gt_k, eq_k
+        m.d.comb += zero_neg.eq(Mux(relu, neg, 0))
+        # Clipped ReLU (decrement): steps above cfg.clip read cfg.clip.
         clip_sel = Signal(L)
-        m.d.comb += clip_sel.eq(Mux(cfg.activation == Activation.CLIPPED_RELU, gt, 0))
+        m.d.comb += clip_sel.eq(Mux(clipped, over, 0))
         # Select plane out_k first, then adjust it (one multiplexer per neuron, not eight
         # adjusted planes): SAR as is; decrement and sign the clipped magnitude bit (the clip's
         # bit where clipped), or the sign in plane 7, after ReLU.
@@ -196,9 +221,7 @@ class ConversionController(wiring.Component):
             for k in range(8):
                 with m.Case(k):
                     m.d.comb += mag_k.eq(mag[k])
-        clip_k = Signal()
-        m.d.comb += clip_k.eq(Mux(out_k == 7, 0, cfg.clip.bit_select(out_k, 1)))
-        dec_bit = Mux(out_k == 7, neg, Mux(clip_k, clip_sel, 0) | (mag_k & ~clip_sel)) & ~zero_neg
+        dec_bit = Mux(sign_plane, neg, Mux(clip_k, clip_sel, 0) | (mag_k & ~clip_sel)) & ~zero_neg
         out_plane = Signal(L)
         m.d.comb += out_plane.eq(Mux(is_sar, mag_k, dec_bit))
-        return out_plane
+        return out_plane, sign_plane

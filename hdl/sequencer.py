@@ -14,7 +14,7 @@ without a host round trip: the output magnitude (decrement steps, 1 for sign out
 to the input range; signed inputs take the output sign, unsigned ones zero negative outputs.
 """
 
-from amaranth import C, Module, Mux, Signal
+from amaranth import C, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -67,8 +67,9 @@ class InputSequencer(wiring.Component):
         phase = Signal(1)
         hold = Signal(16)                                  # cycles left of the current burst
         ternary_src = Signal()
-        sign_r = Signal(L)                                 # sign plane of the current vector
-        plane_r = Signal(L)                                # magnitude plane of the current bit
+        # (the two planes have no reset: each vector loads them before it drives a line)
+        sign_r = Signal(L, reset_less=True)                # sign plane of the current vector
+        plane_r = Signal(L, reset_less=True)               # magnitude plane of the current bit
 
         m.d.comb += arr.n_pulses.eq(Mux(ternary_src, cfg.pulse_multiplier, cfg.pulse_multiplier << bit))
         m.d.comb += self.inputs.sel.eq(bit)
@@ -143,18 +144,26 @@ class InputSequencer(wiring.Component):
         cfg, neg, mag = self.settings, self.neurons.neg, self.neurons.mag
         ONES = C((1 << L) - 1, L)
         wb_k = Signal(INPUT_PLANE_BITS)
+        wb_next = Signal(INPUT_PLANE_BITS)
+        # Back to plane 0 after the last, ready for the next write-back.
+        m.d.comb += wb_next.eq(Mux(self.write_back, Mux(wb_k == P - 1, 0, wb_k + 1), wb_k))
+        m.d.sync += wb_k.eq(wb_next)
+        # The plane's conditions, registered from the next plane number and the settings (which
+        # change only while the core is idle), so that the per-line logic below starts at
+        # flip-flops: magnitude plane k beyond the input range (saturating), a sign output, plane
+        # 0, the sign plane, a plane within the input's magnitude bits, signed inputs.
         nb = Signal(4)                                     # magnitude bits of the input
         m.d.comb += nb.eq(cfg.input_bits - cfg.input_signed)
-        acc_sat = C(0, L)                                  # outputs beyond the input range
-        for k in range(7):
-            nxt = Signal(L, name=f"rec_sat{k}")
-            m.d.comb += nxt.eq(acc_sat | Mux(nb <= k, mag[k], C(0, L)))
-            acc_sat = nxt
+        sat_en = Signal(7)
+        is_sign, first, top, in_range, signed_in = Signal(), Signal(init=1), Signal(), Signal(), Signal()
+        m.d.sync += [sat_en.eq(Cat(*[nb <= k for k in range(7)])), is_sign.eq(cfg.conversion == Conversion.SIGN),
+                     first.eq(wb_next == 0), top.eq(wb_next == P - 1), in_range.eq(nb > wb_next),
+                     signed_in.eq(cfg.input_signed)]
+        acc_sat = Signal(L)                                # outputs beyond the input range
+        m.d.comb += acc_sat.eq(_or_tree([mag[k] & sat_en[k].replicate(L) for k in range(7)]))
         keep = Signal(L)
-        m.d.comb += keep.eq(Mux(cfg.input_signed, self.mask, ~neg & self.mask))
+        m.d.comb += keep.eq(Mux(signed_in, self.mask, ~neg & self.mask))
         rec_plane = Signal(L)
-        is_sign = Signal()
-        m.d.comb += is_sign.eq(cfg.conversion == Conversion.SIGN)
         # Select magnitude plane wb_k first, then adjust it (one multiplexer per line): the sign
         # plane on top; a sign output is magnitude 1; outputs beyond the input range saturate.
         mag_k = Signal(L)
@@ -162,13 +171,17 @@ class InputSequencer(wiring.Component):
             for k in range(min(7, P - 1)):
                 with m.Case(k):
                     m.d.comb += mag_k.eq(mag[k])
-        value = Mux(is_sign, Mux(wb_k == 0, ONES, 0), mag_k | acc_sat)
-        m.d.comb += rec_plane.eq(Mux(wb_k == P - 1, Mux(cfg.input_signed, neg, 0),
-                                     Mux(nb > wb_k, value & keep, 0)))
+        value = Mux(is_sign, Mux(first, ONES, 0), mag_k | acc_sat)
+        m.d.comb += rec_plane.eq(Mux(top, Mux(signed_in, neg, 0), Mux(in_range, value & keep, 0)))
 
         out = self.planes_out
         m.d.comb += [out.sel.eq(wb_k), out.data.eq(rec_plane), out.en.eq(self.write_back),
-                     self.write_back_last.eq(wb_k == P - 1)]
-        with m.If(self.write_back):
-            # Back to plane 0 after the last, ready for the next write-back.
-            m.d.sync += wb_k.eq(Mux(wb_k == P - 1, 0, wb_k + 1))
+                     self.write_back_last.eq(top)]
+
+
+def _or_tree(values):
+    """The OR of ``values`` as a balanced tree (no chain of gates through every term)."""
+    while len(values) > 1:
+        values = [values[i] | values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
