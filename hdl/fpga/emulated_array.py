@@ -22,7 +22,7 @@ from the next cycle until one cycle after its results are written: :class:`~neur
 stops the core's clock enable while ``hold`` is high (but not the registers that take the array's
 results), so the controller finds every result registered when it moves on, as with the analog array. Per
 operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
-2·L, an MVM's line sums (n_in + 7) per output line plus a serial product (about 24), READ 1,
+2·L, an MVM's line sums (n_in + 9) per output line plus a serial product (about 24), READ 1,
 PROGRAM about 125 (five serial products). The couplings ``k`` are either cached in a second
 memory and recomputed (one division per cell, about 30 cycles) only after a cell was programmed
 or when the MVM direction changes, or streamed: divided as the line sums read the codes, in a
@@ -76,6 +76,8 @@ RATE_FRAC_BITS = 32
 F_FRAC_BITS = 16
 #: The largest core whose couplings an EmulatedArray caches by default (above: streamed).
 CACHED_COUPLINGS_MAX_LINES = 32
+#: Registered stages of the MAC's product a_i · k_ij (EmulatedArray._product_pipeline).
+MAC_PRODUCT_STAGES = 3
 #: Rate steps per unit of the table of (1 - exp(-rate)) / rate, and its entries.
 RATE_STEPS = 32
 SWITCH_ENTRIES = 512
@@ -307,7 +309,6 @@ class EmulatedArray(wiring.Component):
         line_amount = Signal(signed(max(27, _bits(packet_max_nV) + 1)), reset_less=True)
         mac_v1 = Signal()
         mac_v2 = Signal()
-        mac_v3 = Signal()
         k_q = Signal(K_BITS, reset_less=True)
         a_q = Signal(signed(A_BITS), reset_less=True)
         prod = Signal(signed(A_BITS + K_BITS + 1), reset_less=True)
@@ -572,7 +573,7 @@ class EmulatedArray(wiring.Component):
 
             with m.State("MAC_DRAIN"):
                 m.d.sync += [mac_v1.eq(0), i.eq(i + 1)]
-                with m.If(i == n_in + 2 + (K_BITS if streamed else 0)):
+                with m.If(i == n_in + 1 + MAC_PRODUCT_STAGES + (K_BITS if streamed else 0)):
                     m.next = "SCALE"
 
             with m.State("SCALE"):
@@ -649,15 +650,38 @@ class EmulatedArray(wiring.Component):
             with m.If(mac_v1):
                 m.d.sync += [k_q.eq(k_rd.data), a_q.eq(a_rd.data)]
             k_valid, k_in, a_in = mac_v2, k_q, a_q
-        m.d.sync += mac_v3.eq(k_valid)
-        with m.If(k_valid):
-            m.d.sync += prod.eq(a_in * k_in)
-        with m.If(mac_v3):
+        prod_valid = self._product_pipeline(m, a_in, k_in, k_valid, prod)
+        with m.If(prod_valid):
             m.d.sync += acc.eq(acc + prod)
 
         # the hold stops the clock enable of the whole controller: on a global network where there is one
         m.d.comb += self.hold.eq(global_net(m, platform, busy, "hold"))
         return m
+
+    @staticmethod
+    def _product_pipeline(m, a, k, valid, prod):
+        """``prod = a · k`` (``a`` signed, ``k`` unsigned) in MAC_PRODUCT_STAGES registered stages:
+        four partial products of at most 18 x 18 bits (one hardware multiplier each), their
+        middle terms summed, then the one addition. Returns the valid flag that comes with
+        ``prod``. (One a · k as wide as the MAC's is several multipliers and adders in one
+        cycle.)"""
+        S = 17                                                 # the low halves' width
+        assert len(a) > S and len(k) > S and len(a) - S <= 18 and len(k) - S <= 18
+        a_lo, a_hi = a[:S], a[S:].as_signed()
+        k_lo, k_hi = k[:S], k[S:]
+        p_ll = Signal(2 * S, reset_less=True)
+        p_lh = Signal(S + len(k_hi), reset_less=True)
+        p_hl = Signal(signed(len(a_hi) + S), reset_less=True)
+        p_hh = Signal(signed(len(a_hi) + len(k_hi)), reset_less=True)
+        outer = Signal(signed(2 * S + len(p_hh)), reset_less=True)      # p_hh · 2^2S + p_ll
+        middle = Signal(signed(max(len(p_lh), len(p_hl)) + 2), reset_less=True)
+        v1, v2, v3 = Signal(), Signal(), Signal()
+        m.d.sync += [p_ll.eq(a_lo * k_lo), p_lh.eq(a_lo * k_hi), p_hl.eq(a_hi * k_lo), p_hh.eq(a_hi * k_hi),
+                     outer.eq(Cat(p_ll, p_hh).as_signed()), middle.eq(p_lh + p_hl),
+                     prod.eq(outer + (middle << S)),
+                     v1.eq(valid), v2.eq(v1), v3.eq(v2)]
+        assert MAC_PRODUCT_STAGES == 3
+        return v3
 
     @staticmethod
     def _divider_pipeline(m, g, a, valid, s_sum, k_bits):
