@@ -22,7 +22,7 @@ from the next cycle until one cycle after its results are written: :class:`~neur
 stops the core's clock enable while ``hold`` is high (but not the registers that take the array's
 results), so the controller finds every result registered when it moves on, as with the analog array. Per
 operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
-2·L, an MVM's line sums (n_in + 9) per output line plus a serial product (about 24), READ 1,
+2·L, an MVM's line sums (n_in + 9) per output line plus a serial product (about 24), READ 2,
 PROGRAM about 125 (five serial products). The couplings ``k`` are either cached in a second
 memory and recomputed (one division per cell, about 30 cycles) only after a cell was programmed
 or when the MVM direction changes, or streamed: divided as the line sums read the codes, in a
@@ -285,6 +285,7 @@ class EmulatedArray(wiring.Component):
         cell_col = Signal(range(C), reset_less=True)
         pol_reset = Signal(reset_less=True)
         width_ns = Signal(16, reset_less=True)
+        g_r = Signal(CODE_BITS, reset_less=True)               # the programmed cell's code
         diff_r = Signal(CODE_BITS, reset_less=True)
         dg_r = Signal(CODE_BITS, reset_less=True)
         rate_q = Signal(F_FRAC_BITS + 5 + 1, reset_less=True)   # below the table's end when used
@@ -354,7 +355,6 @@ class EmulatedArray(wiring.Component):
         m.d.comb += switch_rd.addr.eq(rate_q >> (F_FRAC_BITS - 5))   # g(rate): the rate's step
         with m.FSM(name="emu") as fsm:
             with m.State("IDLE"):
-                m.d.comb += g_rd.addr.eq(cell(p.cell_row, p.cell_col))
                 # Every operation's operands are taken in every idle cycle: the last is the strobe's
                 # (fewer conditions in front of these registers than taking them on the strobe).
                 neg_out = Mux(backward, p.bl_neg, p.sl_neg)    # the neurons' latched signs
@@ -428,6 +428,10 @@ class EmulatedArray(wiring.Component):
 
             # ---- cell commands ---------------------------------------------------------------------
             with m.State("READ"):
+                m.d.comb += g_rd.addr.eq(cell_addr)
+                m.next = "READ_DATA"
+
+            with m.State("READ_DATA"):
                 m.d.sync += read_g_r.eq(g_rd.data)
                 m.next = "ANSWER"
 
@@ -445,6 +449,7 @@ class EmulatedArray(wiring.Component):
             with m.State("PROG_RATE"):
                 # the rate in F_FRAC_BITS fixed point; g(rate) looked up; the gate overdrive squared
                 m.d.comb += g_rd.addr.eq(cell_addr)
+                m.d.sync += g_r.eq(g_rd.data)                  # the cell's code, registered
                 with m.If(~mul.busy):
                     # rate · width < 2^48; the table index r >> 11 is past its end when bits 36.. are set
                     assert SWITCH_ENTRIES == 1 << (36 - (RATE_FRAC_BITS - F_FRAC_BITS) - (F_FRAC_BITS - 5))
@@ -453,14 +458,12 @@ class EmulatedArray(wiring.Component):
                     m.next = "PROG_OV2"
 
             with m.State("PROG_OV2"):
-                m.d.comb += g_rd.addr.eq(cell_addr)
                 with m.If(~mul.busy):
                     m.d.comb += [mul.start.eq(1), mul.a.eq(mul.p), mul.b.eq(t.gcc_scale)]
                     m.next = "PROG_GCC"
 
             with m.State("PROG_GCC"):
                 # the compliance, clipped; then f = rate · g(rate)
-                m.d.comb += g_rd.addr.eq(cell_addr)
                 with m.If(~mul.busy):
                     gcc = (mul.p[31:49] + 1) >> 1               # (ov² · scale + 2^31) >> 32; ov² · scale < 2^49
                     m.d.sync += gcc_r.eq(Mux(gcc > t.ceiling_code, t.ceiling_code, gcc))
@@ -468,8 +471,7 @@ class EmulatedArray(wiring.Component):
                     m.next = "PROG_CLIP"
 
             with m.State("PROG_CLIP"):
-                g = g_rd.data
-                m.d.comb += g_rd.addr.eq(cell_addr)
+                g = g_r
                 with m.If(~mul.busy):
                     # SET: max(gcc - g, 0); RESET: max(g - floor, 0), from one subtraction's borrow
                     d = Signal(CODE_BITS + 1)
@@ -479,18 +481,17 @@ class EmulatedArray(wiring.Component):
                     m.next = "PROG_SCALE"
 
             with m.State("PROG_SCALE"):
-                m.d.comb += [mul.start.eq(1), mul.a.eq(f_r), mul.b.eq(diff_r), g_rd.addr.eq(cell_addr)]
+                m.d.comb += [mul.start.eq(1), mul.a.eq(f_r), mul.b.eq(diff_r)]
                 m.next = "PROG_STEP"
 
             with m.State("PROG_STEP"):
-                m.d.comb += g_rd.addr.eq(cell_addr)
                 with m.If(~mul.busy):
                     # (f · diff + 2^15) >> 16, f · diff < 2^33
                     m.d.sync += dg_r.eq((mul.p[F_FRAC_BITS - 1:33] + 1) >> 1)
                     m.next = "PROG_WRITE"
 
             with m.State("PROG_WRITE"):
-                g = g_rd.data
+                g = g_r
                 m.d.comb += [g_wr.addr.eq(cell_addr), g_wr.en.eq(1),
                              g_wr.data.eq(Mux(pol_reset, g - dg_r, g + dg_r))]
                 m.d.sync += k_ok.eq(0)
