@@ -22,7 +22,7 @@ from the next cycle until one cycle after its results are written: :class:`~neur
 stops the core's clock enable while ``hold`` is high (but not the registers that take the array's
 results), so the controller finds every result registered when it moves on, as with the analog array. Per
 operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
-2·L, an MVM's line sums (n_in + 9) per output line plus a serial product (about 24), READ 2,
+2·L, an MVM's line sums (n_in + 10) per output line plus a serial product (about 24), READ 2,
 PROGRAM about 125 (five serial products). The couplings ``k`` are either cached in a second
 memory and recomputed (one division per cell, about 30 cycles) only after a cell was programmed
 or when the MVM direction changes, or streamed: divided as the line sums read the codes, in a
@@ -319,6 +319,7 @@ class EmulatedArray(wiring.Component):
                                                   max(16, _bits(TABLES.gcc_scale), F_FRAC_BITS + 1))
         scaled = mul.p                                          # acc · gain, after SCALE
         delta = Signal(signed(ACC_BITS + _bits(GAIN_nV_per_mV) - F + 1), reset_less=True)
+        charge = Signal(signed(Q_BITS + 1), reset_less=True)    # q_j + delta, before saturation
 
         n_in = Mux(backward, C, R)
         n_out = Mux(backward, R, C)
@@ -597,10 +598,13 @@ class EmulatedArray(wiring.Component):
                 m.next = "CHARGE"
 
             with m.State("CHARGE"):
-                qn = Signal(signed(Q_BITS + 1))
-                m.d.comb += qn.eq(q_rd.data + delta)
+                # the neuron's new charge, registered (a block RAM's output is slow), then saturated
+                m.d.sync += charge.eq(q_rd.data + delta)
+                m.next = "CHARGE_WRITE"
+
+            with m.State("CHARGE_WRITE"):
                 m.d.comb += [q_wr.addr.eq(o), q_wr.en.eq(1),
-                             q_wr.data.eq(Mux(qn > V_SAT_nV, V_SAT_nV, Mux(qn < -V_SAT_nV, -V_SAT_nV, qn)))]
+                             q_wr.data.eq(Mux(charge > V_SAT_nV, V_SAT_nV, Mux(charge < -V_SAT_nV, -V_SAT_nV, charge)))]
                 m.d.sync += [acc.eq(0), i.eq(0)]
                 with m.If(o == n_out - 1):
                     m.d.sync += [o.eq(0), pending.eq(0)]
