@@ -88,7 +88,8 @@ class ConversionController(wiring.Component):
         # while the state machine is in that state (the conversion only leaves COMPARE while
         # ``run`` is high, and ``run`` stays high until ``done``).
         clear_q = Signal()
-        at_latch_sign, at_step_latch, at_sar_latch = Signal(), Signal(), Signal()
+        at_latch_sign, at_step_latch, at_sar_latch = (
+            Signal(name=n) for n in ("at_latch_sign", "at_step_latch", "at_sar_latch"))
         # Clipped ReLU: neurons whose step count passed ``clip`` (every active neuron's count is
         # the step number, so one comparison of the step counter serves all of them).
         over = Signal(L, reset_less=True)
@@ -204,7 +205,8 @@ class ConversionController(wiring.Component):
         cfg = self.settings
         # The plane's conditions, registered from the next plane number and the settings (which
         # change only while the core is idle), so that the per-neuron logic starts at flip-flops.
-        is_sar, relu, clipped, sign_plane, clip_k = Signal(), Signal(), Signal(), Signal(), Signal()
+        is_sar, relu, clipped, sign_plane, clip_k = (
+            Signal(name=n) for n in ("is_sar", "relu", "clipped", "sign_plane", "clip_k"))
         m.d.sync += [is_sar.eq(cfg.conversion == Conversion.SAR), relu.eq(cfg.activation != Activation.NONE),
                      clipped.eq(cfg.activation == Activation.CLIPPED_RELU), sign_plane.eq(out_next == 7),
                      clip_k.eq(Mux(out_next == 7, 0, cfg.clip.bit_select(out_next, 1)))]

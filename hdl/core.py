@@ -244,7 +244,8 @@ class CimCore(wiring.Component):
     array's results reach the controller through registers clocked every core cycle. An array
     whose signature also has ``hold: Out(1)`` stops the controller (its clock enable) while
     ``hold`` is high; it raises ``hold`` in the cycle after a strobe and lowers it one cycle after
-    its results are there (then they are in the boundary's registers).
+    its results are there (then they are in the boundary's registers). An array with a method
+    ``global_net(m, platform, value, name)`` (the FPGA's) gets the core's reset through it.
     """
 
     def __init__(self, config, core_index: int = 0, array_factory=None):
@@ -260,8 +261,11 @@ class CimCore(wiring.Component):
         m.domains.core = ClockDomain("core", local=True)
         rst_q = Signal(init=1, reset_less=True)
         m.d.sync += rst_q.eq(ResetSignal("sync"))
-        m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")), ResetSignal("core").eq(rst_q)]
         array = self._array_factory()
+        # An array built for an FPGA may put the reset (thousands of loads) on a global network.
+        distribute = getattr(array, "global_net", None)
+        rst = rst_q if distribute is None else distribute(m, platform, rst_q, "core_rst")
+        m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")), ResetSignal("core").eq(rst)]
         ctrl = DomainRenamer("core")(CoreController(self.config))
         held = "hold" in array.signature.members
         if held:

@@ -155,7 +155,8 @@ class InputSequencer(wiring.Component):
         nb = Signal(4)                                     # magnitude bits of the input
         m.d.comb += nb.eq(cfg.input_bits - cfg.input_signed)
         sat_en = Signal(7)
-        is_sign, first, top, in_range, signed_in = Signal(), Signal(init=1), Signal(), Signal(), Signal()
+        is_sign, top, in_range, signed_in = (Signal(name=n) for n in ("is_sign", "top", "in_range", "signed_in"))
+        first = Signal(init=1)
         m.d.sync += [sat_en.eq(Cat(*[nb <= k for k in range(7)])), is_sign.eq(cfg.conversion == Conversion.SIGN),
                      first.eq(wb_next == 0), top.eq(wb_next == P - 1), in_range.eq(nb > wb_next),
                      signed_in.eq(cfg.input_signed)]

@@ -208,6 +208,9 @@ class EmulatedArray(wiring.Component):
         self.init_codes = init_codes
         super().__init__({"port": In(analog_array_signature(config)), "hold": Out(1)})
 
+    #: The fabric's global networks for the core's widest nets (its reset; the hold, below).
+    global_net = staticmethod(global_net)
+
     def elaborate(self, platform):
         m = Module()
         c = self.config
