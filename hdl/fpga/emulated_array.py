@@ -22,7 +22,7 @@ from the next cycle until one cycle after its results are written: :class:`~neur
 stops the core's clock enable while ``hold`` is high (but not the registers that take the array's
 results), so the controller finds every result registered when it moves on, as with the analog array. Per
 operation, for L lines and n_in inputs: INITIALISE L cycles, INTEGRATE 2·n_in, COMPARE and STEP
-2·L, an MVM's line sums (n_in + 10) per output line plus a serial product (about 24), READ 2,
+2·L, an MVM's line sums (n_in + 8; streamed n_in + 36) per output line plus a serial product (about 24), READ 2,
 PROGRAM about 125 (five serial products). The couplings ``k`` are either cached in a second
 memory and recomputed (one division per cell, about 30 cycles) only after a cell was programmed
 or when the MVM direction changes, or streamed: divided as the line sums read the codes, in a
@@ -76,7 +76,8 @@ RATE_FRAC_BITS = 32
 F_FRAC_BITS = 16
 #: The largest core whose couplings an EmulatedArray caches by default (above: streamed).
 CACHED_COUPLINGS_MAX_LINES = 32
-#: Registered stages of the MAC's product a_i · k_ij (EmulatedArray._product_pipeline).
+#: Registered stages of the MAC's product a_i · k_ij with streamed couplings
+#: (EmulatedArray._product_pipeline; cached couplings: one).
 MAC_PRODUCT_STAGES = 3
 #: Rate steps per unit of the table of (1 - exp(-rate)) / rate, and its entries.
 RATE_STEPS = 32
@@ -578,7 +579,7 @@ class EmulatedArray(wiring.Component):
 
             with m.State("MAC_DRAIN"):
                 m.d.sync += [mac_v1.eq(0), i.eq(i + 1)]
-                with m.If(i == n_in + 1 + MAC_PRODUCT_STAGES + (K_BITS if streamed else 0)):
+                with m.If(i == n_in + 1 + (MAC_PRODUCT_STAGES + K_BITS if streamed else 1)):
                     m.next = "SCALE"
 
             with m.State("SCALE"):
@@ -658,7 +659,12 @@ class EmulatedArray(wiring.Component):
             with m.If(mac_v1):
                 m.d.sync += [k_q.eq(k_rd.data), a_q.eq(a_rd.data)]
             k_valid, k_in, a_in = mac_v2, k_q, a_q
-        prod_valid = self._product_pipeline(m, a_in, k_in, k_valid, prod)
+        if streamed:
+            prod_valid = self._product_pipeline(m, a_in, k_in, k_valid, prod)
+        else:
+            # a small core's product in one stage (the iCE40's few multipliers)
+            prod_valid = Signal()
+            m.d.sync += [prod.eq(a_in * k_in), prod_valid.eq(k_valid)]
         with m.If(prod_valid):
             m.d.sync += acc.eq(acc + prod)
 
