@@ -309,7 +309,7 @@ class EmulatedArray(wiring.Component):
         sum_valid = Signal()
         n_pos = Signal(26, reset_less=True)                     # this burst's mV·pulses
         n_neg = Signal(26, reset_less=True)
-        line_act = Signal()                                     # line i driven (INTEGRATE, reset_less=True)
+        line_act = Signal(reset_less=True)                      # line i driven (INTEGRATE)
         # what line i's a_i (INTEGRATE: ±mV·pulses) or q_i (COMPARE/STEP: ±packet) changes by
         line_amount = Signal(signed(max(27, _bits(packet_max_nV) + 1)), reset_less=True)
         mac_v1 = Signal()
@@ -358,7 +358,7 @@ class EmulatedArray(wiring.Component):
         m.d.comb += strobe_op.eq(Mux(p.strobe, p.op, AnalogOp.NONE))
 
         m.d.comb += switch_rd.addr.eq(rate_q >> (F_FRAC_BITS - 5))   # g(rate): the rate's step
-        with m.FSM(name="emu") as fsm:
+        with m.FSM(name="emu"):
             with m.State("IDLE"):
                 # Every operation's operands are taken in every idle cycle: the last is the strobe's
                 # (fewer conditions in front of these registers than taking them on the strobe).
@@ -414,7 +414,7 @@ class EmulatedArray(wiring.Component):
                     m.next = "ANSWER"
 
             # ---- a burst of pulses: a_i += n·v_pos (+1) or -n·v_neg (-1), line by line ---------
-            # (the held controller keeps the drive registers as they were at the strobe)
+            # (from the drive vectors taken at the strobe)
             with m.State("INTEGRATE_READ"):
                 # line i's drive, registered while its a_i is read
                 m.d.comb += a_rd.addr.eq(i)
